@@ -1,1 +1,87 @@
-fn main(){}
+//! `cargo xtask`: the project's automation, written in Rust so it runs
+//! wherever cargo does.
+//!
+//! | command | what it does | file |
+//! |---|---|---|
+//! | `check-labs [CHAPTER]` | every lab: reference passes, stub fails, stub has a TODO | `labs.rs` |
+//! | `grade [CHAPTER] [--stubs]` | runs the lab tests and prints a score table | `labs.rs` |
+//! | `student-edition DIR [--verify]` | copies the repo without solutions | `edition.rs` |
+//! | `book-check` | every `{{#include}}` resolves, `mdbook build` has no ERROR | `book.rs` |
+
+mod book;
+mod cargo;
+mod edition;
+mod labs;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project automation for lbs (Load Balancers from Scratch).
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prove every lab both ways: the reference solution passes all of its
+    /// tests, the stub fails every one, and the stub says TODO.
+    CheckLabs {
+        /// Only this chapter's package (e.g. ch01-fundamentals).
+        chapter: Option<String>,
+    },
+    /// Run the graded lab tests and print a score table.
+    ///
+    /// In this repository the reference solutions are on by default, so
+    /// pass --stubs to grade the code in src/labs/. In a student edition
+    /// the student's code is graded as it is.
+    Grade {
+        /// Only this chapter's package (e.g. ch01-fundamentals).
+        chapter: Option<String>,
+        /// Grade src/labs/ (build with --no-default-features).
+        #[arg(long)]
+        stubs: bool,
+    },
+    /// Write a copy of the repository for students: solutions removed,
+    /// the `reference` feature off, so `cargo test -p CHAPTER` grades the
+    /// student's own lab code.
+    StudentEdition {
+        /// Where to write it (must not exist, or be empty).
+        dir: PathBuf,
+        /// Then run each chapter's tests there and check that exactly the
+        /// lab tests fail.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Check the book: every {{#include}} names a file and anchor that
+    /// exist, and `mdbook build` reports no ERROR.
+    BookCheck {
+        /// The book's folder.
+        #[arg(long, default_value = "book")]
+        book: PathBuf,
+    },
+}
+
+/// The workspace root: xtask lives one level below it.
+fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = root();
+    match cli.command {
+        Command::CheckLabs { chapter } => labs::check_labs(&root, chapter.as_deref()),
+        Command::Grade { chapter, stubs } => labs::grade(&root, chapter.as_deref(), stubs),
+        Command::StudentEdition { dir, verify } => edition::student_edition(&root, &dir, verify),
+        Command::BookCheck { book } => {
+            let book = if book.is_absolute() { book } else { root.join(book) };
+            book::book_check(&book)
+        }
+    }
+}

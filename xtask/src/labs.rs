@@ -1,0 +1,230 @@
+//! The lab system (DESIGN section 3): discovery, `check-labs` and `grade`.
+//!
+//! A lab is a file `chNN-*/src/labs/lab_<id>_<title>.rs` (the stub), a file
+//! `chNN-*/solutions/` of the same name (the reference), and tests in
+//! `chNN-*/tests/labs.rs` whose names start with `lab_<id>_`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cargo::{Outcome, Results, run_tests};
+
+/// One lab of one chapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lab {
+    /// The package, e.g. `ch01-fundamentals`.
+    pub package: String,
+    /// The id as the book writes it, e.g. `5.1` (or `2` for "Lab 2").
+    pub id: String,
+    /// The test-name prefix, e.g. `lab_5_1_`.
+    pub prefix: String,
+    /// Words after the id, e.g. `uppercase echo`.
+    pub title: String,
+    /// The stub.
+    pub stub: PathBuf,
+    /// The reference solution (may be missing in a student edition).
+    pub solution: PathBuf,
+}
+
+/// Splits a lab file stem into (id, prefix, title):
+/// `lab_5_1_uppercase_echo` gives `5.1`, `lab_5_1_`, `uppercase echo`.
+pub fn parse_lab_stem(stem: &str) -> Option<(String, String, String)> {
+    let rest = stem.strip_prefix("lab_")?;
+    let parts: Vec<&str> = rest.split('_').collect();
+    let numeric = parts.iter().take_while(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())).count();
+    if numeric == 0 {
+        return None;
+    }
+    let id = parts[..numeric].join(".");
+    let prefix = format!("lab_{}_", parts[..numeric].join("_"));
+    let title = parts[numeric..].join(" ");
+    Some((id, prefix, title))
+}
+
+/// Every chapter package with labs, in order.
+pub fn chapters(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ch") && entry.path().join("src/labs").is_dir() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The labs of one chapter, in id order.
+pub fn labs_of(root: &Path, package: &str) -> Result<Vec<Lab>> {
+    let dir = root.join(package).join("src/labs");
+    let mut labs = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let Some((id, prefix, title)) = parse_lab_stem(stem) else { continue };
+        let solution = root.join(package).join("solutions").join(format!("{stem}.rs"));
+        labs.push(Lab { package: package.to_string(), id, prefix, title, stub: path, solution });
+    }
+    labs.sort_by_key(|l| l.id.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>());
+    // Two labs whose prefixes overlap would share tests: refuse.
+    for a in &labs {
+        for b in &labs {
+            if a.prefix != b.prefix && b.prefix.starts_with(&a.prefix) {
+                bail!("labs {} and {} of {package} have overlapping test prefixes", a.id, b.id);
+            }
+        }
+    }
+    Ok(labs)
+}
+
+fn selected(root: &Path, only: Option<&str>) -> Result<Vec<String>> {
+    let all = chapters(root)?;
+    match only {
+        None => Ok(all),
+        Some(c) if all.iter().any(|a| a == c) => Ok(vec![c.to_string()]),
+        Some(c) => bail!("no chapter package {c:?} with labs; chapters with labs: {}", all.join(", ")),
+    }
+}
+
+fn lab_results<'a>(results: &'a Results, lab: &Lab) -> Vec<(&'a String, Outcome)> {
+    results.iter().filter(|(name, _)| name.starts_with(&lab.prefix)).map(|(n, o)| (n, *o)).collect()
+}
+
+/// `cargo xtask check-labs`.
+pub fn check_labs(root: &Path, only: Option<&str>) -> Result<()> {
+    let mut problems = Vec::new();
+    println!("{:<20} {:<5} {:<24} {:>5}  {:<16} {:<16}", "chapter", "lab", "title", "tests", "reference", "stub");
+    for package in selected(root, only)? {
+        let labs = labs_of(root, &package)?;
+        eprintln!("running {package} lab tests with the reference solutions...");
+        let (reference, _) = run_tests(root, &["-p", &package, "--test", "labs"], &[])?;
+        eprintln!("running {package} lab tests against the stubs...");
+        let (stubs, _) = run_tests(root, &["-p", &package, "--no-default-features", "--test", "labs"], &[])?;
+
+        for name in reference.keys() {
+            if !labs.iter().any(|l| name.starts_with(&l.prefix)) {
+                problems.push(format!("{package}: test {name} belongs to no lab (names start with lab_<id>_)"));
+            }
+        }
+        for lab in &labs {
+            let stub_text = fs::read_to_string(&lab.stub)?;
+            if !stub_text.contains("TODO") {
+                problems.push(format!("{}: the stub has no TODO", lab.stub.display()));
+            }
+            if !lab.solution.is_file() {
+                problems.push(format!("{}: missing reference solution (a student edition?)", lab.solution.display()));
+            }
+            let r = lab_results(&reference, lab);
+            let s = lab_results(&stubs, lab);
+            let ref_pass = r.iter().filter(|(_, o)| *o == Outcome::Passed).count();
+            let stub_fail = s.iter().filter(|(_, o)| *o == Outcome::Failed).count();
+            if r.is_empty() {
+                problems.push(format!("{package} lab {}: no tests named {}*", lab.id, lab.prefix));
+            }
+            for (name, o) in &r {
+                if *o != Outcome::Passed {
+                    problems.push(format!("{package} lab {}: {name} does not pass with the reference", lab.id));
+                }
+            }
+            for (name, o) in &s {
+                if *o != Outcome::Failed {
+                    problems.push(format!("{package} lab {}: {name} does not fail against the stub", lab.id));
+                }
+            }
+            if s.len() != r.len() {
+                problems.push(format!("{package} lab {}: the stub run saw {} tests, the reference {}", lab.id, s.len(), r.len()));
+            }
+            let ok = !r.is_empty() && ref_pass == r.len() && stub_fail == r.len() && s.len() == r.len();
+            println!(
+                "{:<20} {:<5} {:<24} {:>5}  {:<16} {:<16} {}",
+                package,
+                lab.id,
+                lab.title,
+                r.len(),
+                format!("{ref_pass}/{} pass", r.len()),
+                format!("{stub_fail}/{} fail", s.len()),
+                if ok { "ok" } else { "PROBLEM" }
+            );
+        }
+    }
+    if problems.is_empty() {
+        println!("check-labs: every lab's reference passes and every lab test fails against its stub");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("problem: {p}");
+        }
+        bail!("check-labs found {} problem(s)", problems.len())
+    }
+}
+
+/// `cargo xtask grade`.
+pub fn grade(root: &Path, only: Option<&str>, stubs: bool) -> Result<()> {
+    let (mut passed_all, mut total_all) = (0usize, 0usize);
+    let graded_what = if stubs {
+        "the code in src/labs/ (--no-default-features)"
+    } else if chapters(root)?.iter().any(|c| root.join(c).join("solutions").is_dir()) {
+        "the reference solutions (this repository enables them by default; --stubs grades src/labs/)"
+    } else {
+        "the code in src/labs/"
+    };
+    println!("grading {graded_what}\n");
+    println!("{:<20} {:<5} {:<24} {:>7} {:>7}", "chapter", "lab", "title", "passed", "score");
+    for package in selected(root, only)? {
+        let labs = labs_of(root, &package)?;
+        let mut args = vec!["-p", package.as_str(), "--test", "labs", "--no-fail-fast"];
+        if stubs {
+            args.push("--no-default-features");
+        }
+        eprintln!("running {package} lab tests...");
+        let (results, _) = run_tests(root, &args, &[])?;
+        for lab in &labs {
+            let r = lab_results(&results, lab);
+            let passed = r.iter().filter(|(_, o)| *o == Outcome::Passed).count();
+            let score = if r.is_empty() { 0.0 } else { 100.0 * passed as f64 / r.len() as f64 };
+            println!(
+                "{:<20} {:<5} {:<24} {:>7} {:>6.0}%",
+                package,
+                lab.id,
+                lab.title,
+                format!("{passed}/{}", r.len()),
+                score
+            );
+            passed_all += passed;
+            total_all += r.len();
+        }
+    }
+    let score = if total_all == 0 { 0.0 } else { 100.0 * passed_all as f64 / total_all as f64 };
+    println!("{:<20} {:<5} {:<24} {:>7} {:>6.0}%", "total", "", "", format!("{passed_all}/{total_all}"), score);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_stems_give_ids_prefixes_and_titles() {
+        assert_eq!(
+            parse_lab_stem("lab_5_1_uppercase_echo"),
+            Some(("5.1".into(), "lab_5_1_".into(), "uppercase echo".into()))
+        );
+        assert_eq!(parse_lab_stem("lab_2_calculator"), Some(("2".into(), "lab_2_".into(), "calculator".into())));
+        assert_eq!(parse_lab_stem("mod"), None);
+        assert_eq!(parse_lab_stem("lab_chat"), None);
+    }
+
+    #[test]
+    fn the_real_chapter_one_labs_are_found() {
+        let root = crate::root();
+        let labs = labs_of(&root, "ch01-fundamentals").unwrap();
+        let ids: Vec<&str> = labs.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["2", "5.1", "5.2", "5.3", "5.4"]);
+    }
+}

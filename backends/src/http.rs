@@ -56,7 +56,12 @@ pub(crate) struct Response {
 impl Response {
     /// A text response.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: Body::Bytes(body.into().into_bytes()), close: false }
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: Body::Bytes(body.into().into_bytes()),
+            close: false,
+        }
     }
 
     /// An error response that also ends the connection.
@@ -191,7 +196,8 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         values(name).any(|v| String::from_utf8_lossy(v).split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
 
-    let keep_alive = if version == 0 { has_token("connection", "keep-alive") } else { !has_token("connection", "close") };
+    let keep_alive =
+        if version == 0 { has_token("connection", "keep-alive") } else { !has_token("connection", "close") };
 
     // The body's framing, refusing anything ambiguous.
     let te: Vec<&[u8]> = values("transfer-encoding").collect();
@@ -208,11 +214,15 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         let joined = te.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>().join(",");
         let codings: Vec<String> = joined.split(',').map(|t| t.trim().to_ascii_lowercase()).collect();
         if codings != ["chunked"] {
-            return Err(if codings.last().map(String::as_str) == Some("chunked") && !codings[..codings.len() - 1].contains(&"chunked".to_string()) {
-                ReadError::Refuse(501, "transfer coding not implemented")
-            } else {
-                ReadError::Refuse(400, "Transfer-Encoding must end with a single chunked")
-            });
+            return Err(
+                if codings.last().map(String::as_str) == Some("chunked")
+                    && !codings[..codings.len() - 1].contains(&"chunked".to_string())
+                {
+                    ReadError::Refuse(501, "transfer coding not implemented")
+                } else {
+                    ReadError::Refuse(400, "Transfer-Encoding must end with a single chunked")
+                },
+            );
         }
         if expects_continue {
             conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
@@ -318,7 +328,12 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes `response`; for HEAD the body is described but not sent.
 async fn write_response(stream: &mut TcpStream, response: Response, head_only: bool) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\nServer: lbs-simple-backend\r\nContent-Type: {}\r\n", response.status, reason(response.status), response.content_type);
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nServer: lbs-simple-backend\r\nContent-Type: {}\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type
+    );
     match &response.body {
         Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n", b.len())),
         Body::Generated { len, chunked: false } => head.push_str(&format!("Content-Length: {len}\r\n")),

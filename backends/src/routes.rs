@@ -40,11 +40,7 @@ pub(crate) async fn respond(req: &Request, state: &State) -> Response {
     }
 
     if req.path == "/health" {
-        return if state.is_healthy() {
-            Response::text(200, "ok\n")
-        } else {
-            Response::text(503, "unhealthy\n")
-        };
+        return if state.is_healthy() { Response::text(200, "ok\n") } else { Response::text(503, "unhealthy\n") };
     }
 
     if config.fail_rate > 0.0 && state.random() < config.fail_rate {

@@ -102,7 +102,8 @@ fn bytes_sends_n_bytes_plain_or_chunked() {
 fn head_gets_headers_without_a_body() {
     let b = backend("head");
     let mut s = client::connect(b.addr()).unwrap();
-    s.write_all(b"HEAD /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /bytes/1000 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut reader = BufReader::new(s);
     let head = client::read_response(&mut reader, true).unwrap();
     assert_eq!(head.header("content-length"), Some("1000"));
@@ -143,7 +144,10 @@ fn status_of(b: &backends::BackendHandle, raw: &[u8]) -> u16 {
 fn malformed_and_ambiguous_requests_are_refused() {
     let b = backend("m");
     assert_eq!(status_of(&b, b"GARBAGE\r\n\r\n"), 400);
-    assert_eq!(status_of(&b, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    assert_eq!(
+        status_of(&b, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        400
+    );
     assert_eq!(status_of(&b, b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
     assert_eq!(status_of(&b, b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
     assert_eq!(status_of(&b, b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);

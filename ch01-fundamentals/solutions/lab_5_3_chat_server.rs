@@ -84,9 +84,8 @@ fn handle_client(room: &Room, stream: TcpStream) -> io::Result<()> {
     let own = tx.clone();
     room.members().insert(id, Member { queue: tx, socket: stream.try_clone()? });
     let writer_socket = stream.try_clone()?;
-    let writer = thread::Builder::new()
-        .name(format!("chat-writer-{id}"))
-        .spawn(move || writer_loop(writer_socket, rx))?;
+    let writer =
+        thread::Builder::new().name(format!("chat-writer-{id}")).spawn(move || writer_loop(writer_socket, rx))?;
 
     let mut lines = BoundedLines::new(stream, super::MAX_LINE);
     let result = loop {

@@ -109,12 +109,7 @@ mod tests {
     fn splits_lines_and_strips_crlf() {
         assert_eq!(
             lines(b"one\r\ntwo\nthree", 64),
-            vec![
-                Line::Text(b"one".to_vec()),
-                Line::Text(b"two".to_vec()),
-                Line::Text(b"three".to_vec()),
-                Line::Eof
-            ]
+            vec![Line::Text(b"one".to_vec()), Line::Text(b"two".to_vec()), Line::Text(b"three".to_vec()), Line::Eof]
         );
     }
 

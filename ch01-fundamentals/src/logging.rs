@@ -40,6 +40,8 @@ pub fn init(format: LogFormat) {
                     .with_ansi(std::io::stderr().is_terminal()),
             )
             .try_init(),
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Json => {
+            registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()
+        }
     };
 }

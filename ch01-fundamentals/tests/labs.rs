@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ch01_fundamentals::labs::{
-    CalcError, LogEntry, MAX_LINE, lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server,
-    lab_5_3_chat_server, lab_5_4_connection_log,
+    CalcError, LogEntry, MAX_LINE, lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server, lab_5_3_chat_server,
+    lab_5_4_connection_log,
 };
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::{RunningServer, Shutdown, spawn_server};

@@ -72,7 +72,7 @@ pub fn check_include(inc: &Include) -> Result<(), String> {
         text.lines().any(|l| {
             l.find(marker).is_some_and(|at| {
                 let name = &l[at + marker.len()..];
-                name.trim().split_whitespace().next() == Some(anchor)
+                name.split_whitespace().next() == Some(anchor)
             })
         })
     };
@@ -121,9 +121,11 @@ pub fn check_all_includes(book: &Path) -> Result<usize> {
 
 /// Runs `mdbook build` and fails on a failed build or any ERROR line.
 fn mdbook_build(book: &Path) -> Result<()> {
-    let output = Command::new("mdbook").arg("build").arg(book).output().map_err(|e| {
-        anyhow::anyhow!("cannot run mdbook ({e}); install it with `cargo install mdbook --locked`")
-    })?;
+    let output = Command::new("mdbook")
+        .arg("build")
+        .arg(book)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run mdbook ({e}); install it with `cargo install mdbook --locked`"))?;
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     if !output.status.success() || !errors.is_empty() {

@@ -117,7 +117,9 @@ fn verify_edition(root: &Path, dir: &Path) -> Result<()> {
         if lab_total == 0 {
             problems.push(format!("{package}: no lab tests ran\n{}", crate::cargo::tail(&output, 20)));
         }
-        println!("{package}: {lab_failed}/{lab_total} lab tests fail (as they should), {other_passed} other tests pass");
+        println!(
+            "{package}: {lab_failed}/{lab_total} lab tests fail (as they should), {other_passed} other tests pass"
+        );
     }
     if problems.is_empty() {
         println!("student edition verified: only lab tests fail");

@@ -138,7 +138,12 @@ pub fn check_labs(root: &Path, only: Option<&str>) -> Result<()> {
                 }
             }
             if s.len() != r.len() {
-                problems.push(format!("{package} lab {}: the stub run saw {} tests, the reference {}", lab.id, s.len(), r.len()));
+                problems.push(format!(
+                    "{package} lab {}: the stub run saw {} tests, the reference {}",
+                    lab.id,
+                    s.len(),
+                    r.len()
+                ));
             }
             let ok = !r.is_empty() && ref_pass == r.len() && stub_fail == r.len() && s.len() == r.len();
             println!(

@@ -1,0 +1,87 @@
+//! `forward_proxy`: a CONNECT and plain-HTTP forward proxy that is not an
+//! open relay.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ch01_fundamentals::logging::{self, LogFormat};
+use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
+use ch01_fundamentals::server::Shutdown;
+use ch02_proxy::forward::{ForwardConfig, run};
+use ch02_proxy::labs::lab_6_2_http_cache::HttpCache;
+use clap::Parser;
+
+/// A forward proxy. CONNECT host:port opens a tunnel (HTTPS through a
+/// proxy); GET http://host/path is forwarded as a plain request. Only
+/// allowed ports are reached: 443 for CONNECT and 80 for plain requests,
+/// plus every --allow-port; anything else gets 403.
+///
+/// Try it: `cargo run -p backends` (a backend on 9001), then
+/// `cargo run -p ch02-proxy --bin forward_proxy -- --allow-port 9001` and
+/// `curl -p -x http://127.0.0.1:3128 http://127.0.0.1:9001/`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on.
+    #[arg(short, long, default_value_t = 3128)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(short = 'H', long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Also allow this port, for CONNECT and plain requests (repeatable).
+    #[arg(long = "allow-port", value_name = "PORT")]
+    allow_ports: Vec<u16>,
+    /// Milliseconds to wait for a connection to the target (then 504).
+    #[arg(long, default_value_t = 5_000)]
+    connect_timeout_ms: u64,
+    /// Milliseconds to wait for a plain request's response head (then 504).
+    #[arg(long, default_value_t = 30_000)]
+    response_timeout_ms: u64,
+    /// Milliseconds a client has to send its request head (then 408).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds a tunnel or body may stay silent before it is closed.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Clients served at once.
+    #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Cache up to this many GET responses (lab 6.2); 0 turns the cache off.
+    #[arg(long, default_value_t = 0)]
+    cache_entries: usize,
+    /// Bytes of responses the cache may hold.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    cache_bytes: usize,
+    /// Log line format (RUST_LOG chooses the level).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    logging::init(args.log_format);
+    let mut config = ForwardConfig::default();
+    for port in &args.allow_ports {
+        config.allow_port(*port);
+    }
+    config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
+    config.timeouts.response = Duration::from_millis(args.response_timeout_ms);
+    config.timeouts.idle = Duration::from_millis(args.idle_timeout_ms);
+    config.limits.header_timeout = Duration::from_millis(args.header_timeout_ms);
+    config.max_connections = args.max_connections;
+    if args.cache_entries > 0 {
+        config.cache = Some(Arc::new(HttpCache::new(args.cache_entries, args.cache_bytes)));
+    }
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        connect_ports = ?config.connect_ports,
+        http_ports = ?config.http_ports,
+        "forward proxy listening"
+    );
+    run(listener, config, Shutdown::new())?;
+    Ok(())
+}

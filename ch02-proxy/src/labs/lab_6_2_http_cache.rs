@@ -1,0 +1,85 @@
+//! # Lab 6.2 — a small HTTP cache in the forward proxy
+//!
+//! Let the forward proxy answer repeated GETs from memory.
+//!
+//! - [`cache_ttl`] decides whether a response may be stored and for how
+//!   long: only for a `GET` request, only for a `200` response, only when
+//!   the response's `Cache-Control` has `max-age=N` with N > 0 (the time
+//!   to live is N seconds), and never when either the request's or the
+//!   response's `Cache-Control` says `no-store`, or the response's says
+//!   `no-cache` or `private`. Directive names ignore case; `Cache-Control`
+//!   may be one header with commas or several headers.
+//! - [`HttpCache`] holds whole responses (the bytes as sent to the client)
+//!   by key (the absolute URL). It is bounded two ways: at most
+//!   `max_entries` responses and at most `max_bytes` bytes of responses in
+//!   total. A response bigger than `max_bytes` is not stored (`put`
+//!   returns false). When a `put` would go over a bound, the least recently
+//!   used entries (by `get` or `put`) are evicted until it fits.
+//! - `get` returns a stored response only before its expiry
+//!   (`now < stored_at + ttl`); an expired entry is removed. The clock is
+//!   passed in (`now`), so tests control time.
+//! - All methods take `&self` (connection threads share one cache): keep
+//!   the state behind a `Mutex`.
+//!
+//! Run it: `cargo test -p ch02-proxy --no-default-features lab_6_2`.
+
+use std::time::{Duration, Instant};
+
+use crate::http::{RequestHead, ResponseHead};
+
+/// A bounded, expiring, least-recently-used response cache.
+#[derive(Debug)]
+pub struct HttpCache {
+    // TODO: your fields (bounds, and a Mutex around the entries).
+}
+
+impl HttpCache {
+    /// An empty cache with these bounds.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        // TODO: build the empty cache.
+        let _ = (max_entries, max_bytes);
+        todo!("lab 6.2: create the cache")
+    }
+
+    /// The byte bound (the proxy does not try to cache anything bigger).
+    pub fn max_bytes(&self) -> usize {
+        todo!("lab 6.2: the byte bound")
+    }
+
+    /// The stored response for `key`, if present and fresh at `now`.
+    pub fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+        // TODO: look up, check expiry, mark as recently used.
+        let _ = (key, now);
+        todo!("lab 6.2: look up a response")
+    }
+
+    /// Stores `response` under `key` for `ttl` from `now`; false if it can
+    /// never fit.
+    pub fn put(&self, key: &str, response: Vec<u8>, ttl: Duration, now: Instant) -> bool {
+        // TODO: refuse oversize responses, evict LRU entries, insert.
+        let _ = (key, response, ttl, now);
+        todo!("lab 6.2: store a response")
+    }
+
+    /// Number of stored responses.
+    pub fn len(&self) -> usize {
+        todo!("lab 6.2: count entries")
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of stored responses.
+    pub fn bytes(&self) -> usize {
+        todo!("lab 6.2: count bytes")
+    }
+}
+
+/// How long `response` to `request` may be cached, or `None`.
+pub fn cache_ttl(request: &RequestHead, response: &ResponseHead) -> Option<Duration> {
+    // TODO: the rules in the module docs; Headers::tokens helps.
+    let _ = (request, response);
+    todo!("lab 6.2: decide cacheability")
+}

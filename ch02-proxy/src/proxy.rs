@@ -1,0 +1,293 @@
+//! What the forward and the reverse proxy share: error responses,
+//! connecting upstream, and carrying one request and its response across.
+
+use std::io::{self, ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ch01_fundamentals::io::write_all;
+
+use crate::body::{BodyError, copy_body};
+use crate::http::{Buffered, Framing, HeadError, Limits, RequestHead, ResponseHead, remove_hop_by_hop};
+
+/// Timeouts for each phase of an exchange; every phase has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting to the upstream server.
+    pub connect: Duration,
+    /// From the end of the request to the upstream's response head.
+    pub response: Duration,
+    /// No byte moving either way, during a body or a tunnel.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(5), response: Duration::from_secs(30), idle: Duration::from_secs(60) }
+    }
+}
+
+// ANCHOR: proxy_error
+/// A failure that the proxy reports to its client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct ProxyError {
+    /// The status to answer with; `None` when the client is gone.
+    pub status: Option<u16>,
+    /// What went wrong, in words; it becomes the response body.
+    pub detail: String,
+}
+
+impl ProxyError {
+    /// An error answered with `status`.
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        Self { status: Some(status), detail: detail.into() }
+    }
+
+    /// The client went away: nothing to answer.
+    pub fn client_gone(detail: impl Into<String>) -> Self {
+        Self { status: None, detail: detail.into() }
+    }
+}
+
+impl From<HeadError> for ProxyError {
+    fn from(e: HeadError) -> Self {
+        Self { status: e.status(), detail: e.to_string() }
+    }
+}
+// ANCHOR_END: proxy_error
+
+/// The reason phrase of the statuses our proxies send.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+// ANCHOR: error_response
+/// A complete error response whose body says what happened, in words a
+/// person reading curl's output can act on.
+pub fn error_response(status: u16, detail: &str) -> Vec<u8> {
+    let body = format!("{status} {}: {detail}\n", reason(status));
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    )
+    .into_bytes()
+}
+// ANCHOR_END: error_response
+
+/// Sends the error response for `error`, if the client can still hear it.
+pub fn send_error(client: &mut TcpStream, error: &ProxyError) {
+    if let Some(status) = error.status {
+        let _ = write_all(client, &error_response(status, &error.detail));
+    }
+}
+
+// ANCHOR: connect_upstream
+/// Resolves `host:port` and connects to the first address that answers.
+/// Refused or unresolvable: 502. No answer in time: 504.
+pub fn connect_upstream(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ProxyError> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ProxyError::new(502, format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ProxyError::new(502, format!("{host} has no address")));
+    }
+    let mut timed_out = false;
+    let mut last = None;
+    for addr in &addrs {
+        match ch01_fundamentals::net::connect(*addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => timed_out = true,
+            Err(e) => last = Some(e),
+        }
+    }
+    if timed_out {
+        Err(ProxyError::new(504, format!("{host}:{port} did not accept a connection within {timeout:?}")))
+    } else {
+        let why = last.map_or_else(|| "unknown error".to_string(), |e| e.to_string());
+        Err(ProxyError::new(502, format!("cannot connect to {host}:{port}: {why}")))
+    }
+}
+// ANCHOR_END: connect_upstream
+
+/// One request and its response, for logs and statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// The request method.
+    pub method: String,
+    /// The request target as the client sent it.
+    pub target: String,
+    /// The status the client got (ours or the upstream's).
+    pub status: u16,
+    /// From the request head's arrival to the end of the response.
+    pub latency: Duration,
+    /// Request bytes sent upstream (head and body).
+    pub bytes_up: u64,
+    /// Response bytes sent to the client (head and body).
+    pub bytes_down: u64,
+}
+
+/// Something to call with every finished exchange (an access log, stats).
+pub type ExchangeHook = Arc<dyn Fn(&Exchange) + Send + Sync>;
+
+/// What [`forward_exchange`] carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The upstream's response head, as it was sent on to the client.
+    pub response: ResponseHead,
+    /// Request bytes sent upstream.
+    pub bytes_up: u64,
+    /// Response bytes sent to the client.
+    pub bytes_down: u64,
+}
+
+// ANCHOR: forward_exchange
+/// Carries one request (its head already edited for the upstream) and the
+/// response across: head, body by its framing, response head, response
+/// body by its framing. The connection closes afterwards (one request per
+/// connection in this chapter; chapter 6 adds keep-alive).
+pub fn forward_exchange(
+    client: &mut Buffered,
+    client_out: &mut dyn Write,
+    mut request: RequestHead,
+    upstream: TcpStream,
+    limits: &Limits,
+    timeouts: &Timeouts,
+) -> Result<Forwarded, ProxyError> {
+    // We answer `Expect: 100-continue` ourselves: the client then sends
+    // its body, which we forward with the head.
+    if request.headers.has_token("expect", "100-continue") && request.framing != Framing::Empty {
+        write_all(client_out, b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|e| ProxyError::client_gone(e.to_string()))?;
+    }
+    request.headers.remove("expect");
+    let request_head = request.to_bytes();
+    let mut upstream = Buffered::new(upstream);
+    let _ = upstream.stream.set_write_timeout(Some(timeouts.idle));
+    let _ = client.stream.set_read_timeout(Some(timeouts.idle));
+    write_all(&mut upstream.stream, &request_head)
+        .map_err(|e| ProxyError::new(502, format!("sending the request upstream failed: {e}")))?;
+    let body_up = copy_body(client, &mut upstream.stream, request.framing).map_err(|e| match e {
+        BodyError::Malformed(why) => ProxyError::new(400, format!("malformed request body: {why}")),
+        BodyError::Write(e) => ProxyError::new(502, format!("sending the request body upstream failed: {e}")),
+        e @ (BodyError::Truncated(_) | BodyError::Read(_)) => ProxyError::client_gone(e.to_string()),
+    })?;
+
+    let mut response =
+        upstream.read_response_head(limits, &request.method, timeouts.response).map_err(|e| match e {
+            HeadError::Timeout(t) => ProxyError::new(504, format!("the upstream server did not answer within {t:?}")),
+            HeadError::Closed => ProxyError::new(502, "the upstream server closed the connection without answering"),
+            e => ProxyError::new(502, format!("the upstream server sent an invalid response: {e}")),
+        })?;
+    remove_hop_by_hop(&mut response.headers);
+    response.headers.set("Connection", "close");
+    let response_head = response.to_bytes();
+    write_all(client_out, &response_head).map_err(|e| ProxyError::client_gone(e.to_string()))?;
+    let _ = upstream.stream.set_read_timeout(Some(timeouts.idle));
+    let body_down = match copy_body(&mut upstream, client_out, response.framing) {
+        Ok(n) => n,
+        Err(e) => {
+            // The head is out: all we can do is cut the connection short,
+            // which tells the client the response is incomplete.
+            tracing::warn!(error = %e, "response body cut short");
+            0
+        }
+    };
+    Ok(Forwarded {
+        response,
+        bytes_up: request_head.len() as u64 + body_up,
+        bytes_down: response_head.len() as u64 + body_down,
+    })
+}
+// ANCHOR_END: forward_exchange
+
+/// Splits an absolute-form `http://authority/path?query` target into the
+/// authority and the origin-form rest (`/path?query`, at least `/`).
+pub fn split_absolute_http(target: &str) -> Result<(&str, String), ProxyError> {
+    let Some(rest) = target.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &target[7..]) else {
+        if target.len() >= 8 && target[..8].eq_ignore_ascii_case("https://") {
+            return Err(ProxyError::new(400, "https:// URLs go through CONNECT (curl does this with -x for https)"));
+        }
+        return Err(ProxyError::new(400, "a forward proxy needs an absolute http:// URL or CONNECT host:port"));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') {
+        return Err(ProxyError::new(400, "the URL has no host, or has user information"));
+    }
+    let path = &rest[end..];
+    let path = path.split('#').next().unwrap_or("");
+    let origin = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    Ok((authority, origin))
+}
+
+/// Splits an authority into host and port, with `default_port` when it has
+/// none.
+pub fn host_and_port(authority: &str, default_port: u16) -> Result<(String, u16), ProxyError> {
+    if let Some((host, port)) = crate::http::split_authority(authority) {
+        return Ok((host.to_string(), port));
+    }
+    let bracketed = authority.strip_prefix('[').and_then(|a| a.strip_suffix(']'));
+    let host = bracketed.unwrap_or(authority);
+    if host.is_empty() || (bracketed.is_none() && host.contains(':')) {
+        return Err(ProxyError::new(400, format!("bad host in {authority:?}")));
+    }
+    Ok((host.to_string(), default_port))
+}
+
+/// Turns an io error on the client side into "client gone".
+pub fn client_io(e: io::Error) -> ProxyError {
+    ProxyError::client_gone(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_urls_split_into_authority_and_origin_form() {
+        assert_eq!(split_absolute_http("http://example.com/a?b#c").unwrap(), ("example.com", "/a?b".to_string()));
+        assert_eq!(split_absolute_http("http://example.com").unwrap(), ("example.com", "/".to_string()));
+        assert_eq!(split_absolute_http("HTTP://h:81?q").unwrap(), ("h:81", "/?q".to_string()));
+        assert_eq!(split_absolute_http("https://h/").unwrap_err().status, Some(400));
+        assert_eq!(split_absolute_http("/relative").unwrap_err().status, Some(400));
+        assert_eq!(split_absolute_http("http://user@h/").unwrap_err().status, Some(400));
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        assert_eq!(host_and_port("h", 80).unwrap(), ("h".to_string(), 80));
+        assert_eq!(host_and_port("h:8080", 80).unwrap(), ("h".to_string(), 8080));
+        assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80));
+        assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81));
+        assert!(host_and_port("h:port", 80).is_err());
+    }
+
+    #[test]
+    fn error_responses_are_complete_http() {
+        let r = String::from_utf8(error_response(502, "cannot connect to x")).unwrap();
+        assert!(r.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(r.ends_with("\r\n\r\n502 Bad Gateway: cannot connect to x\n"));
+        assert!(r.contains("Content-Length: 37\r\n"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The reverse proxy: clients talk to it as if it were the server; it
+//! passes each request to the one backend behind it.
+//!
+//! ```text
+//! client ──► reverse_proxy ──► backend
+//!        ◄──               ◄──
+//! ```
+//!
+//! Per connection: read and validate the request head (400/408/414/431),
+//! edit it (hop-by-hop headers out, forwarding headers in, `Connection:
+//! close`), connect to the backend (502/504), forward the request and its
+//! body, read the response head (502/504), forward the response.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
+
+use crate::forwarding::add_forwarding_headers;
+use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use crate::proxy::{
+    Exchange, ExchangeHook, Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange, host_and_port,
+    send_error, split_absolute_http,
+};
+
+/// How a reverse proxy behaves.
+#[derive(Clone)]
+pub struct ReverseConfig {
+    /// The backend, `host:port`.
+    pub backend: String,
+    /// Head limits and the header timeout.
+    pub limits: Limits,
+    /// Connect, response and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Clients served at once.
+    pub max_connections: usize,
+    /// The scheme clients used to reach us (`X-Forwarded-Proto`).
+    pub proto: String,
+    /// Also add an RFC 7239 `Forwarded` header (lab 6.3).
+    pub add_forwarded: bool,
+    /// Called with every finished exchange (lab 6.1's access log).
+    pub on_exchange: Option<ExchangeHook>,
+}
+
+impl std::fmt::Debug for ReverseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReverseConfig")
+            .field("backend", &self.backend)
+            .field("limits", &self.limits)
+            .field("timeouts", &self.timeouts)
+            .field("max_connections", &self.max_connections)
+            .field("proto", &self.proto)
+            .field("add_forwarded", &self.add_forwarded)
+            .field("on_exchange", &self.on_exchange.is_some())
+            .finish()
+    }
+}
+
+impl ReverseConfig {
+    /// Defaults, in front of `backend`.
+    pub fn new(backend: impl Into<String>) -> Self {
+        Self {
+            backend: backend.into(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            max_connections: ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS,
+            proto: "http".to_string(),
+            add_forwarded: false,
+            on_exchange: None,
+        }
+    }
+}
+
+// ANCHOR: run
+/// Runs the reverse proxy on `listener` until `shutdown` fires.
+pub fn run(listener: TcpListener, config: ReverseConfig, shutdown: Shutdown) -> io::Result<ServeStats> {
+    let server_config = ServerConfig { max_connections: config.max_connections };
+    let config = Arc::new(config);
+    serve(listener, shutdown, server_config, move |stream| handle_client(stream, &config))
+}
+// ANCHOR_END: run
+
+// ANCHOR: handle_client
+/// Serves one client connection: one request, one response.
+pub fn handle_client(stream: TcpStream, config: &ReverseConfig) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let local = stream.local_addr()?;
+    let mut out = stream.try_clone()?;
+    let mut client = Buffered::new(stream);
+    let head = match client.read_request_head(&config.limits) {
+        Ok(head) => head,
+        Err(e) => {
+            let error = ProxyError::from(e);
+            if error.status.is_some() {
+                tracing::info!(%peer, error = %error, "refused a request");
+            }
+            send_error(&mut out, &error);
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    let (method, target) = (head.method.clone(), head.target.clone());
+    let result = proxy_request(&mut client, &mut out, head, peer, local, config);
+    finish(config.on_exchange.as_ref(), &mut out, peer, method, target, started, result);
+    Ok(())
+}
+// ANCHOR_END: handle_client
+
+/// Logs an exchange, answers an error if there was one, calls the hook.
+pub(crate) fn finish(
+    hook: Option<&ExchangeHook>,
+    out: &mut TcpStream,
+    peer: SocketAddr,
+    method: String,
+    target: String,
+    started: Instant,
+    result: Result<Forwarded, ProxyError>,
+) {
+    let (status, bytes_up, bytes_down) = match result {
+        Ok(f) => (f.response.status, f.bytes_up, f.bytes_down),
+        Err(e) => {
+            send_error(out, &e);
+            match e.status {
+                Some(status) => {
+                    tracing::warn!(%peer, %method, %target, status, error = %e.detail, "request failed");
+                    (status, 0, crate::proxy::error_response(status, &e.detail).len() as u64)
+                }
+                None => {
+                    tracing::debug!(%peer, error = %e.detail, "client went away");
+                    return;
+                }
+            }
+        }
+    };
+    let latency = started.elapsed();
+    tracing::info!(%peer, %method, %target, status, ms = latency.as_millis() as u64, bytes_up, bytes_down, "request");
+    if let Some(hook) = hook {
+        hook(&Exchange { client: peer, method, target, status, latency, bytes_up, bytes_down });
+    }
+}
+
+// ANCHOR: proxy_request
+fn proxy_request(
+    client: &mut Buffered,
+    out: &mut TcpStream,
+    mut head: RequestHead,
+    peer: SocketAddr,
+    local: SocketAddr,
+    config: &ReverseConfig,
+) -> Result<Forwarded, ProxyError> {
+    if head.method == "CONNECT" {
+        return Err(ProxyError::new(405, "this is a reverse proxy: it does not open CONNECT tunnels"));
+    }
+    // Servers must accept absolute-form targets too; the backend gets origin form.
+    if !head.target.starts_with('/') && head.target != "*" {
+        head.target = split_absolute_http(&head.target)?.1;
+    }
+    remove_hop_by_hop(&mut head.headers);
+    add_forwarding_headers(&mut head.headers, peer.ip(), &config.proto);
+    if config.add_forwarded {
+        crate::labs::lab_6_3_forwarding_chain::add_forwarded(&mut head.headers, peer.ip(), local.ip(), &config.proto);
+    }
+    head.headers.set("Connection", "close");
+    let (host, port) = host_and_port(&config.backend, 80)?;
+    let upstream = connect_upstream(&host, port, config.timeouts.connect)?;
+    forward_exchange(client, out, head, upstream, &config.limits, &config.timeouts)
+}
+// ANCHOR_END: proxy_request

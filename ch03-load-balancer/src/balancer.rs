@@ -1,0 +1,221 @@
+//! The load balancer: a reverse proxy with a choice of backend per request.
+//!
+//! Per connection (on its own thread, as in chapter 1):
+//!
+//! 1. read and validate the request head (chapter 2's rules);
+//! 2. choose a backend with the configured strategy;
+//! 3. connect; if the backend refuses, mark it down and try the next one
+//!    (*failover*), until every backend has been tried: then 503;
+//! 4. forward the request and the response (chapter 2's `forward_exchange`),
+//!    counting requests, failures and bytes per backend.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
+use ch02_proxy::forwarding::add_forwarding_headers;
+use ch02_proxy::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use ch02_proxy::proxy::{
+    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange, host_and_port, send_error, split_absolute_http,
+};
+
+use crate::backend::{Backend, BackendSet};
+use crate::labs::lab_4_1_random_selection::RandomSelector;
+use crate::labs::lab_4_2_weighted_selection::WeightedSelector;
+
+/// How the next backend is chosen.
+#[derive(Debug)]
+pub enum Strategy {
+    /// In turn.
+    RoundRobin,
+    /// At random (lab 4.1).
+    Random(RandomSelector),
+    /// In proportion to weights (lab 4.2).
+    Weighted(WeightedSelector),
+}
+
+/// How a load balancer behaves.
+#[derive(Debug)]
+pub struct LbConfig {
+    /// The backend choice.
+    pub strategy: Strategy,
+    /// Head limits and the header timeout.
+    pub limits: Limits,
+    /// Connect, response and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Clients served at once.
+    pub max_connections: usize,
+    /// How long a backend that refused a connection is skipped.
+    pub retry_after: Duration,
+}
+
+impl Default for LbConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::RoundRobin,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            max_connections: ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS,
+            retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A load balancer: its backends, its configuration and its counters.
+#[derive(Debug)]
+pub struct LoadBalancer {
+    /// The backends.
+    pub backends: BackendSet,
+    /// The configuration.
+    pub config: LbConfig,
+    /// When it started (for uptime and requests per second).
+    pub started: Instant,
+    /// Requests received (with a valid head).
+    pub requests: AtomicU64,
+    /// Requests answered with 503 because no backend could be reached.
+    pub unavailable: AtomicU64,
+}
+
+impl LoadBalancer {
+    /// A load balancer over `backends`.
+    pub fn new(backends: Vec<Backend>, config: LbConfig) -> Arc<Self> {
+        Arc::new(Self {
+            backends: BackendSet::new(backends),
+            config,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
+        })
+    }
+
+    // ANCHOR: pick
+    /// The backend for the next attempt, by the configured strategy.
+    pub fn pick(&self, now: Instant) -> Option<Arc<Backend>> {
+        let all = self.backends.all();
+        match &self.config.strategy {
+            Strategy::RoundRobin => self.backends.next_round_robin(now),
+            Strategy::Random(r) => r.pick(all, now).map(|i| Arc::clone(&all[i])),
+            Strategy::Weighted(w) => w.pick(all, now).map(|i| Arc::clone(&all[i])),
+        }
+    }
+    // ANCHOR_END: pick
+
+    // ANCHOR: failover
+    /// Connects to a backend, failing over to the next when one refuses.
+    /// Each backend is tried at most once per request.
+    pub fn connect_with_failover(&self) -> Result<(Arc<Backend>, TcpStream), ProxyError> {
+        let mut tried: Vec<String> = Vec::new();
+        for _ in 0..self.backends.all().len() {
+            let Some(backend) = self.pick(Instant::now()) else { break };
+            if tried.contains(&backend.addr) {
+                continue; // the strategy offered it again; give another a turn
+            }
+            tried.push(backend.addr.clone());
+            let (host, port) = host_and_port(&backend.addr, 80)?;
+            match connect_upstream(&host, port, self.config.timeouts.connect) {
+                Ok(stream) => {
+                    if backend.mark_up() {
+                        tracing::info!(backend = %backend.addr, "backend is UP again");
+                    }
+                    return Ok((backend, stream));
+                }
+                Err(e) => {
+                    backend.failures.fetch_add(1, Ordering::Relaxed);
+                    if backend.mark_down(self.config.retry_after) {
+                        tracing::warn!(backend = %backend.addr, error = %e.detail, "backend is DOWN; failing over");
+                    }
+                }
+            }
+        }
+        self.unavailable.fetch_add(1, Ordering::Relaxed);
+        Err(ProxyError::new(
+            503,
+            if tried.is_empty() {
+                "no backend is available".to_string()
+            } else {
+                format!("no backend could be reached (tried {})", tried.join(", "))
+            },
+        ))
+    }
+    // ANCHOR_END: failover
+}
+
+// ANCHOR: run
+/// Runs the load balancer on `listener` until `shutdown` fires.
+pub fn run(listener: TcpListener, lb: Arc<LoadBalancer>, shutdown: Shutdown) -> io::Result<ServeStats> {
+    let server_config = ServerConfig { max_connections: lb.config.max_connections };
+    serve(listener, shutdown, server_config, move |stream| handle_client(stream, &lb))
+}
+// ANCHOR_END: run
+
+/// Serves one client connection: one request, one response.
+pub fn handle_client(stream: TcpStream, lb: &LoadBalancer) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let mut out = stream.try_clone()?;
+    let mut client = Buffered::new(stream);
+    let head = match client.read_request_head(&lb.config.limits) {
+        Ok(head) => head,
+        Err(e) => {
+            send_error(&mut out, &ProxyError::from(e));
+            return Ok(());
+        }
+    };
+    lb.requests.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let (method, target) = (head.method.clone(), head.target.clone());
+    match balance(&mut client, &mut out, head, peer, lb) {
+        Ok((backend, forwarded)) => {
+            let ms = started.elapsed().as_millis() as u64;
+            let status = forwarded.response.status;
+            tracing::info!(%peer, %method, %target, backend = %backend, status, ms, "request");
+        }
+        Err(e) => {
+            send_error(&mut out, &e);
+            if let Some(status) = e.status {
+                tracing::warn!(%peer, %method, %target, status, error = %e.detail, "request failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+// ANCHOR: balance
+fn balance(
+    client: &mut Buffered,
+    out: &mut TcpStream,
+    mut head: RequestHead,
+    peer: SocketAddr,
+    lb: &LoadBalancer,
+) -> Result<(String, Forwarded), ProxyError> {
+    if head.method == "CONNECT" {
+        return Err(ProxyError::new(405, "this is a load balancer: it does not open CONNECT tunnels"));
+    }
+    if !head.target.starts_with('/') && head.target != "*" {
+        head.target = split_absolute_http(&head.target)?.1;
+    }
+    remove_hop_by_hop(&mut head.headers);
+    add_forwarding_headers(&mut head.headers, peer.ip(), "http");
+    head.headers.set("Connection", "close");
+
+    let (backend, upstream) = lb.connect_with_failover()?;
+    backend.requests.fetch_add(1, Ordering::Relaxed);
+    backend.active.fetch_add(1, Ordering::Relaxed);
+    let result = forward_exchange(client, out, head, upstream, &lb.config.limits, &lb.config.timeouts);
+    backend.active.fetch_sub(1, Ordering::Relaxed);
+    match &result {
+        Ok(f) => {
+            backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
+            backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
+        }
+        // The backend accepted but failed us (bad response, timeout).
+        Err(e) if e.status.is_some_and(|s| s >= 502) => {
+            backend.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {}
+    }
+    result.map(|f| (backend.addr.clone(), f))
+}
+// ANCHOR_END: balance

@@ -9,8 +9,7 @@ use backends::client;
 use backends::{BackendConfig, BackendHandle, spawn, spawn_many};
 use ch01_fundamentals::server::{RunningServer, spawn_server};
 use ch03_load_balancer::backend::Backend;
-use ch03_load_balancer::balancer::{LbConfig, LoadBalancer, Strategy, handle_client};
-use ch03_load_balancer::labs::lab_4_2_weighted_selection::WeightedSelector;
+use ch03_load_balancer::balancer::{LbConfig, LoadBalancer, handle_client};
 use ch03_load_balancer::stats::report;
 
 fn start(backends: Vec<Backend>, config: LbConfig) -> (Arc<LoadBalancer>, RunningServer) {
@@ -100,20 +99,6 @@ fn a_backend_that_comes_back_is_used_again() {
     let answers: Vec<String> = (0..4).map(|_| body(server.addr)).collect();
     assert!(answers.contains(&"Hello from flaky (GET /)\n".to_string()), "{answers:?}");
     assert!(lb.backends.all()[1].is_up());
-}
-
-#[test]
-fn weighted_strategy_sends_traffic_in_proportion() {
-    let handles = spawn_many(3).unwrap();
-    let backends: Vec<Backend> =
-        handles.iter().zip([3, 2, 1]).map(|(h, w)| Backend::new(h.addr().to_string(), w)).collect();
-    let config = LbConfig { strategy: Strategy::Weighted(WeightedSelector::new()), ..LbConfig::default() };
-    let (lb, server) = start(backends, config);
-    for _ in 0..60 {
-        assert_eq!(client::get(server.addr, "/").unwrap().status, 200);
-    }
-    let counts: Vec<u64> = lb.backends.all().iter().map(|b| b.requests.load(Ordering::SeqCst)).collect();
-    assert_eq!(counts, [30, 20, 10]);
 }
 
 #[test]

@@ -4,7 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::Ordering;
+
+use backends::{client, spawn_many};
+use ch01_fundamentals::server::spawn_server;
 use ch03_load_balancer::backend::Backend;
+use ch03_load_balancer::balancer::{LbConfig, LoadBalancer, Strategy, handle_client};
 use ch03_load_balancer::labs::Rng;
 use ch03_load_balancer::labs::lab_4_1_random_selection::RandomSelector;
 use ch03_load_balancer::labs::lab_4_2_weighted_selection::WeightedSelector;
@@ -109,4 +114,20 @@ fn lab_4_2_none_when_nothing_is_available() {
     let set = backends(&[2]);
     set[0].mark_down(Duration::from_secs(60));
     assert_eq!(WeightedSelector::new().pick(&set, Instant::now()), None);
+}
+
+#[test]
+fn lab_4_2_the_load_balancer_sends_traffic_in_proportion() {
+    let handles = spawn_many(3).unwrap();
+    let backends: Vec<Backend> =
+        handles.iter().zip([3, 2, 1]).map(|(h, w)| Backend::new(h.addr().to_string(), w)).collect();
+    let config = LbConfig { strategy: Strategy::Weighted(WeightedSelector::new()), ..LbConfig::default() };
+    let lb = LoadBalancer::new(backends, config);
+    let lb2 = Arc::clone(&lb);
+    let server = spawn_server("127.0.0.1:0".parse().unwrap(), move |s| handle_client(s, &lb2)).unwrap();
+    for _ in 0..60 {
+        assert_eq!(client::get(server.addr, "/").unwrap().status, 200);
+    }
+    let counts: Vec<u64> = lb.backends.all().iter().map(|b| b.requests.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, [30, 20, 10]);
 }

@@ -5,7 +5,7 @@
 //! end of stream, write back everything read, close.
 
 use std::io;
-use std::net::{Shutdown as Both, TcpListener, TcpStream};
+use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::time::Instant;
 
 use crate::io::copy_stream;
@@ -21,12 +21,14 @@ pub const BUFFER_SIZE: usize = 16 * 1024;
 pub fn handle_client(stream: TcpStream) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     let started = Instant::now();
-    let mut reader = stream.try_clone()?; // a second handle to the same socket
-    let mut writer = stream;
+    // `&TcpStream` implements both Read and Write, so one socket can be
+    // read and written through two shared references: no second file
+    // descriptor is needed.
+    let (mut reader, mut writer) = (&stream, &stream);
     let mut buf = vec![0u8; BUFFER_SIZE];
     let result = copy_stream(&mut reader, &mut writer, &mut buf);
     // Tell the client we are done; errors here only mean it is gone already.
-    let _ = writer.shutdown(Both::Write);
+    let _ = stream.shutdown(Direction::Write);
     match &result {
         Ok(copied) => tracing::info!(
             %peer, bytes = copied.bytes, reads = copied.reads,
@@ -67,7 +69,7 @@ mod tests {
         let server = echo_server();
         let mut c = TcpStream::connect(server.addr).unwrap();
         c.write_all(b"hello\n").unwrap();
-        c.shutdown(Both::Write).unwrap();
+        c.shutdown(Direction::Write).unwrap();
         let mut back = Vec::new();
         c.read_to_end(&mut back).unwrap();
         assert_eq!(back, b"hello\n");
@@ -83,7 +85,7 @@ mod tests {
         // Write and read at once, or both sides' buffers fill and stall.
         let t = thread::spawn(move || {
             writer.write_all(&data).unwrap();
-            writer.shutdown(Both::Write).unwrap();
+            writer.shutdown(Direction::Write).unwrap();
         });
         let mut back = Vec::new();
         c.read_to_end(&mut back).unwrap();

@@ -27,8 +27,11 @@ pub fn read_some<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result
 // ANCHOR: write_all
 /// Writes every byte of `buf`, however many calls the kernel needs.
 ///
-/// Returns how many `write` calls it took, which is more than one when the
-/// socket's send buffer was full (a *partial write*). A `write` that
+/// Returns how many `write` calls it took. More than one means a *partial
+/// write*: a signal interrupted a blocking write after some bytes were
+/// copied, a send timeout expired, or (on a non-blocking socket, chapter 5)
+/// the send buffer filled up. Code that assumes one call sends everything
+/// works in tests and fails under load. A `write` that
 /// returns 0 means the peer can take nothing more and is reported as
 /// `WriteZero` instead of looping forever.
 pub fn write_all<W: Write + ?Sized>(writer: &mut W, mut buf: &[u8]) -> io::Result<usize> {

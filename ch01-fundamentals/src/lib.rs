@@ -9,6 +9,8 @@
 //! | line protocols without unbounded buffers | [`lines`] |
 //! | thread per connection, connection limit, clean shutdown | [`server`] |
 //! | the echo server itself | [`echo`] |
+//! | signals in a threaded server: block them, `sigwait` in one thread | `signals` (Unix) |
+//! | raising the open-files limit | [`net::raise_fd_limit`] |
 //! | log set-up shared by every binary (`RUST_LOG`, `--log-format`) | [`logging`] |
 //! | the chapter's labs (stubs, or reference solutions with `reference`) | [`labs`] |
 //!
@@ -22,3 +24,5 @@ pub mod lines;
 pub mod logging;
 pub mod net;
 pub mod server;
+#[cfg(unix)]
+pub mod signals;

@@ -50,6 +50,9 @@ impl<R: Read> BoundedLines<R> {
             };
             if available.is_empty() {
                 // End of stream: hand out what we have, if anything.
+                if self.line.len() > self.max {
+                    too_long = true;
+                }
                 return Ok(match (too_long, self.line.is_empty()) {
                     (true, _) => Line::TooLong,
                     (false, true) => Line::Eof,
@@ -60,7 +63,8 @@ impl<R: Read> BoundedLines<R> {
                 Some(i) => (&available[..i], true),
                 None => (available, false),
             };
-            if !too_long && self.line.len() + chunk.len() <= self.max {
+            // One byte over `max` is kept for a CR that may end the line.
+            if !too_long && self.line.len() + chunk.len() <= self.max + 1 {
                 self.line.extend_from_slice(chunk);
             } else {
                 // Over the limit: forget the line and skip to its end.
@@ -75,6 +79,10 @@ impl<R: Read> BoundedLines<R> {
                 }
                 if self.line.last() == Some(&b'\r') {
                     self.line.pop();
+                }
+                if self.line.len() > self.max {
+                    self.line.clear();
+                    return Ok(Line::TooLong);
                 }
                 return Ok(Line::Text(std::mem::take(&mut self.line)));
             }
@@ -124,6 +132,9 @@ mod tests {
     fn exactly_max_bytes_is_allowed() {
         assert_eq!(lines(b"12345\n", 5), vec![Line::Text(b"12345".to_vec()), Line::Eof]);
         assert_eq!(lines(b"123456\n", 5), vec![Line::TooLong, Line::Eof]);
+        // The CR of a CRLF does not count toward the limit.
+        assert_eq!(lines(b"12345\r\n", 5), vec![Line::Text(b"12345".to_vec()), Line::Eof]);
+        assert_eq!(lines(b"123456", 5), vec![Line::TooLong, Line::Eof]);
     }
 
     #[test]

@@ -64,6 +64,28 @@ pub fn tune_accepted(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)
 }
 
+// ANCHOR: raise_fd_limit
+/// Raises this process's open-files limit (RLIMIT_NOFILE) from its soft
+/// value to its hard maximum, and returns the new limit.
+///
+/// Every connection is a file descriptor, and a common default soft limit
+/// is 1024: a server that does not raise it fails with EMFILE ("too many
+/// open files") long before memory or CPU run out. The soft limit may be
+/// raised up to the hard one without privileges.
+#[cfg(unix)]
+pub fn raise_fd_limit() -> io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(io::Error::from)?;
+    // Some systems report "unlimited" as the hard limit; ask for a sane cap.
+    let target = hard.min(1 << 20);
+    if target > soft {
+        setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_err(io::Error::from)?;
+        return Ok(target);
+    }
+    Ok(soft)
+}
+// ANCHOR_END: raise_fd_limit
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +118,14 @@ mod tests {
         drop(first);
         let again = listen(addr, 16).unwrap();
         assert_eq!(again.local_addr().unwrap(), addr);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_fd_limit_can_be_raised_to_the_hard_limit() {
+        let limit = raise_fd_limit().unwrap();
+        assert!(limit >= 256, "{limit}");
+        assert_eq!(raise_fd_limit().unwrap(), limit, "raising twice changes nothing");
     }
 
     #[test]

@@ -15,9 +15,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as Both, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ struct ShutdownInner {
     triggered: AtomicBool,
     /// Listeners to poke so that a blocked `accept()` returns.
     listeners: Mutex<Vec<SocketAddr>>,
+    /// Wakes threads sleeping in [`Shutdown::wait_timeout`].
+    fired: Condvar,
 }
 
 impl Shutdown {
@@ -52,7 +54,12 @@ impl Shutdown {
 
     /// Fires the signal and wakes every server waiting on it.
     pub fn trigger(&self) {
-        self.inner.triggered.store(true, Ordering::SeqCst);
+        {
+            // Under the lock, so a thread about to wait cannot miss it.
+            let _guard = lock(&self.inner.listeners);
+            self.inner.triggered.store(true, Ordering::SeqCst);
+            self.inner.fired.notify_all();
+        }
         for addr in lock(&self.inner.listeners).iter() {
             // A throwaway connection makes `accept()` return; the server
             // then sees the flag. Failure only means nobody is listening.
@@ -63,6 +70,18 @@ impl Shutdown {
     /// Whether [`trigger`](Self::trigger) has been called.
     pub fn is_triggered(&self) -> bool {
         self.inner.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for up to `timeout`, waking early if the signal fires.
+    /// Returns whether it has fired: a periodic task's loop condition.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let guard = lock(&self.inner.listeners);
+        let _ = self
+            .inner
+            .fired
+            .wait_timeout_while(guard, timeout, |_| !self.is_triggered())
+            .unwrap_or_else(PoisonError::into_inner);
+        self.is_triggered()
     }
 
     fn register(&self, addr: SocketAddr) {
@@ -87,11 +106,15 @@ pub struct ServerConfig {
     /// Connections handled at once; more are accepted and closed at once,
     /// so a flood of clients cannot exhaust threads or memory.
     pub max_connections: usize,
+    /// On shutdown, how long connections in progress may take to finish
+    /// on their own before they are cut (zero: cut at once). The listener
+    /// is closed first, so no new connection arrives meanwhile.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { max_connections: DEFAULT_MAX_CONNECTIONS }
+        Self { max_connections: DEFAULT_MAX_CONNECTIONS, drain_timeout: Duration::ZERO }
     }
 }
 
@@ -110,6 +133,8 @@ pub struct ServeStats {
 struct Connections {
     sockets: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<HashMap<u64, JoinHandle<()>>>,
+    /// Signalled whenever a connection ends (for draining).
+    ended: Condvar,
 }
 
 // ANCHOR: serve
@@ -181,9 +206,14 @@ where
         }
     }
 
+    // Stop accepting: from here on, new clients are refused by the kernel.
+    drop(listener);
+    if !config.drain_timeout.is_zero() {
+        drain(&conns, config.drain_timeout);
+    }
     // Wake every connection thread: their blocked reads return 0 (EOF).
     for socket in lock(&conns.sockets).values() {
-        let _ = socket.shutdown(Both::Both);
+        let _ = socket.shutdown(Direction::Both);
     }
     let threads: Vec<_> = lock(&conns.threads).drain().map(|(_, h)| h).collect();
     for handle in threads {
@@ -206,8 +236,28 @@ struct Forget<'a> {
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
         lock(&self.conns.sockets).remove(&self.id);
+        self.conns.ended.notify_all();
     }
 }
+
+// ANCHOR: drain
+/// Waits until every connection has ended or `timeout` has passed.
+fn drain(conns: &Connections, timeout: Duration) {
+    let sockets = lock(&conns.sockets);
+    let in_flight = sockets.len();
+    if in_flight == 0 {
+        return;
+    }
+    tracing::info!(in_flight, ?timeout, "draining connections");
+    let (sockets, waited) =
+        conns.ended.wait_timeout_while(sockets, timeout, |s| !s.is_empty()).unwrap_or_else(PoisonError::into_inner);
+    if waited.timed_out() {
+        tracing::warn!(left = sockets.len(), "drain timeout: closing the connections still open");
+    } else {
+        tracing::info!("all connections finished");
+    }
+}
+// ANCHOR_END: drain
 
 /// Joins the threads of connections that have ended, so the map of handles
 /// does not grow with every connection the server has ever seen.
@@ -329,7 +379,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let s2 = shutdown.clone();
         let t = thread::spawn(move || {
-            serve(listener, s2, ServerConfig { max_connections: 1 }, |mut s: TcpStream| {
+            serve(listener, s2, ServerConfig { max_connections: 1, ..ServerConfig::default() }, |mut s: TcpStream| {
                 let mut buf = [0u8; 16];
                 while s.read(&mut buf)? > 0 {}
                 Ok(())
@@ -347,6 +397,47 @@ mod tests {
         shutdown.trigger();
         let stats = t.join().unwrap().unwrap();
         assert_eq!(stats, ServeStats { accepted: 1, refused: 1 });
+    }
+
+    #[test]
+    fn draining_lets_a_connection_in_progress_finish_and_refuses_new_ones() {
+        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let s2 = shutdown.clone();
+        let config = ServerConfig { drain_timeout: Duration::from_secs(30), ..ServerConfig::default() };
+        let t = thread::spawn(move || {
+            serve(listener, s2, config, |mut s: TcpStream| {
+                s.write_all(b"1")?; // in progress
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b)?; // finishes when the client says so
+                s.write_all(b"2")
+            })
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        shutdown.trigger();
+        // New connections are refused once the listener is closed. The
+        // trigger's own wake-up connection may be the last one accepted, so
+        // try until refused (bounded).
+        let refused = (0..100).any(|_| TcpStream::connect(addr).is_err());
+        assert!(refused, "the listener was closed");
+        // The connection in progress still completes.
+        c.write_all(b"x").unwrap();
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"2");
+        assert_eq!(t.join().unwrap().unwrap().accepted, 1);
+    }
+
+    #[test]
+    fn wait_timeout_wakes_when_triggered() {
+        let s = Shutdown::new();
+        assert!(!s.wait_timeout(Duration::from_millis(1)));
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.wait_timeout(Duration::from_secs(60)));
+        s.trigger();
+        assert!(t.join().unwrap());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Graded tests for the chapter 1 labs. Every test name starts with its
-//! lab's id, so `cargo test -p ch01-fundamentals lab_5_1` runs one lab.
+//! lab's id, so `cargo test -p ch01-fundamentals --no-default-features
+//! lab_5_1` grades your lab 5.1 (without `--no-default-features`, this
+//! repository tests the reference solution instead).
 //!
 //! Each test starts the lab's server on 127.0.0.1:0 and talks to it over a
 //! real socket. Reads have a timeout, so an unfinished lab fails instead of

@@ -27,11 +27,10 @@ use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop, split_authority};
 use crate::labs::lab_6_2_http_cache::{HttpCache, cache_ttl};
 use crate::proxy::{
-    ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, forward_exchange, host_and_port,
-    split_absolute_http,
+    ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, finish, forward_exchange,
+    host_and_port, split_absolute_http,
 };
 use crate::relay::{RelayEnd, relay};
-use crate::reverse::finish;
 
 /// How a forward proxy behaves.
 #[derive(Clone)]
@@ -94,7 +93,7 @@ fn port_list(ports: &BTreeSet<u16>) -> String {
 
 /// Runs the forward proxy on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, config: ForwardConfig, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: config.max_connections };
+    let server_config = ServerConfig { max_connections: config.max_connections, ..ServerConfig::default() };
     let config = Arc::new(config);
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &config))
 }
@@ -104,15 +103,14 @@ pub fn handle_client(stream: TcpStream, config: &ForwardConfig) -> io::Result<()
     let peer = stream.peer_addr()?;
     let mut out = stream.try_clone()?;
     let mut client = Buffered::new(stream);
+    let started = Instant::now();
     let head = match client.read_request_head(&config.limits) {
         Ok(head) => head,
         Err(e) => {
-            let error = ProxyError::from(e);
-            crate::proxy::send_error(&mut out, &error);
+            finish(config.on_exchange.as_ref(), &mut out, peer, "-".into(), "-".into(), started, Err(e.into()));
             return Ok(());
         }
     };
-    let started = Instant::now();
     let (method, target) = (head.method.clone(), head.target.clone());
     let result = if head.method == "CONNECT" {
         tunnel(client, &mut out, &head, config)

@@ -47,7 +47,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
     /// The bytes break a rule: 400, and the connection is closed.
-    #[error("bad request: {0}")]
+    #[error("{0}")]
     BadRequest(&'static str),
     /// A transfer coding we do not implement (`gzip, chunked`): 501.
     #[error("transfer coding not implemented: {0}")]
@@ -55,6 +55,9 @@ pub enum HeadError {
     /// The header section is over the limit: 431.
     #[error("header section larger than {0} bytes")]
     HeadTooLarge(usize),
+    /// More header lines than allowed: 431.
+    #[error("more than {0} header lines")]
+    TooManyHeaders(usize),
     /// The request target is over the limit: 414.
     #[error("request target longer than {0} bytes")]
     TargetTooLong(usize),
@@ -76,7 +79,7 @@ impl HeadError {
         match self {
             HeadError::BadRequest(_) => Some(400),
             HeadError::NotImplemented(_) => Some(501),
-            HeadError::HeadTooLarge(_) => Some(431),
+            HeadError::HeadTooLarge(_) | HeadError::TooManyHeaders(_) => Some(431),
             HeadError::TargetTooLong(_) => Some(414),
             HeadError::Timeout(_) => Some(408),
             HeadError::Closed | HeadError::Io(_) => None,
@@ -156,10 +159,20 @@ impl Headers {
         self.0.push(Header { name: name.to_string(), value: value.into() });
     }
 
-    /// Replaces every `name` header by one with `value`.
+    /// Replaces every `name` header by one with `value`, where the first
+    /// one was (at the end if there was none).
     pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        self.remove(name);
-        self.push(name, value);
+        match self.0.iter().position(|h| h.name.eq_ignore_ascii_case(name)) {
+            Some(first) => {
+                self.0[first].value = value.into();
+                let mut i = 0;
+                self.0.retain(|h| {
+                    i += 1;
+                    i - 1 == first || !h.name.eq_ignore_ascii_case(name)
+                });
+            }
+            None => self.push(name, value),
+        }
     }
 
     fn write_to(&self, out: &mut Vec<u8>) {
@@ -261,7 +274,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead,
             return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(tokenizer_error(e)),
+        Err(e) => return Err(tokenizer_error(e, limits)),
     };
     if len > limits.max_head_bytes {
         return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
@@ -309,15 +322,17 @@ fn check_target_length(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
 
 // ANCHOR: tokenizer_error
 /// Maps a tokenizer error to the reason we give.
-fn tokenizer_error(e: httparse::Error) -> HeadError {
+fn tokenizer_error(e: httparse::Error, limits: &Limits) -> HeadError {
     HeadError::BadRequest(match e {
-        httparse::Error::HeaderName => "invalid header name (whitespace before the colon, or a non-token character)",
+        httparse::Error::HeaderName => {
+            "invalid header line (a folded continuation line, whitespace before the colon, or a non-token character)"
+        }
         httparse::Error::HeaderValue => "invalid character in a header value",
         httparse::Error::NewLine => "malformed line ending (a bare CR?)",
         httparse::Error::Token => "invalid method or token",
         httparse::Error::Version => "unsupported protocol version",
         httparse::Error::Status => "invalid status",
-        httparse::Error::TooManyHeaders => return HeadError::HeadTooLarge(DEFAULT_MAX_HEAD_BYTES),
+        httparse::Error::TooManyHeaders => return HeadError::TooManyHeaders(limits.max_headers),
     })
 }
 // ANCHOR_END: tokenizer_error
@@ -424,7 +439,7 @@ pub fn parse_response(
             return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(tokenizer_error(e)),
+        Err(e) => return Err(tokenizer_error(e, limits)),
     };
     if len > limits.max_head_bytes {
         return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
@@ -469,7 +484,7 @@ impl RequestHead {
 
     /// Whether the method is safe to retry (RFC 9110 9.2.2).
     pub fn is_idempotent(&self) -> bool {
-        matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE")
+        matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
     }
 }
 
@@ -519,11 +534,25 @@ impl Buffered {
     /// client sending one byte a second cannot hold the connection longer.
     pub fn read_request_head(&mut self, limits: &Limits) -> Result<RequestHead, HeadError> {
         let deadline = Instant::now() + limits.header_timeout;
+        // Parse only when a parse can decide something: the end of the head
+        // has arrived, or a limit is crossed. Re-parsing after every small
+        // read would cost time in the square of the head's size, which a
+        // client sending one byte per packet could exploit.
+        let (mut scanned, mut first_line_done) = (0usize, false);
         loop {
-            if let Some((head, len)) = parse_request(&self.buf, limits)? {
-                self.consume(len);
-                return Ok(head);
+            let from = scanned.saturating_sub(3);
+            let fresh = &self.buf[from..];
+            let ended = fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n");
+            first_line_done |= fresh.contains(&b'\n');
+            let over = self.buf.len() >= limits.max_head_bytes
+                || (!first_line_done && self.buf.len() > limits.max_target_bytes + 64);
+            if ended || over || (scanned == 0 && !self.buf.is_empty()) {
+                if let Some((head, len)) = parse_request(&self.buf, limits)? {
+                    self.consume(len);
+                    return Ok(head);
+                }
             }
+            scanned = self.buf.len();
             self.fill_before(deadline, limits.header_timeout)?;
         }
     }

@@ -4,7 +4,7 @@
 use std::io::{self, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ch01_fundamentals::io::write_all;
 
@@ -170,10 +170,24 @@ pub struct Forwarded {
 pub fn forward_exchange(
     client: &mut Buffered,
     client_out: &mut dyn Write,
+    request: RequestHead,
+    upstream: TcpStream,
+    limits: &Limits,
+    timeouts: &Timeouts,
+) -> Result<Forwarded, ProxyError> {
+    forward_exchange_with(client, client_out, request, upstream, limits, timeouts, &mut |_| {})
+}
+
+/// [`forward_exchange`], with a chance to edit the response head before it
+/// goes to the client (a load balancer adds `Set-Cookie` or `X-Request-ID`).
+pub fn forward_exchange_with(
+    client: &mut Buffered,
+    client_out: &mut dyn Write,
     mut request: RequestHead,
     upstream: TcpStream,
     limits: &Limits,
     timeouts: &Timeouts,
+    edit_response: &mut dyn FnMut(&mut ResponseHead),
 ) -> Result<Forwarded, ProxyError> {
     // We answer `Expect: 100-continue` ourselves: the client then sends
     // its body, which we forward with the head.
@@ -181,10 +195,20 @@ pub fn forward_exchange(
         write_all(client_out, b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|e| ProxyError::client_gone(e.to_string()))?;
     }
     request.headers.remove("expect");
+    // An HTTP/1.0 request may come without Host; we always speak HTTP/1.1
+    // upstream, where Host is required: name the server we connected to.
+    if request.headers.get("host").is_none()
+        && let Ok(peer) = upstream.peer_addr()
+    {
+        request.headers.set("Host", peer.to_string());
+    }
     let request_head = request.to_bytes();
     let mut upstream = Buffered::new(upstream);
     let _ = upstream.stream.set_write_timeout(Some(timeouts.idle));
     let _ = client.stream.set_read_timeout(Some(timeouts.idle));
+    // A client that stops reading a large response must not hold this
+    // thread and the upstream connection forever.
+    let _ = client.stream.set_write_timeout(Some(timeouts.idle));
     write_all(&mut upstream.stream, &request_head)
         .map_err(|e| ProxyError::new(502, format!("sending the request upstream failed: {e}")))?;
     let body_up = copy_body(client, &mut upstream.stream, request.framing).map_err(|e| match e {
@@ -201,6 +225,7 @@ pub fn forward_exchange(
         })?;
     remove_hop_by_hop(&mut response.headers);
     response.headers.set("Connection", "close");
+    edit_response(&mut response);
     let response_head = response.to_bytes();
     write_all(client_out, &response_head).map_err(|e| ProxyError::client_gone(e.to_string()))?;
     let _ = upstream.stream.set_read_timeout(Some(timeouts.idle));
@@ -220,6 +245,40 @@ pub fn forward_exchange(
     })
 }
 // ANCHOR_END: forward_exchange
+
+/// Ends an exchange: answers the error if there was one, logs a line, and
+/// calls the hook (an access log) with what happened.
+pub fn finish(
+    hook: Option<&ExchangeHook>,
+    out: &mut TcpStream,
+    peer: SocketAddr,
+    method: String,
+    target: String,
+    started: Instant,
+    result: Result<Forwarded, ProxyError>,
+) {
+    let (status, bytes_up, bytes_down) = match result {
+        Ok(f) => (f.response.status, f.bytes_up, f.bytes_down),
+        Err(e) => {
+            send_error(out, &e);
+            match e.status {
+                Some(status) => {
+                    tracing::warn!(%peer, %method, %target, status, error = %e.detail, "request failed");
+                    (status, 0, error_response(status, &e.detail).len() as u64)
+                }
+                None => {
+                    tracing::debug!(%peer, error = %e.detail, "client went away");
+                    return;
+                }
+            }
+        }
+    };
+    let latency = started.elapsed();
+    tracing::info!(%peer, %method, %target, status, ms = latency.as_millis() as u64, bytes_up, bytes_down, "request");
+    if let Some(hook) = hook {
+        hook(&Exchange { client: peer, method, target, status, latency, bytes_up, bytes_down });
+    }
+}
 
 /// Splits an absolute-form `http://authority/path?query` target into the
 /// authority and the origin-form rest (`/path?query`, at least `/`).

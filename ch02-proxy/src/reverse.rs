@@ -21,8 +21,8 @@ use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 use crate::forwarding::add_forwarding_headers;
 use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
 use crate::proxy::{
-    Exchange, ExchangeHook, Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange, host_and_port,
-    send_error, split_absolute_http,
+    ExchangeHook, Forwarded, ProxyError, Timeouts, connect_upstream, finish, forward_exchange, host_and_port,
+    split_absolute_http,
 };
 
 /// How a reverse proxy behaves.
@@ -76,7 +76,7 @@ impl ReverseConfig {
 // ANCHOR: run
 /// Runs the reverse proxy on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, config: ReverseConfig, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: config.max_connections };
+    let server_config = ServerConfig { max_connections: config.max_connections, ..ServerConfig::default() };
     let config = Arc::new(config);
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &config))
 }
@@ -89,57 +89,21 @@ pub fn handle_client(stream: TcpStream, config: &ReverseConfig) -> io::Result<()
     let local = stream.local_addr()?;
     let mut out = stream.try_clone()?;
     let mut client = Buffered::new(stream);
+    let started = Instant::now();
     let head = match client.read_request_head(&config.limits) {
         Ok(head) => head,
         Err(e) => {
-            let error = ProxyError::from(e);
-            if error.status.is_some() {
-                tracing::info!(%peer, error = %error, "refused a request");
-            }
-            send_error(&mut out, &error);
+            // Refused before we knew the method: logged (and hooked) as "-".
+            finish(config.on_exchange.as_ref(), &mut out, peer, "-".into(), "-".into(), started, Err(e.into()));
             return Ok(());
         }
     };
-    let started = Instant::now();
     let (method, target) = (head.method.clone(), head.target.clone());
     let result = proxy_request(&mut client, &mut out, head, peer, local, config);
     finish(config.on_exchange.as_ref(), &mut out, peer, method, target, started, result);
     Ok(())
 }
 // ANCHOR_END: handle_client
-
-/// Logs an exchange, answers an error if there was one, calls the hook.
-pub(crate) fn finish(
-    hook: Option<&ExchangeHook>,
-    out: &mut TcpStream,
-    peer: SocketAddr,
-    method: String,
-    target: String,
-    started: Instant,
-    result: Result<Forwarded, ProxyError>,
-) {
-    let (status, bytes_up, bytes_down) = match result {
-        Ok(f) => (f.response.status, f.bytes_up, f.bytes_down),
-        Err(e) => {
-            send_error(out, &e);
-            match e.status {
-                Some(status) => {
-                    tracing::warn!(%peer, %method, %target, status, error = %e.detail, "request failed");
-                    (status, 0, crate::proxy::error_response(status, &e.detail).len() as u64)
-                }
-                None => {
-                    tracing::debug!(%peer, error = %e.detail, "client went away");
-                    return;
-                }
-            }
-        }
-    };
-    let latency = started.elapsed();
-    tracing::info!(%peer, %method, %target, status, ms = latency.as_millis() as u64, bytes_up, bytes_down, "request");
-    if let Some(hook) = hook {
-        hook(&Exchange { client: peer, method, target, status, latency, bytes_up, bytes_down });
-    }
-}
 
 // ANCHOR: proxy_request
 fn proxy_request(

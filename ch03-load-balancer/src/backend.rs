@@ -142,7 +142,7 @@ impl BackendSet {
         }
         // fetch_add hands every thread a different starting point without a lock.
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|i| &self.backends[(start + i) % n]).find(|b| b.is_available(now)).cloned()
+        (0..n).map(|i| &self.backends[start.wrapping_add(i) % n]).find(|b| b.is_available(now)).cloned()
     }
 }
 // ANCHOR_END: backend_set

@@ -57,7 +57,8 @@ impl Default for LbConfig {
         Self {
             strategy: Strategy::RoundRobin,
             limits: Limits::default(),
-            timeouts: Timeouts::default(),
+            // Backends sit on the same network: 2 s to connect is generous.
+            timeouts: Timeouts { connect: Duration::from_secs(2), ..Timeouts::default() },
             max_connections: ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS,
             retry_after: Duration::from_secs(10),
         }
@@ -108,10 +109,17 @@ impl LoadBalancer {
     /// Each backend is tried at most once per request.
     pub fn connect_with_failover(&self) -> Result<(Arc<Backend>, TcpStream), ProxyError> {
         let mut tried: Vec<String> = Vec::new();
-        for _ in 0..self.backends.all().len() {
+        let n = self.backends.all().len();
+        // A strategy may offer a backend already tried (random does); allow
+        // a few extra picks so that does not end the search early, bounded
+        // so a request never loops.
+        for _ in 0..n * 3 {
+            if tried.len() == n {
+                break;
+            }
             let Some(backend) = self.pick(Instant::now()) else { break };
             if tried.contains(&backend.addr) {
-                continue; // the strategy offered it again; give another a turn
+                continue;
             }
             tried.push(backend.addr.clone());
             let (host, port) = host_and_port(&backend.addr, 80)?;
@@ -146,7 +154,7 @@ impl LoadBalancer {
 // ANCHOR: run
 /// Runs the load balancer on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, lb: Arc<LoadBalancer>, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: lb.config.max_connections };
+    let server_config = ServerConfig { max_connections: lb.config.max_connections, ..ServerConfig::default() };
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &lb))
 }
 // ANCHOR_END: run

@@ -9,6 +9,7 @@
 //! | the statistics report (SIGUSR1, shutdown) | [`stats`] |
 //! | signals in a threaded server: block them, `sigwait` in one thread | `signals` (Unix) |
 //! | `--demo`: three backends in the same process | [`demo`] |
+//! | a seeded random generator (splitmix64) | [`rng`] |
 //! | labs: random (4.1) and weighted (4.2) selection | [`labs`] |
 //!
 //! Binary: `load_balancer`.
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod balancer;
 pub mod demo;
 pub mod labs;
+pub mod rng;
 #[cfg(unix)]
 pub mod signals;
 pub mod stats;

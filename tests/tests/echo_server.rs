@@ -80,3 +80,18 @@ fn echo_server_help_shows_defaults_and_bad_arguments_are_refused() {
     let bad = run(&bin, &["not-a-port"]);
     assert!(!bad.status.success());
 }
+
+#[cfg(unix)]
+#[test]
+fn echo_server_stops_cleanly_on_sigterm() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let mut server = echo_server();
+    let _idle = TcpStream::connect(server.addr).unwrap();
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGTERM).unwrap();
+    let stopped = server.wait_for_line(Duration::from_secs(10), |l| l.contains("server stopped"));
+    assert!(stopped.is_some(), "the clean shutdown path ran");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("it exits");
+    assert!(status.success(), "{status:?}");
+}

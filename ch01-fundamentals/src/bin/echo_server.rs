@@ -22,9 +22,9 @@ struct Args {
     /// Port to listen on (the same as --port; give one or the other).
     #[arg(value_name = "PORT")]
     port_positional: Option<u16>,
-    /// Port to listen on.
-    #[arg(short, long, default_value_t = 8080)]
-    port: u16,
+    /// Port to listen on [default: 8080].
+    #[arg(short, long)]
+    port: Option<u16>,
     /// Address to listen on; 0.0.0.0 accepts connections from other machines.
     #[arg(short = 'H', long, default_value = "127.0.0.1")]
     host: IpAddr,
@@ -43,14 +43,32 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(args.log_format);
     let port = match (args.port_positional, args.port) {
-        (Some(p), 8080) => p,
-        (Some(p), q) if p != q => bail!("two different ports given ({p} and --port {q}); give one"),
-        (_, q) => q,
+        (Some(p), Some(q)) if p != q => bail!("two different ports given ({p} and --port {q}); give one"),
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => 8080,
     };
+    let shutdown = Shutdown::new();
+    // Ctrl-C or SIGTERM: stop accepting, close every connection, log, exit.
+    #[cfg(unix)]
+    {
+        let stop = shutdown.clone();
+        ch01_fundamentals::signals::spawn(move |request| {
+            if request == ch01_fundamentals::signals::Request::Stop {
+                tracing::info!("stopping");
+                stop.trigger();
+                return false;
+            }
+            true
+        })?;
+        match ch01_fundamentals::net::raise_fd_limit() {
+            Ok(limit) => tracing::debug!(limit, "open-files limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+        }
+    }
     let addr = SocketAddr::new(args.host, port);
     let listener = listen(addr, args.backlog).with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "echo server listening");
-    let config = ServerConfig { max_connections: args.max_connections };
-    ch01_fundamentals::echo::run_with(listener, Shutdown::new(), config)?;
+    let config = ServerConfig { max_connections: args.max_connections, ..ServerConfig::default() };
+    ch01_fundamentals::echo::run_with(listener, shutdown, config)?;
     Ok(())
 }

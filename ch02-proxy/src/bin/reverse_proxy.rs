@@ -16,7 +16,7 @@ use clap::Parser;
 
 /// A reverse proxy: forwards every request to one backend, adding
 /// X-Forwarded-For, X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host, and
-/// answers 400, 408, 414, 431, 502 or 504 with a body that says why.
+/// answers 400, 405, 408, 414, 431, 501, 502 or 504 with a body that says why.
 ///
 /// Try it: `cargo run -p backends` (a backend on 9001) in one terminal,
 /// `cargo run -p ch02-proxy -- --backend 127.0.0.1:9001` in another, then

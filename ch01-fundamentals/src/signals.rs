@@ -1,0 +1,56 @@
+//! Signals for a threaded server, the simple and safe way: block them in
+//! every thread and let one dedicated thread receive them with `sigwait`.
+//!
+//! A classic signal handler runs in the middle of whatever some thread was
+//! doing, where almost nothing (no lock, no allocation, no print) is safe.
+//! With the signals blocked, the kernel instead queues them until the
+//! signal thread asks for the next one, and that thread may do anything.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SIGUSR1: print the statistics.
+    Report,
+    /// SIGHUP: reload (used by later chapters).
+    Reload,
+    /// SIGINT or SIGTERM: stop.
+    Stop,
+}
+
+// ANCHOR: signal_thread
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and so
+/// in every thread it spawns later: call this first), then starts a thread
+/// that calls `on_signal` for each one, until `on_signal` returns false.
+pub fn spawn<F>(mut on_signal: F) -> io::Result<JoinHandle<()>>
+where
+    F: FnMut(Request) -> bool + Send + 'static,
+{
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1] {
+        set.add(s);
+    }
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(io::Error::from)?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        loop {
+            let request = match set.wait() {
+                Ok(Signal::SIGUSR1) => Request::Report,
+                Ok(Signal::SIGHUP) => Request::Reload,
+                Ok(_) => Request::Stop,
+                Err(_) => continue, // EINTR: wait again
+            };
+            // A bug in the callback must not kill this thread: with the
+            // signals blocked everywhere else, Ctrl-C would then do nothing.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_signal(request))) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(_) => tracing::error!(?request, "the signal handler panicked; still listening for signals"),
+            }
+        }
+    })
+}
+// ANCHOR_END: signal_thread

@@ -1,0 +1,302 @@
+//! The advanced load balancer: chapter 3's, with a pluggable algorithm per
+//! route, health checks, request ids, sticky cookies, latency statistics
+//! and draining.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
+use ch02_proxy::forwarding::add_forwarding_headers;
+use ch02_proxy::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use ch02_proxy::proxy::{
+    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange_with, host_and_port, send_error,
+    split_absolute_http,
+};
+use ch03_load_balancer::rng::Rng;
+
+use crate::algorithm::Context;
+use crate::headers::{cookie, ensure_request_id};
+use crate::health::{HealthConfig, record_request};
+use crate::labs::BackendLine;
+use crate::labs::lab_4_5_statistics::PeriodicReporter;
+use crate::node::Pool;
+use crate::routing::{Group, Router};
+
+/// What the hashing algorithms hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HashKey {
+    /// The client's IP address.
+    #[default]
+    Ip,
+    /// The request path (cache-friendly: one object, one backend).
+    Path,
+}
+
+/// Everything configurable about the advanced load balancer.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Head limits and the header timeout.
+    pub limits: Limits,
+    /// Connect, response and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Clients served at once.
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub drain_timeout: Duration,
+    /// Health checking.
+    pub health: HealthConfig,
+    /// What consistent hashing hashes.
+    pub hash_key: HashKey,
+    /// Print a report every N requests (lab 4.5); 0: never.
+    pub stats_every: u64,
+    /// Answer this path with the JSON statistics (lab 8.3).
+    pub stats_path: Option<String>,
+    /// The weights file reloaded on SIGHUP (lab 8.4).
+    pub weights_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            max_connections: ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: Duration::from_secs(30),
+            health: HealthConfig::default(),
+            hash_key: HashKey::Ip,
+            stats_every: 0,
+            stats_path: None,
+            weights_file: None,
+        }
+    }
+}
+
+/// The load balancer's shared state.
+#[derive(Debug)]
+pub struct AdvancedLb {
+    /// Groups and routes.
+    pub router: Router,
+    /// The options.
+    pub options: Options,
+    /// When it started.
+    pub started: Instant,
+    /// Requests received with a valid head.
+    pub requests: AtomicU64,
+    ids: Mutex<Rng>,
+    reporter: Option<PeriodicReporter>,
+}
+
+impl AdvancedLb {
+    /// A load balancer over `router`.
+    pub fn new(router: Router, options: Options) -> Arc<Self> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+        let reporter = (options.stats_every > 0).then(|| PeriodicReporter::new(options.stats_every));
+        Arc::new(Self {
+            router,
+            options,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            ids: Mutex::new(Rng::new(seed)),
+            reporter,
+        })
+    }
+
+    /// The default group's pool.
+    pub fn default_pool(&self) -> &Arc<Pool> {
+        &self.router.groups[0].pool
+    }
+
+    /// Report lines for every node of every group.
+    pub fn backend_lines(&self) -> Vec<BackendLine> {
+        self.router
+            .groups
+            .iter()
+            .flat_map(|g| g.pool.nodes.iter())
+            .map(|n| BackendLine {
+                addr: n.addr().to_string(),
+                up: n.is_healthy(),
+                requests: n.backend.requests.load(Ordering::Relaxed),
+                failures: n.backend.failures.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+// ANCHOR: run
+/// Runs until `shutdown` fires, then drains: the listener closes at once
+/// and requests in progress get `drain_timeout` to finish.
+pub fn run(listener: TcpListener, lb: Arc<AdvancedLb>, shutdown: Shutdown) -> io::Result<ServeStats> {
+    let config = ServerConfig { max_connections: lb.options.max_connections, drain_timeout: lb.options.drain_timeout };
+    serve(listener, shutdown, config, move |stream| handle_client(stream, &lb))
+}
+// ANCHOR_END: run
+
+/// Serves one client connection: one request, one response.
+pub fn handle_client(stream: TcpStream, lb: &AdvancedLb) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    let mut out = stream.try_clone()?;
+    let mut client = Buffered::new(stream);
+    let head = match client.read_request_head(&lb.options.limits) {
+        Ok(head) => head,
+        Err(e) => {
+            send_error(&mut out, &ProxyError::from(e));
+            return Ok(());
+        }
+    };
+    lb.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(path) = &lb.options.stats_path
+        && head.target == *path
+    {
+        let json = crate::labs::lab_8_3_lb_stats_endpoint::stats_json(
+            lb.default_pool(),
+            lb.started.elapsed(),
+            lb.requests.load(Ordering::Relaxed),
+        );
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            json.len()
+        );
+        let _ = ch01_fundamentals::io::write_all(&mut out, response.as_bytes());
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (method, target) = (head.method.clone(), head.target.clone());
+    match balance(&mut client, &mut out, head, peer, lb) {
+        Ok((backend, request_id, f)) => {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(%peer, %method, %target, %backend, status = f.response.status, ms, %request_id, "request");
+        }
+        Err(e) => {
+            send_error(&mut out, &e);
+            if let Some(status) = e.status {
+                tracing::warn!(%peer, %method, %target, status, error = %e.detail, "request failed");
+            }
+        }
+    }
+    if let Some(reporter) = &lb.reporter
+        && let Some(report) = reporter.on_request(&lb.backend_lines())
+    {
+        eprint!("{report}");
+    }
+    Ok(())
+}
+
+// ANCHOR: balance
+fn balance(
+    client: &mut Buffered,
+    out: &mut TcpStream,
+    mut head: RequestHead,
+    peer: SocketAddr,
+    lb: &AdvancedLb,
+) -> Result<(String, String, Forwarded), ProxyError> {
+    if head.method == "CONNECT" {
+        return Err(ProxyError::new(405, "this is a load balancer: it does not open CONNECT tunnels"));
+    }
+    if !head.target.starts_with('/') && head.target != "*" {
+        head.target = split_absolute_http(&head.target)?.1;
+    }
+    let path = head.target.split('?').next().unwrap_or("/").to_string();
+    let group = lb.router.route(&path);
+    let sticky = group.algorithm.cookie_name().map(str::to_string);
+    let cookie_value = sticky.as_deref().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+
+    remove_hop_by_hop(&mut head.headers);
+    add_forwarding_headers(&mut head.headers, peer.ip(), "http");
+    let request_id = ensure_request_id(&mut head.headers, &mut lb.ids.lock().unwrap_or_else(PoisonError::into_inner));
+    head.headers.set("Connection", "close");
+
+    let key = match lb.options.hash_key {
+        HashKey::Ip => peer.ip().to_string(),
+        HashKey::Path => path.clone(),
+    };
+    let ctx = Context { client_ip: peer.ip(), key: &key, cookie: cookie_value.as_deref(), now: Instant::now() };
+    let (index, upstream) = connect_with_failover(group, &ctx, &lb.options)?;
+    let node = &group.pool.nodes[index];
+
+    node.backend.requests.fetch_add(1, Ordering::Relaxed);
+    node.backend.active.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let set_cookie = match (&sticky, cookie_value.as_deref()) {
+        (Some(name), value) if value != Some(node.id.as_str()) => Some(format!("{name}={}; Path=/; HttpOnly", node.id)),
+        _ => None,
+    };
+    let mut edit = |response: &mut ch02_proxy::http::ResponseHead| {
+        response.headers.set("X-Request-ID", request_id.clone());
+        if let Some(c) = &set_cookie {
+            response.headers.push("Set-Cookie", c.clone());
+        }
+    };
+    let result =
+        forward_exchange_with(client, out, head, upstream, &lb.options.limits, &lb.options.timeouts, &mut edit);
+    node.backend.active.fetch_sub(1, Ordering::Relaxed);
+    match &result {
+        Ok(f) => {
+            let latency = started.elapsed();
+            node.latency.record(latency);
+            group.algorithm.on_response(index, latency);
+            node.backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
+            node.backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
+            record_request(node, true, &lb.options.health, Instant::now());
+        }
+        Err(e) if e.status.is_some_and(|s| s == 502 || s == 504) => {
+            node.backend.failures.fetch_add(1, Ordering::Relaxed);
+            record_request(node, false, &lb.options.health, Instant::now());
+        }
+        Err(_) => {}
+    }
+    result.map(|f| (node.addr().to_string(), request_id, f))
+}
+// ANCHOR_END: balance
+
+// ANCHOR: failover
+/// Picks a node and connects; a node that refuses counts as a failed
+/// request (passive health) and the next one is tried, each at most once.
+fn connect_with_failover(
+    group: &Group,
+    ctx: &Context<'_>,
+    options: &Options,
+) -> Result<(usize, TcpStream), ProxyError> {
+    let pool = &group.pool;
+    let mut tried = vec![false; pool.nodes.len()];
+    for _ in 0..pool.nodes.len() {
+        let picked = group.algorithm.pick(pool, ctx);
+        // Hashing algorithms keep answering the same node: move on to the
+        // next untried eligible one ourselves.
+        let index = match picked {
+            Some(i) if !tried[i] => i,
+            Some(_) => match (0..pool.nodes.len()).find(|&i| !tried[i] && pool.eligible(i, ctx.now)) {
+                Some(i) => i,
+                None => break,
+            },
+            None => break,
+        };
+        tried[index] = true;
+        let node = &pool.nodes[index];
+        let (host, port) = host_and_port(node.addr(), 80)?;
+        match connect_upstream(&host, port, options.timeouts.connect) {
+            Ok(stream) => return Ok((index, stream)),
+            Err(e) => {
+                tracing::debug!(backend = %node.addr(), error = %e.detail, "connect failed; trying the next backend");
+                node.backend.failures.fetch_add(1, Ordering::Relaxed);
+                record_request(node, false, &options.health, Instant::now());
+            }
+        }
+    }
+    let tried: Vec<&str> = (0..pool.nodes.len()).filter(|&i| tried[i]).map(|i| pool.nodes[i].addr()).collect();
+    Err(ProxyError::new(
+        503,
+        if tried.is_empty() {
+            format!("no healthy backend in group {}", group.name)
+        } else {
+            format!("no backend of group {} could be reached (tried {})", group.name, tried.join(", "))
+        },
+    ))
+}
+// ANCHOR_END: failover

@@ -1,0 +1,113 @@
+//! # Chapter 4 labs
+//!
+//! Each lab is one file in this folder: its doc comment is the task, and
+//! its function bodies are `todo!()` for you to replace. The graded tests
+//! are in `tests/labs.rs`; run one lab's tests with
+//!
+//! ```text
+//! cargo test -p ch04-advanced --no-default-features lab_4_3
+//! ```
+//!
+//! Several labs plug into `advanced_lb` once they pass:
+//! `--algorithm fastest` (7.2), `--stats-every N` (4.5),
+//! `--stats-path /lb-stats` (8.3) and `--weights-file FILE` with SIGHUP (8.4).
+//!
+//! Types that a lab's signature needs but that are not part of the
+//! exercise live here.
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_4_3_failure_counting.rs")]
+pub mod lab_4_3_failure_counting;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_4_4_recovery_check.rs")]
+pub mod lab_4_4_recovery_check;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_4_5_statistics.rs")]
+pub mod lab_4_5_statistics;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_7_2_response_time.rs")]
+pub mod lab_7_2_response_time;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_7_3_http_health_check.rs")]
+pub mod lab_7_3_http_health_check;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_7_4_warm_up.rs")]
+pub mod lab_7_4_warm_up;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_8_3_lb_stats_endpoint.rs")]
+pub mod lab_8_3_lb_stats_endpoint;
+
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_8_4_weight_reload.rs")]
+pub mod lab_8_4_weight_reload;
+
+/// One backend's line in lab 4.5's periodic report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendLine {
+    /// host:port.
+    pub addr: String,
+    /// Whether it is up.
+    pub up: bool,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Failures.
+    pub failures: u64,
+}
+
+/// What lab 7.3's health check expects of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// The exact status code.
+    pub status: u16,
+    /// Text the body must contain, if any.
+    pub body_contains: Option<String>,
+}
+
+/// Why lab 7.3's health check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckFailure {
+    /// No connection could be made.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Connecting or reading took longer than the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The answer was not an HTTP response we could read.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// The status was not the expected one.
+    #[error("unexpected status {0}")]
+    Status(u16),
+    /// The body did not contain the expected text.
+    #[error("the body does not contain the expected text")]
+    Body,
+}
+
+/// Why lab 7.4's warm-up failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WarmUpError {
+    /// Request number `request` (from 1) could not be sent or answered.
+    #[error("warm-up request {request} failed: {error}")]
+    Io {
+        /// Which request.
+        request: u32,
+        /// What went wrong.
+        error: String,
+    },
+    /// Request number `request` (from 1) was answered with a non-2xx status.
+    #[error("warm-up request {request} got status {status}")]
+    Status {
+        /// Which request.
+        request: u32,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// Why lab 8.4 refused a weights file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if *.line > 0 { format!("line {}: ", .line) } else { String::new() })]
+pub struct WeightsError {
+    /// The line (from 1), or 0 when the error is not about one line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}

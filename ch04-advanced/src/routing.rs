@@ -1,0 +1,86 @@
+//! Path-prefix routing: `/api/` to one backend group, `/static/` to
+//! another, everything else to the default group. The longest matching
+//! prefix wins, so `/api/v2/` can be split off `/api/`.
+
+use std::sync::Arc;
+
+use crate::algorithm::Algorithm;
+use crate::health::HealthChecker;
+use crate::node::Pool;
+
+/// A named group of backends with its own algorithm.
+#[derive(Debug)]
+pub struct Group {
+    /// Its name (the route prefix, or `default`).
+    pub name: String,
+    /// Its nodes.
+    pub pool: Arc<Pool>,
+    /// How a node is chosen in it.
+    pub algorithm: Box<dyn Algorithm>,
+}
+
+/// Prefix routes to groups.
+#[derive(Debug)]
+pub struct Router {
+    /// Every group; the default one first.
+    pub groups: Vec<Group>,
+    /// (prefix, group index), longest prefix first.
+    routes: Vec<(String, usize)>,
+}
+
+// ANCHOR: router
+impl Router {
+    /// A router with only the default group.
+    pub fn new(default: Group) -> Self {
+        Self { groups: vec![default], routes: Vec::new() }
+    }
+
+    /// Sends paths starting with `prefix` to `group`.
+    pub fn add_route(&mut self, prefix: &str, group: Group) {
+        self.groups.push(group);
+        self.routes.push((prefix.to_string(), self.groups.len() - 1));
+        self.routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    }
+
+    /// The group for `path`.
+    pub fn route(&self, path: &str) -> &Group {
+        let i = self.routes.iter().find(|(p, _)| path.starts_with(p.as_str())).map_or(0, |&(_, i)| i);
+        &self.groups[i]
+    }
+}
+// ANCHOR_END: router
+
+impl Router {
+    /// Health checkers for every group.
+    pub fn checkers(&self, config: &crate::health::HealthConfig) -> Vec<HealthChecker> {
+        self.groups.iter().map(|g| HealthChecker { pool: Arc::clone(&g.pool), config: config.clone() }).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::round_robin::RoundRobin;
+    use crate::node::Backend;
+
+    fn group(name: &str) -> Group {
+        Group {
+            name: name.into(),
+            pool: Arc::new(Pool::new(vec![Backend::new("a:1", 1)])),
+            algorithm: Box::new(RoundRobin::default()),
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let mut r = Router::new(group("default"));
+        r.add_route("/api/", group("api"));
+        r.add_route("/api/v2/", group("v2"));
+        r.add_route("/static/", group("static"));
+        assert_eq!(r.route("/api/users").name, "api");
+        assert_eq!(r.route("/api/v2/users").name, "v2");
+        assert_eq!(r.route("/static/app.js").name, "static");
+        assert_eq!(r.route("/").name, "default");
+        assert_eq!(r.route("/apix").name, "default");
+    }
+}

@@ -60,8 +60,8 @@ impl Latency {
 
     /// The mean, or zero when nothing was recorded.
     pub fn mean(&self) -> Duration {
-        let n = self.count();
-        if n == 0 { Duration::ZERO } else { Duration::from_micros(self.sum_us.load(Ordering::Relaxed) / n) }
+        let sum = self.sum_us.load(Ordering::Relaxed);
+        Duration::from_micros(sum.checked_div(self.count()).unwrap_or(0))
     }
 
     /// An upper bound for the `q` quantile (0.99 for p99): the top of the

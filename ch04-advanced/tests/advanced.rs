@@ -160,8 +160,8 @@ fn a_stopped_backend_is_marked_down_by_probes_skipped_and_comes_back() {
     let hs = backends(&["a", "b", "c"]);
     let b_addr = hs[1].addr();
     let g = group("default", &[&hs[0], &hs[1], &hs[2]], &[1, 1, 1], Kind::Rr, Duration::ZERO);
-    let mut options = Options::default();
-    options.health = HealthConfig { probe: Probe::Http("/health".into()), rise: 2, fall: 3, ..HealthConfig::default() };
+    let health = HealthConfig { probe: Probe::Http("/health".into()), rise: 2, fall: 3, ..HealthConfig::default() };
+    let options = Options { health, ..Options::default() };
     let (lb, server) = start(Router::new(g), options.clone());
     let checker = HealthChecker { pool: Arc::clone(lb.default_pool()), config: options.health.clone() };
     let node_b = Arc::clone(&lb.default_pool().nodes[1]);

@@ -461,7 +461,7 @@ fn ctx() -> Context<'static> {
 
 fn assert_close(got: Option<Duration>, want: Duration) {
     let got = got.unwrap_or_else(|| panic!("no average, expected {want:?}"));
-    let diff = if got > want { got - want } else { want - got };
+    let diff = got.abs_diff(want);
     assert!(diff <= Duration::from_micros(1), "average {got:?}, expected {want:?}");
 }
 

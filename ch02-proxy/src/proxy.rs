@@ -2,7 +2,7 @@
 //! connecting upstream, and carrying one request and its response across.
 
 use std::io::{self, ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -279,6 +279,26 @@ pub fn finish(
         hook(&Exchange { client: peer, method, target, status, latency, bytes_up, bytes_down });
     }
 }
+
+// ANCHOR: prepare_upstream_request
+/// Turns a client's request into the one a reverse proxy or load balancer
+/// sends upstream: CONNECT refused (405), an absolute-form target turned
+/// into origin form, hop-by-hop headers removed, forwarding headers added
+/// for `client`, and one request per connection (`Connection: close`).
+pub fn prepare_upstream_request(head: &mut RequestHead, client: IpAddr, proto: &str) -> Result<(), ProxyError> {
+    if head.method == "CONNECT" {
+        return Err(ProxyError::new(405, "CONNECT tunnels are not offered here: this is not a forward proxy"));
+    }
+    // Servers must accept absolute-form targets too; upstream gets origin form.
+    if !head.target.starts_with('/') && head.target != "*" {
+        head.target = split_absolute_http(&head.target)?.1;
+    }
+    remove_hop_by_hop(&mut head.headers);
+    crate::forwarding::add_forwarding_headers(&mut head.headers, client, proto);
+    head.headers.set("Connection", "close");
+    Ok(())
+}
+// ANCHOR_END: prepare_upstream_request
 
 /// Splits an absolute-form `http://authority/path?query` target into the
 /// authority and the origin-form rest (`/path?query`, at least `/`).

@@ -18,11 +18,10 @@ use std::time::Instant;
 
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 
-use crate::forwarding::add_forwarding_headers;
-use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use crate::http::{Buffered, Limits, RequestHead};
 use crate::proxy::{
     ExchangeHook, Forwarded, ProxyError, Timeouts, connect_upstream, finish, forward_exchange, host_and_port,
-    split_absolute_http,
+    prepare_upstream_request,
 };
 
 /// How a reverse proxy behaves.
@@ -114,19 +113,10 @@ fn proxy_request(
     local: SocketAddr,
     config: &ReverseConfig,
 ) -> Result<Forwarded, ProxyError> {
-    if head.method == "CONNECT" {
-        return Err(ProxyError::new(405, "this is a reverse proxy: it does not open CONNECT tunnels"));
-    }
-    // Servers must accept absolute-form targets too; the backend gets origin form.
-    if !head.target.starts_with('/') && head.target != "*" {
-        head.target = split_absolute_http(&head.target)?.1;
-    }
-    remove_hop_by_hop(&mut head.headers);
-    add_forwarding_headers(&mut head.headers, peer.ip(), &config.proto);
+    prepare_upstream_request(&mut head, peer.ip(), &config.proto)?;
     if config.add_forwarded {
         crate::labs::lab_6_3_forwarding_chain::add_forwarded(&mut head.headers, peer.ip(), local.ip(), &config.proto);
     }
-    head.headers.set("Connection", "close");
     let (host, port) = host_and_port(&config.backend, 80)?;
     let upstream = connect_upstream(&host, port, config.timeouts.connect)?;
     forward_exchange(client, out, head, upstream, &config.limits, &config.timeouts)

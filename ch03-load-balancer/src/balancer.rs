@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
-use ch02_proxy::forwarding::add_forwarding_headers;
-use ch02_proxy::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use ch02_proxy::http::{Buffered, Limits, RequestHead};
 use ch02_proxy::proxy::{
-    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange, host_and_port, send_error, split_absolute_http,
+    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange, host_and_port, prepare_upstream_request,
+    send_error,
 };
 
 use crate::backend::{Backend, BackendSet};
@@ -198,15 +198,7 @@ fn balance(
     peer: SocketAddr,
     lb: &LoadBalancer,
 ) -> Result<(String, Forwarded), ProxyError> {
-    if head.method == "CONNECT" {
-        return Err(ProxyError::new(405, "this is a load balancer: it does not open CONNECT tunnels"));
-    }
-    if !head.target.starts_with('/') && head.target != "*" {
-        head.target = split_absolute_http(&head.target)?.1;
-    }
-    remove_hop_by_hop(&mut head.headers);
-    add_forwarding_headers(&mut head.headers, peer.ip(), "http");
-    head.headers.set("Connection", "close");
+    prepare_upstream_request(&mut head, peer.ip(), "http")?;
 
     let (backend, upstream) = lb.connect_with_failover()?;
     backend.requests.fetch_add(1, Ordering::Relaxed);

@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
-use ch02_proxy::forwarding::add_forwarding_headers;
-use ch02_proxy::http::{Buffered, Limits, RequestHead, remove_hop_by_hop};
+use ch02_proxy::http::{Buffered, Limits, RequestHead};
 use ch02_proxy::proxy::{
-    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange_with, host_and_port, send_error,
-    split_absolute_http,
+    Forwarded, ProxyError, Timeouts, connect_upstream, forward_exchange_with, host_and_port, prepare_upstream_request,
+    send_error,
 };
 use ch03_load_balancer::rng::Rng;
 
@@ -150,7 +149,8 @@ pub fn handle_client(stream: TcpStream, lb: &AdvancedLb) -> io::Result<()> {
             return Ok(());
         }
     };
-    lb.requests.fetch_add(1, Ordering::Relaxed);
+    // The statistics endpoint is an admin request: answered here, and not
+    // counted as traffic.
     if let Some(path) = &lb.options.stats_path
         && head.target == *path
     {
@@ -166,6 +166,7 @@ pub fn handle_client(stream: TcpStream, lb: &AdvancedLb) -> io::Result<()> {
         let _ = ch01_fundamentals::io::write_all(&mut out, response.as_bytes());
         return Ok(());
     }
+    lb.requests.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let (method, target) = (head.method.clone(), head.target.clone());
     match balance(&mut client, &mut out, head, peer, lb) {
@@ -196,21 +197,12 @@ fn balance(
     peer: SocketAddr,
     lb: &AdvancedLb,
 ) -> Result<(String, String, Forwarded), ProxyError> {
-    if head.method == "CONNECT" {
-        return Err(ProxyError::new(405, "this is a load balancer: it does not open CONNECT tunnels"));
-    }
-    if !head.target.starts_with('/') && head.target != "*" {
-        head.target = split_absolute_http(&head.target)?.1;
-    }
+    prepare_upstream_request(&mut head, peer.ip(), "http")?;
     let path = head.target.split('?').next().unwrap_or("/").to_string();
     let group = lb.router.route(&path);
     let sticky = group.algorithm.cookie_name().map(str::to_string);
     let cookie_value = sticky.as_deref().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
-
-    remove_hop_by_hop(&mut head.headers);
-    add_forwarding_headers(&mut head.headers, peer.ip(), "http");
     let request_id = ensure_request_id(&mut head.headers, &mut lb.ids.lock().unwrap_or_else(PoisonError::into_inner));
-    head.headers.set("Connection", "close");
 
     let key = match lb.options.hash_key {
         HashKey::Ip => peer.ip().to_string(),

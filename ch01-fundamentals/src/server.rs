@@ -84,6 +84,13 @@ impl Shutdown {
         self.is_triggered()
     }
 
+    /// Makes [`trigger`](Self::trigger) connect to `addr` once, to wake a
+    /// loop waiting for readiness on the listener there (chapter 5's
+    /// event loop registers its listener this way).
+    pub fn wake_listener(&self, addr: SocketAddr) {
+        self.register(addr);
+    }
+
     fn register(&self, addr: SocketAddr) {
         lock(&self.inner.listeners).push(addr);
     }

@@ -7,6 +7,7 @@
 //! | readiness: one interface over epoll (Linux) and poll(2) (everywhere) | [`poller`] |
 //! | level- vs edge-triggered, and the drain-until-WouldBlock rule | [`poller`] |
 //! | timers for timeouts and periodic work, in the same loop | [`timers`] |
+//! | the smallest complete event loop: a one-thread echo server | `echo` |
 //!
 //! Built so far: the `Poller` and the timers, each tested against real
 //! sockets. Still to come in this chapter (see the book's outline): kqueue
@@ -14,6 +15,8 @@
 //! the labs and `cargo xtask bench`.
 #![deny(missing_docs)]
 
+#[cfg(unix)]
+pub mod echo;
 #[cfg(unix)]
 pub mod poller;
 pub mod timers;

@@ -165,7 +165,10 @@ fn accept_all(
                 return;
             }
         };
-        if *live >= config.max_connections || stream.set_nonblocking(true).is_err() {
+        if *live >= config.max_connections
+            || stream.set_nonblocking(true).is_err()
+            || ch01_fundamentals::net::tune_accepted(&stream).is_err()
+        {
             continue; // dropped: closed
         }
         let token = free.pop().unwrap_or_else(|| {

@@ -8,6 +8,7 @@
 //! | level- vs edge-triggered, and the drain-until-WouldBlock rule | [`poller`] |
 //! | timers for timeouts and periodic work, in the same loop | [`timers`] |
 //! | the smallest complete event loop: a one-thread echo server | `echo` |
+//! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | `labs` |
 //!
 //! Built so far: the `Poller` and the timers, each tested against real
 //! sockets. Still to come in this chapter (see the book's outline): kqueue
@@ -17,6 +18,8 @@
 
 #[cfg(unix)]
 pub mod echo;
+#[cfg(unix)]
+pub mod labs;
 #[cfg(unix)]
 pub mod poller;
 pub mod timers;

@@ -4,6 +4,10 @@
 //! user would, and talk to them over real sockets. This library finds (and
 //! if needed builds) a binary, starts it on port 0, learns the port it got
 //! from its JSON log, and kills it when the test ends.
+//!
+//! This is test support: when something here cannot work (no cargo, a
+//! binary that does not start), the test using it must fail, so `expect`
+//! with a message saying what was assumed is the right tool.
 #![deny(missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -28,6 +32,7 @@ fn profile_dir() -> PathBuf {
 /// is never stale. `cargo build` is quick when nothing changed.
 pub fn binary(package: &str, bin: &str) -> PathBuf {
     let profile_dir = profile_dir();
+    // Test support: see the module docs on `expect`.
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent").to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
@@ -35,6 +40,7 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
+    // Test support: see the module docs on `expect`.
     let status = cmd.status().expect("cargo runs");
     assert!(status.success(), "building {package}/{bin} failed");
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
@@ -44,6 +50,7 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
 
 /// Runs a binary to completion (for `--help`, bad arguments, clients).
 pub fn run(bin: &PathBuf, args: &[&str]) -> Output {
+    // Test support: see the module docs on `expect`.
     Command::new(bin).args(args).stdin(Stdio::null()).output().expect("the binary starts")
 }
 
@@ -117,7 +124,8 @@ pub fn start(bin: &PathBuf, args: &[&str], message: &str) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the server starts");
+        .expect("the server starts"); // test support: see the module docs
+    // Piped just above, so it is there.
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = channel();
     // Forward every log line, so the pipe never fills and blocks the server.

@@ -54,6 +54,8 @@ pub fn run_with(listener: TcpListener, shutdown: Shutdown, config: ServerConfig)
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::server::spawn_server;
     use std::io::{Read, Write};

@@ -83,6 +83,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     /// A writer that takes at most `max` bytes per call and fails once with

@@ -98,6 +98,8 @@ impl<R: Read> BoundedLines<R> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     fn lines(input: &[u8], max: usize) -> Vec<Line> {

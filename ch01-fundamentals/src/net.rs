@@ -88,6 +88,8 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::io::{Read, Write};
 

@@ -332,6 +332,8 @@ impl Drop for RunningServer {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::io::{Read, Write};
 

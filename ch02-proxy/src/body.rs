@@ -150,6 +150,8 @@ fn copy_chunked(from: &mut Buffered, to: &mut dyn Write) -> Result<u64, BodyErro
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::net::{TcpListener, TcpStream};
 

@@ -27,8 +27,8 @@ use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop, split_authority};
 use crate::labs::lab_6_2_http_cache::{HttpCache, cache_ttl};
 use crate::proxy::{
-    ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, finish, forward_exchange,
-    host_and_port, split_absolute_http,
+    ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, forward_exchange, host_and_port,
+    serve_one, split_absolute_http,
 };
 use crate::relay::{RelayEnd, relay};
 
@@ -100,31 +100,15 @@ pub fn run(listener: TcpListener, config: ForwardConfig, shutdown: Shutdown) -> 
 
 /// Serves one client connection.
 pub fn handle_client(stream: TcpStream, config: &ForwardConfig) -> io::Result<()> {
-    let peer = stream.peer_addr()?;
-    let mut out = stream.try_clone()?;
-    let mut client = Buffered::new(stream);
-    let started = Instant::now();
-    let head = match client.read_request_head(&config.limits) {
-        Ok(head) => head,
-        Err(e) => {
-            finish(config.on_exchange.as_ref(), &mut out, peer, "-".into(), "-".into(), started, Err(e.into()));
-            return Ok(());
-        }
-    };
-    let (method, target) = (head.method.clone(), head.target.clone());
-    let result = if head.method == "CONNECT" {
-        tunnel(client, &mut out, &head, config)
-    } else {
-        plain(&mut client, &mut out, head, config)
-    };
-    finish(config.on_exchange.as_ref(), &mut out, peer, method, target, started, result);
-    Ok(())
+    serve_one(stream, &config.limits, config.on_exchange.as_ref(), |client, out, head, _peer| {
+        if head.method == "CONNECT" { tunnel(client, out, &head, config) } else { plain(client, out, head, config) }
+    })
 }
 
 // ANCHOR: tunnel
 /// CONNECT: check the port, connect, say 200, then relay blindly.
 fn tunnel(
-    client: Buffered,
+    client: &mut Buffered,
     out: &mut TcpStream,
     head: &RequestHead,
     config: &ForwardConfig,
@@ -145,8 +129,11 @@ fn tunnel(
     write_all(out, b"HTTP/1.1 200 Connection Established\r\n\r\n").map_err(client_io)?;
     // Bytes the client sent right after its CONNECT head (a TLS hello,
     // say) arrived with the head: pass them on before relaying.
-    write_all(&mut upstream, &client.buf).map_err(|e| ProxyError::client_gone(e.to_string()))?;
-    let stats = relay(client.stream, upstream, Some(config.timeouts.idle)).map_err(client_io)?;
+    let early = std::mem::take(&mut client.buf);
+    write_all(&mut upstream, &early).map_err(|e| ProxyError::client_gone(e.to_string()))?;
+    // The relay owns both sockets: give it its own handle on the client.
+    let client_stream = client.stream.try_clone().map_err(client_io)?;
+    let stats = relay(client_stream, upstream, Some(config.timeouts.idle)).map_err(client_io)?;
     if stats.end != RelayEnd::Closed {
         tracing::debug!(target = %head.target, end = ?stats.end, "tunnel ended");
     }
@@ -158,7 +145,7 @@ fn tunnel(
             headers: Default::default(),
             framing: crate::http::Framing::UntilClose,
         },
-        bytes_up: stats.a_to_b + client.buf.len() as u64,
+        bytes_up: stats.a_to_b + early.len() as u64,
         bytes_down: stats.b_to_a,
     })
 }

@@ -34,6 +34,8 @@ pub fn add_forwarding_headers(headers: &mut Headers, client: IpAddr, proto: &str
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]

@@ -268,18 +268,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead,
     check_target_length(buf, limits)?;
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
-            return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(tokenizer_error(e, limits)),
-    };
-    if len > limits.max_head_bytes {
-        return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
-    }
-    check_line_endings(&buf[..len])?;
+    let Some(len) = head_length(req.parse(buf), buf, limits)? else { return Ok(None) };
     // httparse fills every field of a Complete parse.
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(HeadError::BadRequest("incomplete request line"));
@@ -303,6 +292,25 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead,
     Ok(Some((head, len)))
 }
 // ANCHOR_END: parse_request
+
+/// What the tokenizer's answer means for a head in `buf`: its length when
+/// complete (within the size limit, line endings checked), `None` when more
+/// bytes may come, or the refusal.
+fn head_length(parsed: httparse::Result<usize>, buf: &[u8], limits: &Limits) -> Result<Option<usize>, HeadError> {
+    let len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
+            return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(tokenizer_error(e, limits)),
+    };
+    if len > limits.max_head_bytes {
+        return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
+    }
+    check_line_endings(&buf[..len])?;
+    Ok(Some(len))
+}
 
 /// 414 as soon as the request line is known to be too long, even before the
 /// rest of the head has arrived.
@@ -433,18 +441,7 @@ pub fn parse_response(
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut res = httparse::Response::new(&mut slots);
-    let len = match res.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head_bytes => {
-            return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(tokenizer_error(e, limits)),
-    };
-    if len > limits.max_head_bytes {
-        return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
-    }
-    check_line_endings(&buf[..len])?;
+    let Some(len) = head_length(res.parse(buf), buf, limits)? else { return Ok(None) };
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(HeadError::BadRequest("incomplete status line"));
     };
@@ -613,6 +610,8 @@ impl Read for Buffered {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     fn parse(raw: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {

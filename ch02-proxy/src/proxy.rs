@@ -246,6 +246,38 @@ pub fn forward_exchange_with(
 }
 // ANCHOR_END: forward_exchange
 
+// ANCHOR: serve_one
+/// Serves one client connection of a proxy that answers one request per
+/// connection. Reads and validates the head; a refused head is answered
+/// with its status, logged and passed to the hook as method and target
+/// `-`. Otherwise `exchange` carries the request (it gets the buffered
+/// client, a second handle for writing to it, the head and the client's
+/// address), and `finish` answers its error if any, logs and calls the hook.
+pub fn serve_one<F>(stream: TcpStream, limits: &Limits, hook: Option<&ExchangeHook>, exchange: F) -> io::Result<()>
+where
+    F: FnOnce(&mut Buffered, &mut TcpStream, RequestHead, SocketAddr) -> Result<Forwarded, ProxyError>,
+{
+    let peer = stream.peer_addr()?;
+    let mut out = stream.try_clone()?;
+    let mut client = Buffered::new(stream);
+    let arrived = Instant::now();
+    let head = match client.read_request_head(limits) {
+        Ok(head) => head,
+        Err(e) => {
+            finish(hook, &mut out, peer, "-".into(), "-".into(), arrived, Err(e.into()));
+            return Ok(());
+        }
+    };
+    // The latency logged is the proxy's and the upstream's, not how slowly
+    // the client sent its head: the clock starts now.
+    let started = Instant::now();
+    let (method, target) = (head.method.clone(), head.target.clone());
+    let result = exchange(&mut client, &mut out, head, peer);
+    finish(hook, &mut out, peer, method, target, started, result);
+    Ok(())
+}
+// ANCHOR_END: serve_one
+
 /// Ends an exchange: answers the error if there was one, logs a line, and
 /// calls the hook (an access log) with what happened.
 pub fn finish(
@@ -341,6 +373,8 @@ pub fn client_io(e: io::Error) -> ProxyError {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]

@@ -121,6 +121,8 @@ pub fn relay(a: TcpStream, b: TcpStream, idle: Option<Duration>) -> io::Result<R
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;

@@ -14,14 +14,13 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Instant;
 
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 
 use crate::http::{Buffered, Limits, RequestHead};
 use crate::proxy::{
-    ExchangeHook, Forwarded, ProxyError, Timeouts, connect_upstream, finish, forward_exchange, host_and_port,
-    prepare_upstream_request,
+    ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, forward_exchange, host_and_port,
+    prepare_upstream_request, serve_one,
 };
 
 /// How a reverse proxy behaves.
@@ -84,23 +83,10 @@ pub fn run(listener: TcpListener, config: ReverseConfig, shutdown: Shutdown) -> 
 // ANCHOR: handle_client
 /// Serves one client connection: one request, one response.
 pub fn handle_client(stream: TcpStream, config: &ReverseConfig) -> io::Result<()> {
-    let peer = stream.peer_addr()?;
-    let local = stream.local_addr()?;
-    let mut out = stream.try_clone()?;
-    let mut client = Buffered::new(stream);
-    let started = Instant::now();
-    let head = match client.read_request_head(&config.limits) {
-        Ok(head) => head,
-        Err(e) => {
-            // Refused before we knew the method: logged (and hooked) as "-".
-            finish(config.on_exchange.as_ref(), &mut out, peer, "-".into(), "-".into(), started, Err(e.into()));
-            return Ok(());
-        }
-    };
-    let (method, target) = (head.method.clone(), head.target.clone());
-    let result = proxy_request(&mut client, &mut out, head, peer, local, config);
-    finish(config.on_exchange.as_ref(), &mut out, peer, method, target, started, result);
-    Ok(())
+    serve_one(stream, &config.limits, config.on_exchange.as_ref(), |client, out, head, peer| {
+        let local = out.local_addr().map_err(client_io)?;
+        proxy_request(client, out, head, peer, local, config)
+    })
 }
 // ANCHOR_END: handle_client
 

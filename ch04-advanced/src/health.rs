@@ -202,6 +202,8 @@ impl HealthChecker {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::node::Backend;
 

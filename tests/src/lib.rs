@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 /// Longest wait for a started server to say where it listens.
@@ -84,17 +84,19 @@ impl Server {
         }
     }
 
-    /// Waits up to `timeout` for the process to exit by itself.
+    /// Waits up to `timeout` for the process to exit by itself. A process
+    /// that exits closes its stderr, which ends the log channel: that is
+    /// the signal waited for, so nothing polls or sleeps.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(_) => continue, // a log line; keep draining
+                Err(RecvTimeoutError::Disconnected) => return self.child.wait().ok(),
+                Err(RecvTimeoutError::Timeout) => return None,
             }
-            // Polling an exit, bounded by the deadline; not a readiness guess.
-            std::thread::sleep(Duration::from_millis(10));
         }
-        None
     }
 }
 
@@ -159,6 +161,8 @@ pub fn start(bin: &PathBuf, args: &[&str], message: &str) -> Server {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]

@@ -146,6 +146,8 @@ pub fn book_check(book: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     /// A throwaway book: one source file with an anchor, one page.

@@ -134,6 +134,8 @@ fn verify_edition(root: &Path, dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]

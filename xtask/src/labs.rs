@@ -212,6 +212,8 @@ pub fn grade(root: &Path, only: Option<&str>, stubs: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]

@@ -62,6 +62,8 @@ impl Algorithm for ConsistentHash {
 
 #[cfg(test)]
 mod tests {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::algorithm::testing::pool;
     use std::time::{Duration, Instant};

@@ -120,6 +120,8 @@ pub fn build(kind: Kind, pool: &Pool, options: &Options) -> Box<dyn Algorithm> {
 
 #[cfg(test)]
 pub(crate) mod testing {
+    // Test code: an `unwrap` or `expect` that fails here is the test
+    // failing, which is what it should do; none of this runs in a server.
     //! Helpers for the algorithms' unit tests.
     use super::*;
     use crate::node::Backend;

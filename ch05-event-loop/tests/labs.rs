@@ -22,16 +22,16 @@ fn ms(n: u64) -> Duration {
 }
 
 #[test]
-fn lab_8_1_deadlines_and_the_sleep_before_them() {
+fn lab_8_1_deadlines_and_the_wait_before_them() {
     let t0 = Instant::now();
     let mut t = IdleTracker::new(ms(100));
-    assert_eq!(t.timeout(t0), None, "nothing tracked: sleep without limit");
+    assert_eq!(t.timeout(t0), None, "nothing tracked: wait without limit");
     t.touch(1, t0);
     t.touch(2, t0 + ms(30));
     assert_eq!(t.len(), 2);
     assert_eq!(t.timeout(t0), Some(ms(100)));
     assert_eq!(t.timeout(t0 + ms(40)), Some(ms(60)));
-    assert_eq!(t.timeout(t0 + ms(500)), Some(Duration::ZERO), "overdue: do not sleep");
+    assert_eq!(t.timeout(t0 + ms(500)), Some(Duration::ZERO), "overdue: do not wait");
 }
 
 #[test]

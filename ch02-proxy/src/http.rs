@@ -496,6 +496,35 @@ impl ResponseHead {
     }
 }
 
+// ANCHOR: head_scan
+/// Decides when a head that arrives in pieces is worth parsing: when its
+/// end has arrived, or a limit is crossed (or on the first bytes, so a
+/// garbage request line is refused at once). Re-parsing after every small
+/// read would cost time in the square of the head's size, which a client
+/// sending one byte per packet could exploit; this looks at each new byte
+/// once. Used by the blocking proxies here and by chapter 5's event loop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadScan {
+    scanned: usize,
+    first_line_done: bool,
+}
+
+impl HeadScan {
+    /// Whether `buf` (the head so far; it only grows) should be parsed now.
+    pub fn worth_parsing(&mut self, buf: &[u8], limits: &Limits) -> bool {
+        let from = self.scanned.saturating_sub(3).min(buf.len());
+        let fresh = &buf[from..];
+        let ended = fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n");
+        self.first_line_done |= fresh.contains(&b'\n');
+        let over =
+            buf.len() >= limits.max_head_bytes || (!self.first_line_done && buf.len() > limits.max_target_bytes + 64);
+        let first = self.scanned == 0 && !buf.is_empty();
+        self.scanned = buf.len();
+        ended || over || first
+    }
+}
+// ANCHOR_END: head_scan
+
 /// A stream and the bytes read from it but not used yet. Reading a head
 /// usually reads a little past it (the start of a body, or a pipelined
 /// request); those bytes stay here for whoever reads next.
@@ -531,25 +560,14 @@ impl Buffered {
     /// client sending one byte a second cannot hold the connection longer.
     pub fn read_request_head(&mut self, limits: &Limits) -> Result<RequestHead, HeadError> {
         let deadline = Instant::now() + limits.header_timeout;
-        // Parse only when a parse can decide something: the end of the head
-        // has arrived, or a limit is crossed. Re-parsing after every small
-        // read would cost time in the square of the head's size, which a
-        // client sending one byte per packet could exploit.
-        let (mut scanned, mut first_line_done) = (0usize, false);
+        let mut scan = HeadScan::default();
         loop {
-            let from = scanned.saturating_sub(3);
-            let fresh = &self.buf[from..];
-            let ended = fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n");
-            first_line_done |= fresh.contains(&b'\n');
-            let over = self.buf.len() >= limits.max_head_bytes
-                || (!first_line_done && self.buf.len() > limits.max_target_bytes + 64);
-            if ended || over || (scanned == 0 && !self.buf.is_empty()) {
-                if let Some((head, len)) = parse_request(&self.buf, limits)? {
-                    self.consume(len);
-                    return Ok(head);
-                }
+            if scan.worth_parsing(&self.buf, limits)
+                && let Some((head, len)) = parse_request(&self.buf, limits)?
+            {
+                self.consume(len);
+                return Ok(head);
             }
-            scanned = self.buf.len();
             self.fill_before(deadline, limits.header_timeout)?;
         }
     }

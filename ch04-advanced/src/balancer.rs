@@ -17,7 +17,7 @@ use ch02_proxy::proxy::{
 };
 use ch03_load_balancer::rng::Rng;
 
-use crate::algorithm::Context;
+use crate::algorithm::{Context, pick_untried};
 use crate::headers::{cookie, ensure_request_id};
 use crate::health::{HealthConfig, record_request};
 use crate::labs::BackendLine;
@@ -258,17 +258,7 @@ fn connect_with_failover(
     let pool = &group.pool;
     let mut tried = vec![false; pool.nodes.len()];
     for _ in 0..pool.nodes.len() {
-        let picked = group.algorithm.pick(pool, ctx);
-        // Hashing algorithms keep answering the same node: move on to the
-        // next untried eligible one ourselves.
-        let index = match picked {
-            Some(i) if !tried[i] => i,
-            Some(_) => match (0..pool.nodes.len()).find(|&i| !tried[i] && pool.eligible(i, ctx.now)) {
-                Some(i) => i,
-                None => break,
-            },
-            None => break,
-        };
+        let Some(index) = pick_untried(group.algorithm.as_ref(), pool, ctx, &tried) else { break };
         tried[index] = true;
         let node = &pool.nodes[index];
         let (host, port) = host_and_port(node.addr(), 80)?;

@@ -103,7 +103,15 @@ pub fn probe(addr: &str, probe: &Probe, timeout: Duration) -> Result<(), String>
         }
         head.extend_from_slice(&buf[..n]);
     }
-    let line = String::from_utf8_lossy(&head);
+    probe_verdict(&head)
+}
+// ANCHOR_END: probe
+
+/// A probe's verdict from the first bytes of the answer: healthy when the
+/// status line says 2xx. Shared with chapter 5, whose event loop probes
+/// without blocking.
+pub fn probe_verdict(head: &[u8]) -> Result<(), String> {
+    let line = String::from_utf8_lossy(head);
     let status: u16 = line
         .strip_prefix("HTTP/1.")
         .and_then(|rest| rest.get(2..5))
@@ -111,7 +119,6 @@ pub fn probe(addr: &str, probe: &Probe, timeout: Duration) -> Result<(), String>
         .ok_or_else(|| "no HTTP status line".to_string())?;
     if (200..300).contains(&status) { Ok(()) } else { Err(format!("status {status}")) }
 }
-// ANCHOR_END: probe
 
 // ANCHOR: transitions
 /// Records an active probe's result; logs and applies a transition when a

@@ -1,25 +1,35 @@
-//! # Chapter 5 — the event loop (in progress)
+//! # Chapter 5 — the event loop
+//!
+//! Why does one thread per connection stop scaling, and what do nginx and
+//! tokio do instead? This crate answers by building it: a readiness
+//! `Poller`, timers, and on them a single-threaded, non-blocking load
+//! balancer; then the same load balancer on tokio, in a page.
 //!
 //! Concept map: which idea lives in which file.
 //!
 //! | idea | file |
 //! |---|---|
-//! | readiness: one interface over epoll (Linux) and poll(2) (everywhere) | [`poller`] |
+//! | readiness: one interface over epoll (Linux), kqueue (BSD, macOS) and poll(2) | [`poller`] |
 //! | level- vs edge-triggered, and the drain-until-WouldBlock rule | [`poller`] |
 //! | timers for timeouts and periodic work, in the same loop | [`timers`] |
-//! | the smallest complete event loop: a one-thread echo server | `echo` |
-//! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | `labs` |
-//!
-//! Built so far: the `Poller` and the timers, each tested against real
-//! sockets. Still to come in this chapter (see the book's outline): kqueue
-//! for macOS and the BSDs, the non-blocking `high_perf_lb`, its tokio twin,
-//! the labs and `cargo xtask bench`.
+//! | the smallest complete event loop: a one-thread echo server | [`echo`] |
+//! | where a body ends, found as its bytes stream past | [`framing`] |
+//! | `high_perf_lb`: the loop, accept, shutdown | [`lb`] |
+//! | one connection as a state machine; backpressure; non-blocking connect | [`lb::conn`] |
+//! | health checks without blocking | [`lb::probe`] |
+//! | the same load balancer on tokio (`tokio_lb`) | [`twin`] |
+//! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | [`labs`] |
 #![deny(missing_docs)]
 
 #[cfg(unix)]
 pub mod echo;
+pub mod framing;
 #[cfg(unix)]
 pub mod labs;
 #[cfg(unix)]
+pub mod lb;
+#[cfg(unix)]
 pub mod poller;
+pub mod cli;
 pub mod timers;
+pub mod twin;

@@ -63,6 +63,16 @@ pub trait Algorithm: Send + Sync + Debug {
 }
 // ANCHOR_END: algorithm
 
+/// Picks a node that has not been tried yet for this request: the
+/// algorithm's choice, or, when it names a node already tried (hashing
+/// algorithms keep answering the same one), the next untried eligible node.
+pub fn pick_untried(algorithm: &dyn Algorithm, pool: &Pool, ctx: &Context<'_>, tried: &[bool]) -> Option<usize> {
+    match algorithm.pick(pool, ctx)? {
+        i if !tried.get(i).copied().unwrap_or(true) => Some(i),
+        _ => (0..pool.nodes.len()).find(|&i| !tried.get(i).copied().unwrap_or(true) && pool.eligible(i, ctx.now)),
+    }
+}
+
 /// The algorithms, by their command-line names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {

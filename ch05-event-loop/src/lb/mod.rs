@@ -1,0 +1,469 @@
+//! `high_perf_lb`: chapter 4's load balancer on one thread, without
+//! blocking.
+//!
+//! Chapter 3 and 4 give every client a thread that blocks in `read` and
+//! `connect`. Here one thread holds every connection. Nothing blocks: each
+//! socket is non-blocking, the `Poller` says which ones can make progress,
+//! and each connection remembers where it is in a small state machine
+//! ([`conn`]): reading the head, connecting, exchanging, closing. The
+//! selection algorithms and the health bookkeeping are chapter 4's; the
+//! head rules and error responses are chapter 2's. What is new is only the
+//! shape of the program: a loop that waits, then dispatches.
+//!
+//! | piece | where |
+//! |---|---|
+//! | the loop: wait, accept, dispatch, timers, shutdown | this file |
+//! | one connection's state machine, buffers, backpressure | [`conn`] |
+//! | active health checks without blocking | [`probe`] |
+
+pub mod conn;
+pub mod probe;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ch01_fundamentals::server::Shutdown;
+use ch02_proxy::http::Limits;
+use ch02_proxy::proxy::Timeouts;
+use ch04_advanced::algorithm::{self, Algorithm, Kind};
+use ch04_advanced::health::{HealthConfig, Probe};
+use ch04_advanced::node::{Backend, Pool};
+
+use crate::poller::{self, Event, Interest, Poller, Trigger};
+use crate::timers::Timers;
+use conn::Conn;
+
+/// Everything configurable about `high_perf_lb`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Head limits and the header timeout (also the keep-alive idle time).
+    pub limits: Limits,
+    /// Connect, response and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Active and passive health checking (chapter 4's settings).
+    pub health: HealthConfig,
+    /// Client connections held at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Bytes buffered per direction per connection: when a buffer is full,
+    /// the side filling it is not read (backpressure).
+    pub buffer_size: usize,
+    /// How long requests in progress may take to finish after shutdown.
+    pub drain_timeout: Duration,
+    /// Which system call waits.
+    pub poller: poller::Backend,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            health: HealthConfig::default(),
+            max_connections: 50_000,
+            buffer_size: 16 * 1024,
+            drain_timeout: Duration::from_secs(30),
+            poller: poller::Backend::best(),
+        }
+    }
+}
+
+/// Counters the loop keeps; readable from any thread while it runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Client connections accepted.
+    pub accepted: AtomicU64,
+    /// Client connections open now.
+    pub open: AtomicU64,
+    /// Requests with a valid head, sent to a backend.
+    pub requests: AtomicU64,
+    /// Error responses we made ourselves (4xx/5xx).
+    pub errors: AtomicU64,
+    /// Bytes held in connection buffers now.
+    pub buffered: AtomicU64,
+    /// The most bytes one connection has ever held in its buffers.
+    pub peak_per_connection: AtomicU64,
+}
+
+impl Stats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The load balancer: its backends, algorithm, settings and counters.
+#[derive(Debug)]
+pub struct Lb {
+    /// The backends, with chapter 4's health and counters.
+    pub pool: Arc<Pool>,
+    /// How a backend is chosen.
+    pub algorithm: Box<dyn Algorithm>,
+    /// Each backend's address, resolved once at start: a DNS lookup would
+    /// block the only thread.
+    addrs: Vec<SocketAddr>,
+    /// The settings.
+    pub config: Config,
+    /// The counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Lb {
+    /// A load balancer over `backends` choosing with `kind`. Fails when a
+    /// backend's address does not resolve.
+    pub fn new(backends: Vec<Backend>, kind: Kind, config: Config) -> io::Result<Self> {
+        if backends.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "at least one backend is needed"));
+        }
+        let mut addrs = Vec::with_capacity(backends.len());
+        for b in &backends {
+            let addr = b.addr.to_socket_addrs()?.next().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("backend {} has no address", b.addr))
+            })?;
+            addrs.push(addr);
+        }
+        let pool = Arc::new(Pool::new(backends));
+        let algorithm = algorithm::build(kind, &pool, &algorithm::Options::default());
+        Ok(Self { pool, algorithm, addrs, config, stats: Arc::new(Stats::default()) })
+    }
+}
+
+/// What a token names: the listener, one side of a connection, or a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Token {
+    Listener,
+    Client(usize),
+    Upstream(usize),
+    Probe(usize),
+}
+
+// ANCHOR: tokens
+impl Token {
+    const LISTENER: usize = usize::MAX;
+
+    /// Two low bits say which kind, the rest is the slot index.
+    fn encode(self) -> usize {
+        match self {
+            Token::Listener => Self::LISTENER,
+            Token::Client(i) => i << 2,
+            Token::Upstream(i) => (i << 2) | 1,
+            Token::Probe(i) => (i << 2) | 2,
+        }
+    }
+
+    fn decode(token: usize) -> Token {
+        match (token, token & 3) {
+            (Self::LISTENER, _) => Token::Listener,
+            (t, 0) => Token::Client(t >> 2),
+            (t, 1) => Token::Upstream(t >> 2),
+            (t, _) => Token::Probe(t >> 2),
+        }
+    }
+}
+// ANCHOR_END: tokens
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// A connection's current deadline.
+    Conn(usize),
+    /// A health probe's deadline.
+    Probe(usize),
+    /// Time to start a round of health probes.
+    HealthRound,
+    /// Accepting paused after running out of file descriptors; resume.
+    ResumeAccept,
+}
+
+/// A table of values addressed by small integers, reusing freed slots.
+#[derive(Debug)]
+pub(crate) struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Self { slots: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    fn insert(&mut self, value: T) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(value);
+                i
+            }
+            None => {
+                self.slots.push(Some(value));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, i: usize) -> Option<T> {
+        let value = self.slots.get_mut(i).and_then(Option::take);
+        if value.is_some() {
+            self.free.push(i);
+        }
+        value
+    }
+
+    /// Takes a value out while it is worked on; its slot stays reserved
+    /// until [`put`](Self::put) or [`release`](Self::release).
+    fn take(&mut self, i: usize) -> Option<T> {
+        self.slots.get_mut(i).and_then(Option::take)
+    }
+
+    fn put(&mut self, i: usize, value: T) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some(value);
+        }
+    }
+
+    /// Frees a slot whose value was taken and will not come back.
+    fn release(&mut self, i: usize) {
+        if self.slots.get(i).is_some_and(Option::is_none) {
+            self.free.push(i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn indices(&self) -> Vec<usize> {
+        (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect()
+    }
+}
+
+/// The loop's state: the poller, the timers, every connection.
+pub(crate) struct Reactor<'a> {
+    pub(crate) lb: &'a Lb,
+    pub(crate) poller: Poller,
+    pub(crate) timers: Timers<Due>,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) probes: Slab<probe::ProbeConn>,
+    /// One read buffer for every socket: an idle connection owns no buffer.
+    pub(crate) scratch: Vec<u8>,
+    /// Whether a node's probe is in flight.
+    pub(crate) probing: Vec<bool>,
+    listener: Option<TcpListener>,
+    accepting: bool,
+}
+
+// ANCHOR: run
+/// Runs the load balancer on `listener` until `shutdown` fires, then stops
+/// accepting and lets requests in progress finish (up to the drain
+/// timeout). One thread does everything.
+pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    shutdown.wake_listener(listener.local_addr()?);
+    let mut poller = Poller::new(lb.config.poller)?;
+    poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level)?;
+    let mut r = Reactor {
+        lb,
+        poller,
+        timers: Timers::new(),
+        conns: Slab::default(),
+        probes: Slab::default(),
+        scratch: vec![0; 64 * 1024],
+        probing: vec![false; lb.pool.nodes.len()],
+        listener: Some(listener),
+        accepting: true,
+    };
+    if lb.config.health.probe != Probe::Off {
+        r.timers.insert(Instant::now(), Due::HealthRound);
+    }
+    let mut events = Vec::with_capacity(1024);
+    let mut drain_until = None;
+    loop {
+        if drain_until.is_none() && shutdown.is_triggered() {
+            drain_until = Some(Instant::now() + lb.config.drain_timeout);
+            r.stop_accepting();
+        }
+        if let Some(deadline) = drain_until {
+            r.close_idle();
+            if r.conns.len() == 0 || Instant::now() >= deadline {
+                tracing::info!(left = r.conns.len(), "stopped");
+                return Ok(());
+            }
+        }
+        let mut timeout = r.timers.timeout(Instant::now());
+        if let Some(deadline) = drain_until {
+            let left = deadline.saturating_duration_since(Instant::now());
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        r.poller.wait(&mut events, timeout)?;
+        for event in &events {
+            r.dispatch(event);
+        }
+        let now = Instant::now();
+        while let Some((_, due)) = r.timers.pop_expired(now) {
+            r.on_timer(due, now);
+        }
+    }
+}
+// ANCHOR_END: run
+
+impl Reactor<'_> {
+    fn dispatch(&mut self, event: &Event) {
+        match Token::decode(event.token) {
+            Token::Listener => self.accept_all(),
+            Token::Client(i) => self.drive(i, conn::Ready::client(event)),
+            Token::Upstream(i) => self.drive(i, conn::Ready::upstream(event)),
+            Token::Probe(i) => self.on_probe_event(i, event),
+        }
+    }
+
+    fn on_timer(&mut self, due: Due, now: Instant) {
+        match due {
+            Due::Conn(i) => self.on_conn_timer(i, now),
+            Due::Probe(i) => self.on_probe_timeout(i),
+            Due::HealthRound => {
+                self.start_probes();
+                self.timers.insert(now + self.lb.config.health.interval, Due::HealthRound);
+            }
+            Due::ResumeAccept => {
+                if let Some(l) = &self.listener {
+                    let _ = self.poller.reregister(l, Token::Listener.encode(), Interest::READABLE, Trigger::Level);
+                    self.accepting = true;
+                    self.accept_all();
+                }
+            }
+        }
+    }
+
+    // ANCHOR: accept
+    /// Accepts every connection waiting in the backlog: with one readiness
+    /// report for many connections, stopping after one would leave the
+    /// rest waiting for the next report (forever, with edge triggering).
+    fn accept_all(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else { return };
+            if !self.accepting {
+                return;
+            }
+            let (stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(code) if code == libc_emfile() || code == libc_enfile()) => {
+                    // Out of file descriptors: the connection stays in the
+                    // backlog, so the listener stays readable; a level-
+                    // triggered loop would spin. Stop watching it briefly.
+                    tracing::warn!(error = %e, "out of file descriptors; pausing accept for 100 ms");
+                    let _ = self.poller.reregister(
+                        listener,
+                        Token::Listener.encode(),
+                        Interest { readable: false, writable: false },
+                        Trigger::Level,
+                    );
+                    self.accepting = false;
+                    self.timers.insert(Instant::now() + Duration::from_millis(100), Due::ResumeAccept);
+                    return;
+                }
+                Err(e) => {
+                    // ECONNABORTED and friends: that client is gone, not us.
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            self.add_client(stream, peer);
+        }
+    }
+    // ANCHOR_END: accept
+
+    fn add_client(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let stats = &self.lb.stats;
+        Stats::add(&stats.accepted, 1);
+        if self.conns.len() >= self.lb.config.max_connections {
+            // One try, never blocking: a refusal that cannot be sent at once
+            // is not worth waiting for.
+            let mut s = &stream;
+            let _ = stream.set_nonblocking(true);
+            let body = ch02_proxy::proxy::error_response(503, "too many connections; try again later");
+            let _ = io::Write::write(&mut s, &body);
+            Stats::add(&stats.errors, 1);
+            return;
+        }
+        if let Err(e) = stream.set_nonblocking(true).and_then(|()| stream.set_nodelay(true)) {
+            tracing::debug!(%peer, error = %e, "cannot set up the client socket");
+            return;
+        }
+        let now = Instant::now();
+        let slot = self.conns.insert(Conn::new(stream, peer, now));
+        let Some(c) = self.conns.get_mut(slot) else { return };
+        if let Err(e) = self.poller.register(&c.client, Token::Client(slot).encode(), Interest::READABLE, Trigger::Level)
+        {
+            tracing::warn!(%peer, error = %e, "cannot watch the client socket");
+            self.conns.remove(slot);
+            return;
+        }
+        c.client_interest = Interest::READABLE;
+        Stats::add(&stats.open, 1);
+        self.arm(slot, now);
+    }
+
+    fn stop_accepting(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            let _ = self.poller.deregister(&listener);
+            tracing::info!(open = self.conns.len(), "shutting down: no new connections; draining");
+        }
+    }
+
+    /// On shutdown, connections waiting for a request are closed at once;
+    /// those in the middle of one are left to finish.
+    fn close_idle(&mut self) {
+        for i in self.conns.indices() {
+            if self.conns.get_mut(i).is_some_and(|c| c.is_idle()) {
+                self.close(i);
+            }
+        }
+    }
+
+    /// Closes connection `i` and forgets it.
+    fn close(&mut self, i: usize) {
+        if let Some(c) = self.conns.take(i) {
+            self.dispose(i, c);
+        }
+    }
+}
+
+fn libc_emfile() -> i32 {
+    nix::errno::Errno::EMFILE as i32
+}
+
+fn libc_enfile() -> i32 {
+    nix::errno::Errno::ENFILE as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for t in [Token::Listener, Token::Client(0), Token::Upstream(7), Token::Probe(3), Token::Client(1 << 40)] {
+            assert_eq!(Token::decode(t.encode()), t);
+        }
+    }
+
+    #[test]
+    fn slab_reuses_freed_slots() {
+        let mut s = Slab::default();
+        let a = s.insert("a");
+        let b = s.insert("b");
+        assert_eq!(s.remove(a), Some("a"));
+        assert_eq!(s.remove(a), None, "removing twice is harmless");
+        assert_eq!(s.insert("c"), a);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.indices(), vec![a, b]);
+    }
+}

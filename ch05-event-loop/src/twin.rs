@@ -1,0 +1,214 @@
+//! `tokio_lb`: the same load balancer on tokio, to read in one page.
+//!
+//! Compare it with [`crate::lb::conn`]: the state machine is gone. Each
+//! connection is written as straight-line code again, as in chapter 3,
+//! but every `.await` is a place where the function can stop and let the
+//! thread serve others. The compiler turns the function into a state
+//! machine much like ours (its states are the `.await` points); tokio's
+//! reactor (mio: epoll, kqueue) parks it until its socket is ready and
+//! its timers wake it. Same rules, same algorithms, same health
+//! bookkeeping as `high_perf_lb`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use ch02_proxy::http::{Framing, Limits, Version, parse_request, parse_response, remove_hop_by_hop};
+use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
+use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
+use ch04_advanced::health::{HealthConfig, record_request};
+use ch04_advanced::node::Pool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+use crate::framing::BodyTracker;
+
+/// What the tokio twin needs: the pool, the algorithm and the settings.
+#[derive(Debug)]
+pub struct Twin {
+    /// The backends (chapter 4's nodes, with health and counters).
+    pub pool: Arc<Pool>,
+    /// How a backend is chosen.
+    pub algorithm: Box<dyn Algorithm>,
+    /// Each backend's address, resolved once.
+    pub addrs: Vec<SocketAddr>,
+    /// Head limits and the header timeout.
+    pub limits: Limits,
+    /// Connect, response and idle timeouts.
+    pub timeouts: Timeouts,
+    /// Passive health checking.
+    pub health: HealthConfig,
+}
+
+// ANCHOR: twin
+/// Accepts until `stop` completes; one task per connection.
+pub async fn run(listener: TcpListener, lb: Arc<Twin>, stop: impl Future<Output = ()>) -> io::Result<()> {
+    tokio::pin!(stop);
+    loop {
+        let (client, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut stop => return Ok(()),
+        };
+        let _ = client.set_nodelay(true);
+        let lb = Arc::clone(&lb);
+        tokio::spawn(async move {
+            if let Err(e) = serve(client, peer, &lb).await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// Serves one client connection: requests, one after another (keep-alive).
+async fn serve(mut client: TcpStream, peer: SocketAddr, lb: &Twin) -> io::Result<()> {
+    let mut buf = Vec::new(); // bytes from the client not used yet
+    loop {
+        let len = match timeout(lb.limits.header_timeout, read_head(&mut client, &mut buf, &lb.limits)).await {
+            Ok(Ok(Some(len))) => len,
+            Ok(Ok(None)) => return Ok(()), // closed between requests
+            Ok(Err(e)) => return answer(&mut client, &e).await,
+            Err(_) => return answer(&mut client, &ProxyError::new(408, "no complete head in time")).await,
+        };
+        let Ok(Some((mut head, _))) = parse_request(&buf[..len], &lb.limits) else { return Ok(()) };
+        buf.drain(..len);
+        let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
+        if let Err(e) = prepare_upstream_request(&mut head, peer.ip(), "http") {
+            return answer(&mut client, &e).await;
+        }
+        let started = Instant::now();
+        let (node, mut upstream) = match connect(lb, peer).await {
+            Ok(pair) => pair,
+            Err(e) => return answer(&mut client, &e).await,
+        };
+        let n = &lb.pool.nodes[node];
+        n.backend.requests.fetch_add(1, Relaxed);
+        let result = exchange(&mut client, &mut upstream, &mut buf, head, keep_alive, lb).await;
+        record_request(n, result.is_ok(), &lb.health, Instant::now());
+        match result {
+            Ok(true) => n.latency.record(started.elapsed()),
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                n.backend.failures.fetch_add(1, Relaxed);
+                return answer(&mut client, &e).await;
+            }
+        }
+    }
+}
+
+/// Sends the request and relays the response; `Ok(true)`: keep the
+/// connection for the next request.
+async fn exchange(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: ch02_proxy::http::RequestHead,
+    keep_alive: bool,
+    lb: &Twin,
+) -> Result<bool, ProxyError> {
+    let up_err = |e: io::Error| ProxyError::new(502, format!("backend: {e}"));
+    upstream.write_all(&head.to_bytes()).await.map_err(up_err)?;
+    // The request body: exactly what its framing says, no more.
+    let mut body = BodyTracker::new(head.framing);
+    while !body.is_done() {
+        if buf.is_empty() && client.read_buf(buf).await.map_err(|e| ProxyError::client_gone(e.to_string()))? == 0 {
+            return Err(ProxyError::client_gone("closed in the middle of a body"));
+        }
+        let n = body.feed(buf).map_err(|why| ProxyError::new(400, why))?;
+        upstream.write_all(&buf[..n]).await.map_err(up_err)?;
+        buf.drain(..n);
+    }
+    // The response head, within the response timeout.
+    let mut from_up = Vec::new();
+    let (mut response, len) = timeout(lb.timeouts.response, async {
+        loop {
+            match parse_response(&from_up, &lb.limits, &head.method) {
+                Ok(Some((r, len))) if (100..200).contains(&r.status) => drop(from_up.drain(..len)),
+                Ok(Some(parsed)) => return Ok(parsed),
+                Ok(None) if upstream.read_buf(&mut from_up).await.map_err(up_err)? == 0 => {
+                    return Err(ProxyError::new(502, "the backend closed without answering"));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ProxyError::new(502, format!("invalid response: {e}"))),
+            }
+        }
+    })
+    .await
+    .map_err(|_| ProxyError::new(504, "the backend did not answer in time"))??;
+    let keep_alive = keep_alive && response.framing != Framing::UntilClose;
+    remove_hop_by_hop(&mut response.headers);
+    response.headers.set("Connection", if keep_alive { "keep-alive" } else { "close" });
+    let gone = |e: io::Error| ProxyError::client_gone(e.to_string());
+    client.write_all(&response.to_bytes()).await.map_err(gone)?;
+    // The response body, until its framing (or the backend) says it ends.
+    let mut body = BodyTracker::new(response.framing);
+    from_up.drain(..len);
+    loop {
+        let n = body.feed(&from_up).map_err(|why| ProxyError::client_gone(why))?;
+        client.write_all(&from_up[..n]).await.map_err(gone)?;
+        from_up.clear();
+        if body.is_done() {
+            return Ok(keep_alive);
+        }
+        let read = timeout(lb.timeouts.idle, upstream.read_buf(&mut from_up)).await;
+        match read {
+            Ok(Ok(0)) => return Ok(keep_alive && body.is_done()),
+            Ok(Ok(_)) => {}
+            _ => return Err(ProxyError::client_gone("the backend stalled in the middle of a body")),
+        }
+    }
+}
+// ANCHOR_END: twin
+
+/// Reads until `buf` holds a complete head; returns its length, or `None`
+/// when the client closed before sending anything.
+async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> Result<Option<usize>, ProxyError> {
+    let mut scan = ch02_proxy::http::HeadScan::default();
+    loop {
+        if scan.worth_parsing(buf, limits) {
+            match parse_request(buf, limits) {
+                Ok(Some((_, len))) => return Ok(Some(len)),
+                Ok(None) if buf.len() >= limits.max_head_bytes => return Err(ProxyError::new(431, "head too large")),
+                Ok(None) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if client.read_buf(buf).await.map_err(|e| ProxyError::client_gone(e.to_string()))? == 0 {
+            return if buf.is_empty() { Ok(None) } else { Err(ProxyError::new(400, "closed in the middle of a head")) };
+        }
+    }
+}
+
+/// Picks and connects, trying each backend at most once.
+async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, TcpStream), ProxyError> {
+    let mut tried = vec![false; lb.pool.nodes.len()];
+    let key = peer.ip().to_string();
+    loop {
+        let ctx = Context { client_ip: peer.ip(), key: &key, cookie: None, now: Instant::now() };
+        let Some(i) = pick_untried(lb.algorithm.as_ref(), &lb.pool, &ctx, &tried) else {
+            return Err(ProxyError::new(if tried.contains(&true) { 502 } else { 503 }, "no backend could be reached"));
+        };
+        tried[i] = true;
+        match timeout(lb.timeouts.connect, TcpStream::connect(lb.addrs[i])).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((i, s));
+            }
+            _ => {
+                lb.pool.nodes[i].backend.failures.fetch_add(1, Relaxed);
+                record_request(&lb.pool.nodes[i], false, &lb.health, Instant::now());
+            }
+        }
+    }
+}
+
+/// Sends an error response (if the client can still hear it) and ends.
+async fn answer(client: &mut TcpStream, e: &ProxyError) -> io::Result<()> {
+    if let Some(status) = e.status {
+        tracing::warn!(status, error = %e.detail, "request failed");
+        client.write_all(&error_response(status, &e.detail)).await?;
+    }
+    Ok(())
+}

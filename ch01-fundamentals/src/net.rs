@@ -80,9 +80,10 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     let target = hard.min(1 << 20);
     if target > soft {
         setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_err(io::Error::from)?;
-        return Ok(target);
     }
-    Ok(soft)
+    // rlim_t is unsigned on Linux and macOS but signed on FreeBSD.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(target.max(soft) as u64)
 }
 // ANCHOR_END: raise_fd_limit
 

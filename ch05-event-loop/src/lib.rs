@@ -21,6 +21,7 @@
 //! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | [`labs`] |
 #![deny(missing_docs)]
 
+pub mod cli;
 #[cfg(unix)]
 pub mod echo;
 pub mod framing;
@@ -30,6 +31,5 @@ pub mod labs;
 pub mod lb;
 #[cfg(unix)]
 pub mod poller;
-pub mod cli;
 pub mod timers;
 pub mod twin;

@@ -146,7 +146,7 @@ async fn exchange(
     let mut body = BodyTracker::new(response.framing);
     from_up.drain(..len);
     loop {
-        let n = body.feed(&from_up).map_err(|why| ProxyError::client_gone(why))?;
+        let n = body.feed(&from_up).map_err(ProxyError::client_gone)?;
         client.write_all(&from_up[..n]).await.map_err(gone)?;
         from_up.clear();
         if body.is_done() {

@@ -45,7 +45,7 @@ impl Drop for Server {
 }
 
 fn backends() -> Vec<Backend> {
-    if cfg!(target_os = "linux") { vec![Backend::Epoll, Backend::Poll] } else { vec![Backend::Poll] }
+    Backend::available().to_vec()
 }
 
 fn client(addr: SocketAddr) -> TcpStream {

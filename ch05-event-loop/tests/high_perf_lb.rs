@@ -13,8 +13,8 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use backends::client::{HttpResponse, read_response};
 use backends::BackendHandle;
+use backends::client::{HttpResponse, read_response};
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::algorithm::Kind;
 use ch04_advanced::health::Probe;
@@ -115,7 +115,10 @@ fn answers_come_from_the_backends_in_turn_on_one_keep_alive_connection() {
         assert!(r.text().contains("X-Forwarded-For: 127.0.0.1"), "{poller}: forwarding headers added");
         let r = read_response(&mut conn, false).unwrap();
         assert_eq!(r.status, 404, "the pipelined request");
-        let r = exchange(&mut conn, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        let r = exchange(
+            &mut conn,
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        );
         assert_eq!(r.status, 200);
         assert!(r.text().ends_with("\r\n\r\nhello"), "the chunked body arrived whole: {:?}", r.text());
         // Connection: close is honoured: the answer says so and the
@@ -282,7 +285,8 @@ fn in_loop_health_checks_take_a_failing_backend_out_and_bring_it_back() {
     b[1].set_healthy(false);
     // Each request below takes about 5 ms at the backend, so a bounded
     // number of them spans many probe intervals.
-    let get = |path: &str| exchange(&mut BufReader::new(client(lb.addr)), &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+    let get =
+        |path: &str| exchange(&mut BufReader::new(client(lb.addr)), &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
     let mut rounds = 0;
     while lb.pool.nodes[1].is_healthy() {
         assert_eq!(get("/slow?ms=5").status, 200);

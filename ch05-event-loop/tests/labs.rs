@@ -153,7 +153,7 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
 }
 
 fn backends() -> Vec<Backend> {
-    if cfg!(target_os = "linux") { vec![Backend::Epoll, Backend::Poll] } else { vec![Backend::Poll] }
+    Backend::available().to_vec()
 }
 
 #[test]

@@ -1,15 +1,20 @@
-//! The Poller against real sockets, for every backend this system has.
+//! The Poller against real sockets, for every backend this system has
+//! (`Backend::available()`: epoll and poll on Linux, kqueue and poll on
+//! macOS and the BSDs).
 #![cfg(unix)]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use ch05_event_loop::poller::{Backend, Event, Interest, Poller, Trigger};
 
-fn backends() -> Vec<Backend> {
-    if cfg!(target_os = "linux") { vec![Backend::Epoll, Backend::Poll] } else { vec![Backend::Poll] }
+fn backends() -> impl Iterator<Item = Backend> {
+    Backend::available().iter().copied()
 }
+
+/// Watching for nothing: how a loop pauses a socket without forgetting it.
+const NOTHING: Interest = Interest { readable: false, writable: false };
 
 /// A connected pair of non-blocking sockets.
 fn pair() -> (TcpStream, TcpStream) {
@@ -76,20 +81,24 @@ fn level_triggered_reports_again_until_drained() {
 }
 
 #[test]
-fn edge_triggered_reports_once_per_arrival_on_epoll() {
-    let mut p = Poller::new(Backend::best()).unwrap();
-    let (mut a, mut b) = pair();
-    p.register(&b, 1, Interest::READABLE, Trigger::Edge).unwrap();
-    a.write_all(b"first").unwrap();
-    assert_eq!(wait(&mut p, LONG).len(), 1);
-    if p.backend() == Backend::Epoll {
-        // Not read, but no new edge: epoll stays quiet. A handler that read
-        // only part would never hear about the rest: drain until WouldBlock.
-        assert!(wait(&mut p, SHORT).is_empty());
+fn edge_triggered_reports_once_per_arrival() {
+    for backend in backends() {
+        let mut p = Poller::new(backend).unwrap();
+        let (mut a, mut b) = pair();
+        p.register(&b, 1, Interest::READABLE, Trigger::Edge).unwrap();
+        a.write_all(b"first").unwrap();
+        assert_eq!(wait(&mut p, LONG).len(), 1, "{backend}");
+        if backend != Backend::Poll {
+            // Not read, but no new edge: epoll (EPOLLET) and kqueue
+            // (EV_CLEAR) stay quiet. A handler that read only part would
+            // never hear about the rest: drain until WouldBlock. poll(2)
+            // has no edge mode and reports again.
+            assert!(wait(&mut p, SHORT).is_empty(), "{backend}");
+        }
+        a.write_all(b"second").unwrap();
+        assert_eq!(wait(&mut p, LONG).len(), 1, "{backend}: new data is a new edge");
+        assert_eq!(drain(&mut b), 11);
     }
-    a.write_all(b"second").unwrap();
-    assert_eq!(wait(&mut p, LONG).len(), 1, "new data is a new edge");
-    assert_eq!(drain(&mut b), 11);
 }
 
 #[test]
@@ -160,4 +169,94 @@ fn a_closed_peer_is_reported_and_deregister_silences() {
         assert!(wait(&mut p, Some(Duration::ZERO)).is_empty(), "{backend:?}: deregistered");
         assert!(p.deregister(&b).is_err(), "{backend:?}: twice is an error");
     }
+}
+
+#[test]
+fn reregister_to_no_interest_pauses_readable_reports() {
+    for backend in backends() {
+        let mut p = Poller::new(backend).unwrap();
+        let (mut a, mut b) = pair();
+        p.register(&b, 5, Interest::READABLE, Trigger::Level).unwrap();
+        a.write_all(b"pending").unwrap();
+        assert!(wait(&mut p, LONG).iter().any(|e| e.token == 5 && e.readable), "{backend}");
+        // Backpressure: stop reading, though data waits.
+        p.reregister(&b, 5, NOTHING, Trigger::Level).unwrap();
+        let events = wait(&mut p, SHORT);
+        assert!(events.is_empty(), "{backend}: paused, yet reported: {events:?}");
+        // Resume: the data that waited is reported again.
+        p.reregister(&b, 5, Interest::READABLE, Trigger::Level).unwrap();
+        assert!(wait(&mut p, LONG).iter().any(|e| e.token == 5 && e.readable), "{backend}: resumed");
+        assert_eq!(drain(&mut b), 7);
+    }
+}
+
+#[test]
+fn a_paused_socket_stays_quiet_when_the_peer_half_closes() {
+    // A peer's half-close is a lasting condition; were it reported for a
+    // socket watched for nothing, a level-triggered loop would wake on
+    // every wait and spin (epoll asks for EPOLLRDHUP only with readable).
+    for backend in backends() {
+        let mut p = Poller::new(backend).unwrap();
+        let (a, mut b) = pair();
+        p.register(&b, 6, NOTHING, Trigger::Level).unwrap();
+        a.shutdown(Shutdown::Write).unwrap();
+        let events = wait(&mut p, SHORT);
+        assert!(events.is_empty(), "{backend}: paused, yet reported: {events:?}");
+        // Watching again, the end of stream shows.
+        p.reregister(&b, 6, Interest::READABLE, Trigger::Level).unwrap();
+        let events = wait(&mut p, LONG);
+        assert!(events.iter().any(|e| e.token == 6 && e.readable), "{backend}: {events:?}");
+        assert_eq!(drain(&mut b), 0, "{backend}: end of stream");
+    }
+}
+
+#[test]
+fn readable_and_writable_at_once_are_one_event() {
+    // kqueue reports the two as separate filters; the Poller merges them.
+    for backend in backends() {
+        let mut p = Poller::new(backend).unwrap();
+        let (mut a, b) = pair();
+        p.register(&b, 8, Interest::BOTH, Trigger::Level).unwrap();
+        a.write_all(b"x").unwrap();
+        // Wait until both show (the byte may land a moment after the write).
+        let mut events = wait(&mut p, LONG);
+        for _ in 0..100 {
+            if events.iter().any(|e| e.readable) {
+                break;
+            }
+            events = wait(&mut p, LONG);
+        }
+        assert_eq!(events.len(), 1, "{backend}: {events:?}");
+        assert_eq!((events[0].token, events[0].readable, events[0].writable), (8, true, true), "{backend}");
+    }
+}
+
+#[test]
+fn registering_twice_and_unknown_fds_are_errors() {
+    for backend in backends() {
+        let mut p = Poller::new(backend).unwrap();
+        let (_a, b) = pair();
+        let err = p.reregister(&b, 1, Interest::READABLE, Trigger::Level).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{backend}");
+        p.register(&b, 1, Interest::READABLE, Trigger::Level).unwrap();
+        let err = p.register(&b, 1, Interest::READABLE, Trigger::Level).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{backend}");
+    }
+}
+
+#[test]
+fn every_available_backend_works_and_others_are_unsupported() {
+    for backend in [Backend::Epoll, Backend::Poll, Backend::Kqueue] {
+        match Poller::new(backend) {
+            Ok(p) => {
+                assert!(Backend::available().contains(&backend), "{backend}");
+                assert_eq!(p.backend(), backend);
+            }
+            Err(e) => {
+                assert!(!Backend::available().contains(&backend), "{backend}: {e}");
+                assert_eq!(e.kind(), ErrorKind::Unsupported, "{backend}");
+            }
+        }
+    }
+    assert_eq!(Backend::best(), Backend::available()[0]);
 }

@@ -539,7 +539,8 @@ impl Reactor<'_> {
         }
         head.headers.remove("expect");
         let pool = &self.lb.pool;
-        let cookie_value = self.lb.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+        let cookie_value =
+            self.lb.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
         let mut req = Request {
             method: head.method.clone(),
             target: head.target.clone(),
@@ -736,7 +737,9 @@ impl Reactor<'_> {
                 Ok(None) if eof && req.response_head.is_empty() => {
                     return self.fail(c, 502, "the backend closed the connection without answering");
                 }
-                Ok(None) if eof => return self.fail(c, 502, "the backend closed the connection in the middle of a head"),
+                Ok(None) if eof => {
+                    return self.fail(c, 502, "the backend closed the connection in the middle of a head");
+                }
                 Ok(None) if req.response_head.len() > limits.max_head_bytes => {
                     return self.fail(c, 502, "the backend's response head is too large");
                 }

@@ -400,7 +400,8 @@ impl Reactor<'_> {
         let now = Instant::now();
         let slot = self.conns.insert(Conn::new(stream, peer, now));
         let Some(c) = self.conns.get_mut(slot) else { return };
-        if let Err(e) = self.poller.register(&c.client, Token::Client(slot).encode(), Interest::READABLE, Trigger::Level)
+        if let Err(e) =
+            self.poller.register(&c.client, Token::Client(slot).encode(), Interest::READABLE, Trigger::Level)
         {
             tracing::warn!(%peer, error = %e, "cannot watch the client socket");
             self.conns.remove(slot);

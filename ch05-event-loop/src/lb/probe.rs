@@ -48,9 +48,11 @@ impl Reactor<'_> {
                     continue;
                 }
             };
-            let slot = self.probes.insert(ProbeConn { node, stream, connected: false, answer: Vec::new(), timer: None });
+            let slot =
+                self.probes.insert(ProbeConn { node, stream, connected: false, answer: Vec::new(), timer: None });
             let Some(p) = self.probes.get_mut(slot) else { continue };
-            if self.poller.register(&p.stream, Token::Probe(slot).encode(), Interest::WRITABLE, Trigger::Level).is_err() {
+            if self.poller.register(&p.stream, Token::Probe(slot).encode(), Interest::WRITABLE, Trigger::Level).is_err()
+            {
                 self.probes.remove(slot);
                 continue;
             }
@@ -76,7 +78,9 @@ impl Reactor<'_> {
             }
             p.connected = true;
             let Some(path) = path else { return self.finish_probe(i, Ok(())) };
-            let request = format!("GET {path} HTTP/1.1\r\nHost: lbs-health\r\nUser-Agent: lbs-health\r\nConnection: close\r\n\r\n");
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: lbs-health\r\nUser-Agent: lbs-health\r\nConnection: close\r\n\r\n"
+            );
             // A fresh socket's send buffer takes a hundred bytes at once; a
             // partial write here would mean something is badly wrong.
             match p.stream.write(request.as_bytes()) {

@@ -18,10 +18,16 @@ pub(super) struct EpollPoller {
 }
 
 fn flags(interest: Interest, trigger: Trigger) -> EpollFlags {
-    // RDHUP: be told when the peer shuts down its sending side.
-    let mut f = EpollFlags::EPOLLRDHUP;
+    let mut f = EpollFlags::empty();
     if interest.readable {
-        f |= EpollFlags::EPOLLIN;
+        // RDHUP: be told when the peer shuts down its sending side. Only
+        // while we want to read: a half-close is a condition that stays
+        // true, so with level triggering it would be reported on every
+        // wait, and for a socket we have deliberately stopped reading
+        // (backpressure) the loop would wake at once, do nothing and wait
+        // again: a busy loop. (EPOLLHUP and EPOLLERR need no asking; the
+        // kernel always reports them.)
+        f |= EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
     }
     if interest.writable {
         f |= EpollFlags::EPOLLOUT;

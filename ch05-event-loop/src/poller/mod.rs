@@ -2,9 +2,16 @@
 //!
 //! A non-blocking socket answers `WouldBlock` instead of waiting. A server
 //! with ten thousand of them needs one call that sleeps until *any* of them
-//! is ready; that call is `epoll_wait` on Linux, `kevent` on the BSDs, and
-//! the older, portable `poll(2)` everywhere. This module puts one small
-//! interface over them, the way mio does under tokio:
+//! is ready. Each system has its own, and this module has a backend for
+//! each (see [`Backend`]):
+//!
+//! - `epoll` (Linux, `epoll.rs`) and `kqueue` (macOS and the BSDs,
+//!   `kqueue.rs`): the kernel keeps the interest list, so a wait costs
+//!   O(ready);
+//! - `poll(2)` (every Unix, `poll.rs`): the older, portable call; the list
+//!   is handed over whole on every wait, O(registered).
+//!
+//! One small interface sits over them, the way mio does under tokio:
 //!
 //! - `register(fd, token, interest, trigger)`: watch `fd` for readability
 //!   and/or writability; events for it carry `token` (an index into your
@@ -25,10 +32,21 @@
 
 #[cfg(target_os = "linux")]
 mod epoll;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+mod kqueue;
 mod poll;
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Which readiness to watch for.
@@ -54,7 +72,8 @@ impl Interest {
 pub enum Trigger {
     /// On every wait while ready.
     Level,
-    /// Once per change to ready (epoll's EPOLLET); poll(2) treats it as level.
+    /// Once per change to ready (epoll's EPOLLET, kqueue's EV_CLEAR); poll(2)
+    /// treats it as level.
     Edge,
 }
 
@@ -74,24 +93,102 @@ pub struct Event {
 }
 
 /// Which system call does the waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Every variant exists on every system, so a command line can name any of
+/// them (`--poller epoll|poll|kqueue`, parsed with [`FromStr`]); asking
+/// [`Poller::new`] for one this system lacks is an `Unsupported` error.
+/// [`Backend::available`] lists the ones it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// epoll(7): O(ready) per wait, edge triggering (Linux).
     Epoll,
     /// poll(2): O(registered) per wait, level only, portable.
     Poll,
+    /// kqueue(2): O(ready) per wait, edge triggering with EV_CLEAR (macOS,
+    /// iOS, FreeBSD, NetBSD, OpenBSD, DragonFly).
+    Kqueue,
 }
 
 impl Backend {
-    /// The best backend for this system.
+    /// The backends this system has, best first.
+    pub fn available() -> &'static [Backend] {
+        if cfg!(target_os = "linux") {
+            &[Backend::Epoll, Backend::Poll]
+        } else if cfg!(any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly"
+        )) {
+            &[Backend::Kqueue, Backend::Poll]
+        } else {
+            &[Backend::Poll]
+        }
+    }
+
+    /// The best backend for this system: epoll on Linux, kqueue on macOS
+    /// and the BSDs, poll(2) elsewhere.
     pub fn best() -> Backend {
-        if cfg!(target_os = "linux") { Backend::Epoll } else { Backend::Poll }
+        // Every list above holds at least Poll; the fallback is never used.
+        Backend::available().first().copied().unwrap_or(Backend::Poll)
+    }
+
+    /// The name used on command lines and in logs: `epoll`, `poll` or
+    /// `kqueue`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Epoll => "epoll",
+            Backend::Poll => "poll",
+            Backend::Kqueue => "kqueue",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, not `write_str`, so `{:>6}` and friends line names up.
+        f.pad(self.name())
+    }
+}
+
+/// A name that is not a [`Backend`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownBackend(pub String);
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown poller `{}`: expected epoll, poll or kqueue", self.0)
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    /// Parses a [`Backend::name`], ignoring ASCII case (`EPOLL` works too).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Backend::Epoll, Backend::Poll, Backend::Kqueue]
+            .into_iter()
+            .find(|b| s.eq_ignore_ascii_case(b.name()))
+            .ok_or_else(|| UnknownBackend(s.to_owned()))
     }
 }
 
 enum Inner {
     #[cfg(target_os = "linux")]
     Epoll(epoll::EpollPoller),
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    Kqueue(kqueue::KqueuePoller),
     Poll(poll::PollPoller),
 }
 
@@ -127,6 +224,26 @@ impl Poller {
             Backend::Epoll => Inner::Epoll(epoll::EpollPoller::new()?),
             #[cfg(not(target_os = "linux"))]
             Backend::Epoll => return Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only")),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Backend::Kqueue => Inner::Kqueue(kqueue::KqueuePoller::new()?),
+            #[cfg(not(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            )))]
+            Backend::Kqueue => {
+                return Err(io::Error::new(io::ErrorKind::Unsupported, "kqueue is only on macOS and the BSDs"));
+            }
             Backend::Poll => Inner::Poll(poll::PollPoller::default()),
         };
         Ok(Self { inner })
@@ -137,6 +254,15 @@ impl Poller {
         match self.inner {
             #[cfg(target_os = "linux")]
             Inner::Epoll(_) => Backend::Epoll,
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Inner::Kqueue(_) => Backend::Kqueue,
             Inner::Poll(_) => Backend::Poll,
         }
     }
@@ -153,6 +279,15 @@ impl Poller {
         match &mut self.inner {
             #[cfg(target_os = "linux")]
             Inner::Epoll(p) => p.register(fd, token, interest, trigger),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Inner::Kqueue(p) => p.register(fd, token, interest, trigger),
             Inner::Poll(p) => p.register(fd, token, interest),
         }
     }
@@ -169,6 +304,15 @@ impl Poller {
         match &mut self.inner {
             #[cfg(target_os = "linux")]
             Inner::Epoll(p) => p.reregister(fd, token, interest, trigger),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Inner::Kqueue(p) => p.reregister(fd, token, interest, trigger),
             Inner::Poll(p) => p.reregister(fd, token, interest),
         }
     }
@@ -179,6 +323,15 @@ impl Poller {
         match &mut self.inner {
             #[cfg(target_os = "linux")]
             Inner::Epoll(p) => p.deregister(fd),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Inner::Kqueue(p) => p.deregister(fd),
             Inner::Poll(p) => p.deregister(fd),
         }
     }
@@ -191,6 +344,15 @@ impl Poller {
         match &mut self.inner {
             #[cfg(target_os = "linux")]
             Inner::Epoll(p) => p.wait(events, timeout),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Inner::Kqueue(p) => p.wait(events, timeout),
             Inner::Poll(p) => p.wait(events, timeout),
         }
     }
@@ -199,8 +361,35 @@ impl Poller {
 
 #[cfg(test)]
 mod tests {
-    use super::timeout_ms;
+    use super::{Backend, timeout_ms};
     use std::time::Duration;
+
+    #[test]
+    fn backend_names_round_trip() {
+        for b in [Backend::Epoll, Backend::Poll, Backend::Kqueue] {
+            assert_eq!(b.to_string().parse::<Backend>(), Ok(b));
+        }
+        assert_eq!(Backend::Kqueue.to_string(), "kqueue");
+        assert_eq!(format!("{:>7}|", Backend::Poll), "   poll|");
+    }
+
+    #[test]
+    fn backend_names_ignore_case_and_unknown_ones_list_the_valid() {
+        assert_eq!("EPoll".parse::<Backend>(), Ok(Backend::Epoll));
+        assert_eq!("POLL".parse::<Backend>(), Ok(Backend::Poll));
+        let err = "select".parse::<Backend>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown poller `select`: expected epoll, poll or kqueue");
+        assert!("".parse::<Backend>().is_err());
+    }
+
+    #[test]
+    fn the_best_backend_is_the_first_available() {
+        assert_eq!(Backend::best(), Backend::available()[0]);
+        assert!(Backend::available().contains(&Backend::Poll), "poll(2) is everywhere");
+        if cfg!(target_os = "linux") {
+            assert_eq!(Backend::available(), [Backend::Epoll, Backend::Poll]);
+        }
+    }
 
     #[test]
     fn timeouts_round_up_to_whole_milliseconds() {

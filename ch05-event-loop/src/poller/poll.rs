@@ -3,6 +3,8 @@
 //! O(registered): fine for hundreds of sockets, slow for tens of thousands.
 //! Level-triggered only.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
@@ -13,8 +15,15 @@ use super::{Event, Interest, timeout_ms};
 
 #[derive(Default)]
 pub(super) struct PollPoller {
-    /// (fd, token, interest), in registration order.
+    /// (fd, token, interest): the list handed to poll(2), in no particular
+    /// order (deregister moves the last entry into the hole).
     entries: Vec<(RawFd, usize, Interest)>,
+    /// fd → its index in `entries`. A server with 10,000 connections
+    /// registers and deregisters all the time (every accept, every close,
+    /// every backpressure pause); a linear search of `entries` would make
+    /// each of those O(connections). With this map they are O(1), and only
+    /// the wait itself pays O(registered), which poll(2) cannot avoid.
+    index: HashMap<RawFd, usize>,
 }
 
 fn flags(interest: Interest) -> PollFlags {
@@ -30,28 +39,37 @@ fn flags(interest: Interest) -> PollFlags {
 
 impl PollPoller {
     pub(super) fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
-        if self.entries.iter().any(|e| e.0 == fd) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "fd is already registered"));
+        match self.index.entry(fd) {
+            Entry::Occupied(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "fd is already registered")),
+            Entry::Vacant(slot) => {
+                slot.insert(self.entries.len());
+                self.entries.push((fd, token, interest));
+                Ok(())
+            }
         }
-        self.entries.push((fd, token, interest));
-        Ok(())
     }
 
     pub(super) fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
-        match self.entries.iter_mut().find(|e| e.0 == fd) {
-            Some(e) => {
-                *e = (fd, token, interest);
-                Ok(())
-            }
-            None => Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered")),
-        }
+        let Some(&i) = self.index.get(&fd) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered"));
+        };
+        // In bounds: `index` holds exactly the positions of `entries`;
+        // register and deregister update both together.
+        self.entries[i] = (fd, token, interest);
+        Ok(())
     }
 
     pub(super) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let before = self.entries.len();
-        self.entries.retain(|e| e.0 != fd);
-        if self.entries.len() == before {
+        let Some(i) = self.index.remove(&fd) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered"));
+        };
+        // `swap_remove` fills the hole with the last entry instead of
+        // shifting everything after it down: O(1), at the cost of order,
+        // which poll(2) does not care about. The moved entry (if the hole
+        // was not itself the last) must be told its new index.
+        self.entries.swap_remove(i);
+        if let Some(&(moved, _, _)) = self.entries.get(i) {
+            self.index.insert(moved, i);
         }
         Ok(())
     }

@@ -86,12 +86,23 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, lb: &Twin) -> io::Result
         let n = &lb.pool.nodes[node];
         n.backend.requests.fetch_add(1, Relaxed);
         let result = exchange(&mut client, &mut upstream, &mut buf, head, keep_alive, lb).await;
-        record_request(n, result.is_ok(), &lb.health, Instant::now());
+        // Passive health, as in chapter 4: only 502 and 504 are the backend's fault.
+        let backend_failed = matches!(&result, Err(e) if matches!(e.status, Some(502 | 504)));
+        if result.is_ok() || backend_failed {
+            record_request(n, !backend_failed, &lb.health, Instant::now());
+        }
         match result {
-            Ok(true) => n.latency.record(started.elapsed()),
-            Ok(false) => return Ok(()),
+            Ok(keep) => {
+                n.latency.record(started.elapsed());
+                tracing::info!(%peer, backend = %n.addr(), ms = started.elapsed().as_millis() as u64, "request");
+                if !keep {
+                    return Ok(());
+                }
+            }
             Err(e) => {
-                n.backend.failures.fetch_add(1, Relaxed);
+                if backend_failed {
+                    n.backend.failures.fetch_add(1, Relaxed);
+                }
                 return answer(&mut client, &e).await;
             }
         }

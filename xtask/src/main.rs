@@ -7,7 +7,9 @@
 //! | `grade [CHAPTER] [--stubs]` | runs the lab tests and prints a score table | `labs.rs` |
 //! | `student-edition DIR [--verify]` | copies the repo without solutions | `edition.rs` |
 //! | `book-check` | every `{{#include}}` resolves, `mdbook build` has no ERROR | `book.rs` |
+//! | `bench [--quick] [--only ...]` | the performance ladder beside nginx and HAProxy: table, CSV, SVG | `bench.rs` |
 
+mod bench;
 mod book;
 mod cargo;
 mod edition;
@@ -64,6 +66,11 @@ enum Command {
         #[arg(long, default_value = "book")]
         book: PathBuf,
     },
+    /// Measure the book's load balancers beside nginx and HAProxy: req/s,
+    /// p50/p99 latency and errors side by side, 10,000 connections held at
+    /// once, memory per idle connection; prints a table and writes a CSV
+    /// and SVG charts.
+    Bench(bench::BenchArgs),
 }
 
 /// The workspace root: xtask lives one level below it.
@@ -83,5 +90,6 @@ fn main() -> Result<()> {
             let book = if book.is_absolute() { book } else { root.join(book) };
             book::book_check(&book)
         }
+        Command::Bench(args) => bench::bench(&root, args),
     }
 }

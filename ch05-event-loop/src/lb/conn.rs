@@ -284,6 +284,14 @@ fn read_some(
                 if let Err(e) = take(&scratch[..n]) {
                     return Ok(Err(e));
                 }
+                // A short read means the kernel had no more for now. With
+                // level triggering we may stop here and save the read that
+                // would only say WouldBlock: if more arrives, the next wait
+                // reports it. (Edge-triggered code must read on until
+                // WouldBlock, or it may never hear about the rest.)
+                if n < want {
+                    break;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -464,7 +472,13 @@ impl Reactor<'_> {
             }
             State::Connecting | State::Exchange => {
                 let Some(req) = c.req.as_mut() else { return Flow::Go };
-                let room = buffer.saturating_sub(c.to_upstream.len());
+                // Body bytes go up (bounded by the buffer); once the body is
+                // complete, what comes is the next request (bounded like a head).
+                let room = if req.body.is_done() {
+                    (limits.max_head_bytes + 1).saturating_sub(c.from_client.len())
+                } else {
+                    buffer.saturating_sub(c.to_upstream.len())
+                };
                 let (up, rest) = (&mut c.to_upstream, &mut c.from_client);
                 read_some(&mut c.client, scratch, room, |b| {
                     let n = req.body.feed(b).map_err(|why| (400, why))?;
@@ -859,12 +873,19 @@ impl Reactor<'_> {
     /// TCP's window closes, and the sender slows down.
     fn sync(&mut self, i: usize, c: &mut Conn, now: Instant) {
         let buffer = self.lb.config.buffer_size;
+        let limits = self.lb.config.limits;
         let reading_body = c.req.as_ref().is_some_and(|r| !r.body.is_done());
         let client = Interest {
             readable: !c.client_eof
                 && match c.state {
                     State::Head => true,
-                    State::Connecting | State::Exchange => reading_body && c.to_upstream.len() < buffer,
+                    // While the body comes, read it as far as the buffer
+                    // allows; after it, keep watching (a pipelined request, or
+                    // the client hanging up) unless a whole head is waiting.
+                    // Keeping the interest unchanged saves two epoll_ctl calls
+                    // per request.
+                    State::Connecting | State::Exchange if reading_body => c.to_upstream.len() < buffer,
+                    State::Connecting | State::Exchange => c.from_client.len() <= limits.max_head_bytes,
                     State::Closing => c.to_client.is_empty(),
                 },
             writable: !c.to_client.is_empty(),

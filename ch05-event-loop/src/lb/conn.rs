@@ -769,7 +769,14 @@ impl Reactor<'_> {
             }
             req.response_head = Vec::new();
             remove_hop_by_hop(&mut head.headers);
-            if head.framing == Framing::UntilClose || (c.client_eof && c.from_client.is_empty()) {
+            // Keep the client's connection only when the response has an
+            // end of its own, the whole request went up (a backend may
+            // answer early; the rest of the body must not be read as the
+            // next request), and the client has not left.
+            if head.framing == Framing::UntilClose
+                || !req.body.is_done()
+                || (c.client_eof && c.from_client.is_empty())
+            {
                 c.keep_alive = false;
             }
             head.headers.set("Connection", if c.keep_alive { "keep-alive" } else { "close" });

@@ -1,0 +1,589 @@
+//! `cargo xtask bench`: the performance ladder of the book's load
+//! balancers, measured beside nginx and HAProxy in one run.
+//!
+//! One run builds the release binaries, starts three backends, then runs
+//! each server of the ladder alone on its own port in front of the same
+//! backends: its memory per idle connection first (on a fresh process),
+//! then a warm-up and one measured load run per connection count, then
+//! (for the event-loop servers, nginx and HAProxy) 10,000 connections held
+//! at once. It prints a table, writes a CSV and two SVG charts.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `bench.rs` | the flags, the ladder, one server measured after another |
+//! | `bench/servers.rs` | child processes, nginx and HAProxy configs, `/proc` |
+//! | `bench/load.rs` | wrk and its report; the built-in generator; reading responses |
+//! | `bench/checks.rs` | many connections held at once; memory per idle connection |
+//! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
+//!
+//! The machines this runs on are small and shared, and the load generator
+//! runs beside the servers: the numbers are for comparing servers within
+//! one run (ratios), not for quoting.
+
+mod checks;
+mod load;
+mod report;
+mod servers;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+
+use load::Generator;
+use report::Measured;
+use servers::{Server, find_program, free_port, localhost};
+
+/// Backends every server of the ladder balances over.
+const BACKENDS: usize = 3;
+/// Connections of the many-connections check.
+const HELD: usize = 10_000;
+/// Connections of the idle-memory check.
+const IDLE: usize = 5_000;
+/// The chapter 5 target for memory per idle connection, in bytes.
+const IDLE_TARGET: u64 = 2 * 1024;
+/// Descriptors this process needs besides the connections it holds.
+const FD_MARGIN: u64 = 200;
+/// How long a server has to answer its first `GET /` with 200.
+const FIRST_ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+const AFTER_HELP: &str = "\
+The ladder: ch03 load_balancer, ch04 advanced_lb, ch05 high_perf_lb (epoll),
+ch05 tokio_lb, and, when installed, nginx (one worker) and HAProxy (one
+thread), each in front of the same three backends.
+
+Tools: nginx, HAProxy and wrk are optional (servers that are missing are
+skipped; without wrk a built-in generator makes the load). On Debian or
+Ubuntu:  sudo apt-get install nginx haproxy wrk
+
+The checks open up to 10,000 connections from this process: the open-file
+limit must allow that. The bench raises its soft limit to the hard one
+(with prlimit); if the hard limit is lower, run `ulimit -n 65535` first.
+
+Example:  cargo xtask bench --quick --only ch05,nginx";
+
+/// The servers of the ladder, in the order they are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LbKey {
+    /// Chapter 3's load_balancer: a thread per connection.
+    Ch03,
+    /// Chapter 4's advanced_lb: a thread per connection, health checks.
+    Ch04,
+    /// Chapter 5's high_perf_lb: one thread, epoll.
+    Ch05,
+    /// Chapter 5's tokio_lb.
+    Tokio,
+    /// nginx with one worker process.
+    Nginx,
+    /// HAProxy with one thread.
+    Haproxy,
+}
+
+impl LbKey {
+    /// Every server, in ladder order.
+    const LADDER: [LbKey; 6] = [LbKey::Ch03, LbKey::Ch04, LbKey::Ch05, LbKey::Tokio, LbKey::Nginx, LbKey::Haproxy];
+
+    /// The name in the table, the CSV and the charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            LbKey::Ch03 => "ch03 load_balancer",
+            LbKey::Ch04 => "ch04 advanced_lb",
+            LbKey::Ch05 => "ch05 high_perf_lb",
+            LbKey::Tokio => "ch05 tokio_lb",
+            LbKey::Nginx => "nginx",
+            LbKey::Haproxy => "HAProxy",
+        }
+    }
+
+    /// Our package and binary; `None` for nginx and HAProxy.
+    fn ours(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            LbKey::Ch03 => Some(("ch03-load-balancer", "load_balancer")),
+            LbKey::Ch04 => Some(("ch04-advanced", "advanced_lb")),
+            LbKey::Ch05 => Some(("ch05-event-loop", "high_perf_lb")),
+            LbKey::Tokio => Some(("ch05-event-loop", "tokio_lb")),
+            LbKey::Nginx | LbKey::Haproxy => None,
+        }
+    }
+
+    /// Whether the many-connections check applies: the event-loop servers.
+    /// ch03 and ch04 spend a thread per connection and stop at their cap.
+    fn holds_many(self) -> bool {
+        !matches!(self, LbKey::Ch03 | LbKey::Ch04)
+    }
+
+    /// The default of `--max-connections` for the thread-per-connection
+    /// servers (ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS): beyond
+    /// it they close new connections at once.
+    pub fn connection_cap(self) -> Option<usize> {
+        matches!(self, LbKey::Ch03 | LbKey::Ch04).then_some(1024)
+    }
+
+    /// Command-line arguments for one of our servers. Health checks of ch04
+    /// are the cheap TCP kind; draining on SIGTERM is short, since nothing
+    /// is in flight when the bench stops a server.
+    fn args(self, port: u16, backends: &[SocketAddr]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()];
+        for b in backends {
+            args.push("--backend".into());
+            args.push(b.to_string());
+        }
+        let extra: &[&str] = match self {
+            LbKey::Ch03 => &["--strategy", "rr"],
+            LbKey::Ch05 => &["--poller", "epoll"],
+            _ => &[],
+        };
+        args.extend(extra.iter().map(|s| s.to_string()));
+        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio) {
+            // Shared by chapter 4 and both chapter 5 binaries.
+            let common = ["--algorithm", "rr", "--health-check", "tcp", "--drain-timeout-secs", "1"];
+            args.extend(common.iter().map(|s| s.to_string()));
+        }
+        args
+    }
+}
+
+/// `--generator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GeneratorArg {
+    /// wrk (https://github.com/wg/wrk).
+    Wrk,
+    /// The built-in generator (std only; coarser, see bench/load.rs).
+    Builtin,
+}
+
+/// The flags of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct BenchArgs {
+    /// Seconds of each measured load run (a short warm-up comes first).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    duration: u64,
+    /// Client connection counts, comma-separated: one load run per count.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "64,1000")]
+    connections: Vec<usize>,
+    /// Only these servers, comma-separated [default: all].
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_enum)]
+    only: Vec<LbKey>,
+    /// The load generator [default: wrk when installed, else builtin].
+    #[arg(long, value_enum)]
+    generator: Option<GeneratorArg>,
+    /// Skip the 10,000-connection check.
+    #[arg(long = "no-10k")]
+    no_10k: bool,
+    /// Skip the memory-per-idle-connection check.
+    #[arg(long)]
+    no_idle: bool,
+    /// Where to write the CSV (relative paths start at the workspace root).
+    #[arg(long, value_name = "PATH", default_value = "book/src/figures/ladder.csv")]
+    csv: PathBuf,
+    /// Where to write ladder.svg and ladder-p99.svg.
+    #[arg(long, value_name = "DIR", default_value = "book/src/figures")]
+    svg_dir: PathBuf,
+    /// A smoke run: 3 s per run, 64 connections only (overrides
+    /// --duration and --connections).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// What every measurement of a run shares.
+#[derive(Debug)]
+struct Run {
+    generator: Generator,
+    duration: Duration,
+    warm_up: Duration,
+    connections: Vec<usize>,
+    held: bool,
+    idle: bool,
+    tmp: PathBuf,
+    backends: Vec<SocketAddr>,
+    /// The hard open-file limit, for nginx's worker_rlimit_nofile.
+    nofile: u64,
+}
+
+/// `cargo xtask bench`.
+pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
+    let (duration, connections) = if args.quick { (3, vec![64]) } else { (args.duration, args.connections.clone()) };
+    if duration == 0 {
+        bail!("--duration must be at least 1 second");
+    }
+    if connections.is_empty() || connections.contains(&0) {
+        bail!("--connections wants counts of at least 1, e.g. 64,1000");
+    }
+    let generator = match (args.generator, find_program("wrk")) {
+        (Some(GeneratorArg::Builtin), _) | (None, None) => Generator::Builtin,
+        (Some(GeneratorArg::Wrk) | None, Some(wrk)) => Generator::Wrk(wrk),
+        (Some(GeneratorArg::Wrk), None) => {
+            bail!("--generator wrk: wrk is not installed (sudo apt-get install wrk), or use --generator builtin")
+        }
+    };
+    let explicit = !args.only.is_empty();
+    let mut wanted = if explicit { args.only.clone() } else { LbKey::LADDER.to_vec() };
+    wanted.sort();
+    wanted.dedup();
+    let mut notes: Vec<String> = Vec::new();
+
+    // Build what is needed, then find every server's program.
+    let mut packages = vec!["backends"];
+    for (package, _) in wanted.iter().filter_map(|k| k.ours()) {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    build_release(root, &packages)?;
+    let bin_dir = target_dir(root).join("release");
+    let backend_bin = bin_dir.join("simple_http_backend");
+    if !backend_bin.is_file() {
+        bail!("{} is missing after the build", backend_bin.display());
+    }
+    let nginx_path = find_program("nginx");
+    let mut ladder: Vec<(LbKey, PathBuf)> = Vec::new();
+    for &key in &wanted {
+        let program = match key.ours() {
+            Some((package, bin)) => {
+                let path = bin_dir.join(bin);
+                if path.is_file() {
+                    Some(path)
+                } else if explicit {
+                    bail!("{} is missing after building {package}", path.display());
+                } else {
+                    notes.push(format!(
+                        "{}: skipped, {} was not built (is its chapter written yet?)",
+                        key.label(),
+                        bin
+                    ));
+                    None
+                }
+            }
+            None => {
+                let name = if key == LbKey::Nginx { "nginx" } else { "haproxy" };
+                let found = find_program(name);
+                if found.is_none() {
+                    notes.push(format!("{}: skipped, not installed (sudo apt-get install {name})", key.label()));
+                }
+                found
+            }
+        };
+        if let Some(program) = program {
+            ladder.push((key, program));
+        }
+    }
+    if ladder.is_empty() {
+        bail!("nothing to measure:\n{}", notes.join("\n"));
+    }
+    let nginx_absent = match (&nginx_path, wanted.contains(&LbKey::Nginx)) {
+        (None, _) => Some("nginx is not installed"),
+        (Some(_), false) => Some("nginx was not selected"),
+        (Some(_), true) => None,
+    };
+
+    // Descriptors: the checks hold thousands of sockets in this process,
+    // and the servers inherit its limit.
+    servers::raise_nofile_soft_limit();
+    let (soft, hard) = servers::nofile_limits().unwrap_or((1024, 1024));
+    let mut held = !args.no_10k;
+    if held && soft < HELD as u64 + FD_MARGIN {
+        notes.push(format!(
+            "10,000-connection check skipped: the open-file limit is {soft}, it needs {} (run `ulimit -n 65535` first)",
+            HELD as u64 + FD_MARGIN
+        ));
+        held = false;
+    }
+    let third_party = ladder.iter().any(|(k, _)| matches!(k, LbKey::Nginx | LbKey::Haproxy));
+    if held && third_party && hard < 2 * HELD as u64 + FD_MARGIN {
+        notes.push(format!(
+            "open-file limit {hard}: a proxy holding 10,000 clients may also hold up to as many backend sockets; \
+             nginx (worker_connections) and HAProxy (maxsock) count both sides and may drop connections at this limit"
+        ));
+    }
+    let mut idle = !args.no_idle;
+    if idle && !Path::new("/proc/self/status").exists() {
+        notes.push("idle-memory check skipped: it reads /proc (Linux only)".into());
+        idle = false;
+    }
+    if idle && soft < IDLE as u64 + FD_MARGIN {
+        notes.push(format!(
+            "idle-memory check skipped: the open-file limit is {soft}, it needs {}",
+            IDLE as u64 + FD_MARGIN
+        ));
+        idle = false;
+    }
+
+    let tmp = temp_dir()?;
+    eprintln!("[bench] logs and configs go to {}", tmp.display());
+
+    // The backends, one process each on a free port.
+    let mut backend_servers = Vec::new();
+    for i in 1..=BACKENDS {
+        let port = free_port()?;
+        let name = format!("backend-{i}");
+        let args: Vec<String> = vec!["-p".into(), port.to_string(), "-n".into(), name.clone()];
+        let log = tmp.join(format!("{name}.log"));
+        let mut server = Server::spawn(&name, &backend_bin, &args, localhost(port), log)?;
+        server.wait_ready()?;
+        backend_servers.push(server);
+    }
+    let backends: Vec<SocketAddr> = backend_servers.iter().map(|s| s.addr).collect();
+
+    let warm_up = if args.quick { Duration::from_secs(1) } else { Duration::from_secs(2) };
+    let run = Run {
+        generator,
+        duration: Duration::from_secs(duration),
+        warm_up,
+        connections,
+        held,
+        idle,
+        tmp,
+        backends,
+        nofile: hard,
+    };
+    let started = Instant::now();
+    let mut measured = Vec::new();
+    let mut failure = None;
+    for (key, program) in &ladder {
+        match measure(*key, program, &run) {
+            Ok(m) => measured.push(m),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    for backend in backend_servers {
+        if let Err(e) = backend.stop() {
+            failure.get_or_insert(e);
+        }
+    }
+    eprintln!("[bench] done in {:.0?}", started.elapsed());
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let date = report::today();
+    let generator_text = match &run.generator {
+        Generator::Wrk(_) => "wrk -t2".to_string(),
+        Generator::Builtin => "the built-in generator (2 threads)".to_string(),
+    };
+    println!(
+        "cargo xtask bench, {date}: {cores} CPU cores, load by {generator_text}, {} s per run",
+        run.duration.as_secs()
+    );
+    print_report(&measured, &run, nginx_absent, &notes);
+    if let Some(e) = failure {
+        eprintln!("[bench] stopped early: above are the servers measured before the failure; no file was written");
+        return Err(e);
+    }
+
+    let csv_path = if args.csv.is_absolute() { args.csv.clone() } else { root.join(&args.csv) };
+    let svg_dir = if args.svg_dir.is_absolute() { args.svg_dir.clone() } else { root.join(&args.svg_dir) };
+    let footnote = vec![
+        format!(
+            "One run on {cores} CPU cores, {date} (UTC); load by {generator_text}, {} s per run; servers, backends and load share the machine.",
+            run.duration.as_secs()
+        ),
+        "nginx with one worker, HAProxy with one thread; every proxy opens one backend connection per request. Compare ratios, not absolute numbers.".to_string(),
+    ];
+    let (rps_chart, p99_chart) = report::ladder_charts(&measured, &footnote);
+    let (rps_svg, p99_svg) = (svg_dir.join("ladder.svg"), svg_dir.join("ladder-p99.svg"));
+    write(&csv_path, &report::csv(&measured, run.generator.name()))?;
+    write(&rps_svg, &report::svg(&rps_chart))?;
+    write(&p99_svg, &report::svg(&p99_chart))?;
+    println!();
+    println!("Wrote {}, {} and {}", csv_path.display(), rps_svg.display(), p99_svg.display());
+    Ok(())
+}
+
+/// Prints the table, the checks, the targets and the notes to stdout.
+fn print_report(measured: &[Measured], run: &Run, nginx_absent: Option<&str>, notes: &[String]) {
+    println!();
+    print!("{}", report::table(measured));
+    if run.held {
+        println!();
+        println!("{} connections open at once, then one request on each:", report::thousands(HELD as f64));
+        print!("{}", report::held_lines(measured));
+    }
+    if run.idle {
+        println!();
+        println!(
+            "Memory per idle connection ({} connections that send nothing; resident memory of the serving process, kernel socket buffers not included):",
+            report::thousands(IDLE as f64)
+        );
+        print!("{}", report::idle_lines(measured));
+    }
+    println!();
+    println!("Targets");
+    print!("{}", report::targets(measured, nginx_absent, HELD, IDLE_TARGET));
+    if !notes.is_empty() {
+        println!();
+        println!("Notes");
+        for note in notes {
+            println!("  {note}");
+        }
+    }
+}
+
+/// Measures one server: start it, check that it answers, idle memory,
+/// load runs, the many-connections check, stop it.
+fn measure(key: LbKey, program: &Path, run: &Run) -> Result<Measured> {
+    let label = key.label();
+    let port = free_port()?;
+    let addr = localhost(port);
+    let mut server = start(key, program, port, run)?;
+    server.wait_ready()?;
+    first_answer(&server)?;
+
+    let idle = run.idle.then(|| {
+        eprintln!("[bench] {label}: memory per idle connection ({IDLE} connections)");
+        let pid = match key {
+            // The master only hands connections to its worker: measure the worker.
+            LbKey::Nginx => {
+                servers::children_of(server.pid()).first().copied().context("no nginx worker process found")
+            }
+            _ => Ok(server.pid()),
+        };
+        pid.and_then(|pid| checks::idle_memory(addr, pid, IDLE)).map_err(|e| format!("{e:#}"))
+    });
+
+    let mut runs = Vec::new();
+    for &connections in &run.connections {
+        eprintln!(
+            "[bench] {label}: {connections} connections, {} s warm-up then {} s measured",
+            run.warm_up.as_secs(),
+            run.duration.as_secs()
+        );
+        let failed = |e: anyhow::Error| anyhow::anyhow!("{}", server.failure(&format!("could not be measured: {e:#}")));
+        run.generator.run(addr, connections, run.warm_up).map_err(failed)?;
+        let result = run.generator.run(addr, connections, run.duration).map_err(failed)?;
+        eprintln!(
+            "[bench] {label}: {:.0} req/s, p99 {} ms, {} errors",
+            result.requests_per_sec,
+            result.p99_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
+            result.errors
+        );
+        runs.push((connections, result));
+    }
+
+    let held = (run.held && key.holds_many()).then(|| {
+        eprintln!("[bench] {label}: {HELD} connections at once");
+        checks::hold_many(addr, HELD)
+    });
+    let log = server.log.clone();
+    server.stop()?;
+    Ok(Measured { key, runs, held, idle, log })
+}
+
+/// Starts one server of the ladder on `port`.
+fn start(key: LbKey, program: &Path, port: u16, run: &Run) -> Result<Server> {
+    let addr = localhost(port);
+    let tmp = &run.tmp;
+    let log = |name: &str| tmp.join(format!("{name}.log"));
+    match key {
+        LbKey::Nginx => {
+            let config = tmp.join("nginx.conf");
+            fs::create_dir_all(tmp.join("nginx-temp"))?;
+            write(&config, &servers::nginx_config(tmp, port, &run.backends, run.nofile))?;
+            let mut args = vec!["-p".to_string(), tmp.display().to_string(), "-c".into(), config.display().to_string()];
+            if servers::nginx_takes_e(program) {
+                args.extend(["-e".to_string(), log("nginx").display().to_string()]);
+            }
+            Server::spawn(key.label(), program, &args, addr, log("nginx"))
+        }
+        LbKey::Haproxy => {
+            let config = tmp.join("haproxy.cfg");
+            write(&config, &servers::haproxy_config(port, &run.backends))?;
+            let args = vec!["-db".to_string(), "-f".into(), config.display().to_string()];
+            Server::spawn(key.label(), program, &args, addr, log("haproxy"))
+        }
+        _ => {
+            let name = program.file_name().map_or_else(|| "server".into(), |n| n.to_string_lossy().into_owned());
+            Server::spawn(key.label(), program, &key.args(port, &run.backends), addr, log(&name))
+        }
+    }
+}
+
+/// Waits (bounded) until the server answers `GET /` with 200: proof that it
+/// reaches the backends before it is measured.
+fn first_answer(server: &Server) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let last = match load::get_once(server.addr, Duration::from_secs(2)) {
+            Ok(200) => return Ok(()),
+            Ok(status) => format!("answered {status}"),
+            Err(e) => format!("failed: {e}"),
+        };
+        if started.elapsed() > FIRST_ANSWER_LIMIT {
+            bail!(
+                "{}",
+                server
+                    .failure(&format!("did not answer GET / with 200 within {FIRST_ANSWER_LIMIT:?} (last try {last})"))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `cargo build --release -p ...`, its output shown on stderr.
+fn build_release(root: &Path, packages: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args(["build", "--release"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    eprintln!("[bench] cargo build --release -p {}", packages.join(" -p "));
+    let status =
+        cmd.stdin(Stdio::null()).stdout(std::io::stderr()).status().context("could not run cargo build --release")?;
+    if !status.success() {
+        bail!("cargo build --release failed ({status})");
+    }
+    Ok(())
+}
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR` or `target/`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// A new folder for this run's logs and configs.
+fn temp_dir() -> Result<PathBuf> {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("lbs-bench-{secs}-{}", std::process::id()));
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Writes a file, creating its folder.
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_has_a_label_and_ours_have_arguments() {
+        let backends = [localhost(9001), localhost(9002)];
+        for key in LbKey::LADDER {
+            assert!(!key.label().is_empty());
+            if key.ours().is_some() {
+                let args = key.args(8080, &backends);
+                assert_eq!(&args[..4], ["-H", "127.0.0.1", "-p", "8080"]);
+                assert_eq!(args.iter().filter(|a| *a == "--backend").count(), 2);
+            }
+        }
+        for key in [LbKey::Ch04, LbKey::Ch05, LbKey::Tokio] {
+            assert!(key.args(1, &backends).windows(2).any(|w| w == ["--health-check", "tcp"]));
+        }
+        assert!(LbKey::Ch05.args(1, &backends).windows(2).any(|w| w == ["--poller", "epoll"]));
+        assert!(!LbKey::Ch03.holds_many() && LbKey::Ch05.holds_many() && LbKey::Nginx.holds_many());
+    }
+}

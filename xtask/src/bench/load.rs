@@ -1,0 +1,718 @@
+//! Load: wrk when it is installed, else a small built-in generator; and the
+//! HTTP/1.1 response reading that the built-in generator and the checks
+//! share.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A request slower than this is an error (wrk's `--timeout`, and the
+/// built-in generator's read timeout).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Load-generator threads: wrk's `-t2`, and the built-in generator's.
+const THREADS: usize = 2;
+/// Largest response the built-in client accepts.
+const MAX_RESPONSE: usize = 1 << 20;
+/// How long a single connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What one load run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadResult {
+    /// Completed requests per second over the run.
+    pub requests_per_sec: f64,
+    /// Median latency; `None` when no request completed.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency.
+    pub p99_ms: Option<f64>,
+    /// Failed connects, reads, writes, timeouts and answers that are not
+    /// 2xx or 3xx.
+    pub errors: u64,
+}
+
+/// Who makes the load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Generator {
+    /// wrk, at this path.
+    Wrk(PathBuf),
+    /// [`builtin`], in this process.
+    Builtin,
+}
+
+impl Generator {
+    /// The name written in the CSV.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Generator::Wrk(_) => "wrk",
+            Generator::Builtin => "builtin",
+        }
+    }
+
+    /// Drives `addr` with `connections` keep-alive connections for `duration`.
+    pub fn run(&self, addr: SocketAddr, connections: usize, duration: Duration) -> Result<LoadResult> {
+        match self {
+            Generator::Wrk(wrk) => run_wrk(wrk, addr, connections, duration),
+            Generator::Builtin => Ok(builtin(addr, connections, duration)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- wrk
+
+/// Runs `wrk -t2 -cN -dDs --latency` and reads its report.
+fn run_wrk(wrk: &Path, addr: SocketAddr, connections: usize, duration: Duration) -> Result<LoadResult> {
+    let threads = connections.clamp(1, THREADS);
+    let mut cmd = Command::new(wrk);
+    cmd.arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg(format!("--timeout={}s", REQUEST_TIMEOUT.as_secs()))
+        .arg("--latency")
+        .arg(format!("http://{addr}/"));
+    let (status, stdout, stderr) = run_bounded(cmd, duration + Duration::from_secs(30))?;
+    if !status.success() {
+        bail!("wrk failed ({status}):\n{stdout}{stderr}");
+    }
+    parse_wrk(&stdout).with_context(|| format!("could not read wrk's report:\n{stdout}{stderr}"))
+}
+
+/// Runs a command to the end, killing it after `limit`; its status, stdout
+/// and stderr.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(ExitStatus, String, String)> {
+    let program = format!("{:?}", cmd.get_program());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {program}"))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    // Both pipes are drained on threads so that neither fills up.
+    let out = thread::spawn(move || io::read_to_string(stdout).unwrap_or_default());
+    let err = thread::spawn(move || io::read_to_string(stderr).unwrap_or_default());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{program} was still running after {limit:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    Ok((status, out.join().unwrap_or_default(), err.join().unwrap_or_default()))
+}
+
+/// Reads wrk's report: `Requests/sec:`, the 50% and 99% lines of the
+/// latency distribution (`--latency`), `Socket errors: connect A, read B,
+/// write C, timeout D` and `Non-2xx or 3xx responses: N`.
+pub fn parse_wrk(out: &str) -> Result<LoadResult> {
+    let mut requests_per_sec = None;
+    let (mut p50_ms, mut p99_ms) = (None, None);
+    let mut errors = 0;
+    let mut in_distribution = false;
+    for line in out.lines() {
+        let line = line.trim();
+        if line.starts_with("Latency Distribution") {
+            in_distribution = true;
+        } else if let Some(v) = line.strip_prefix("Requests/sec:") {
+            requests_per_sec = Some(v.trim().parse::<f64>().with_context(|| format!("bad Requests/sec {v:?}"))?);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            for part in v.split(',') {
+                let n = part.split_whitespace().last().context("empty socket error count")?;
+                errors += n.parse::<u64>().with_context(|| format!("bad socket error count in {line:?}"))?;
+            }
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += v.trim().parse::<u64>().with_context(|| format!("bad count in {line:?}"))?;
+        } else if in_distribution {
+            match line.split_once('%').map(|(p, v)| (p.trim(), v.trim())) {
+                Some(("50", v)) => p50_ms = Some(parse_wrk_time(v)?),
+                Some(("99", v)) => p99_ms = Some(parse_wrk_time(v)?),
+                Some(_) => {}
+                None => in_distribution = false,
+            }
+        }
+    }
+    let requests_per_sec = requests_per_sec.context("no Requests/sec line")?;
+    Ok(LoadResult { requests_per_sec, p50_ms, p99_ms, errors })
+}
+
+/// wrk's time format, `812.00us`, `1.23ms`, `2.50s`, `1.00m`, in ms.
+pub fn parse_wrk_time(text: &str) -> Result<f64> {
+    let units = [("us", 0.001), ("ms", 1.0), ("s", 1_000.0), ("m", 60_000.0), ("h", 3_600_000.0)];
+    for (suffix, scale) in units {
+        if let Some(number) = text.strip_suffix(suffix) {
+            let value: f64 = number.trim().parse().with_context(|| format!("bad time {text:?}"))?;
+            return Ok(value * scale);
+        }
+    }
+    bail!("time {text:?} has no unit")
+}
+
+// ------------------------------------------------------ built-in generator
+
+/// The built-in load generator, for machines without wrk.
+///
+/// `connections` keep-alive connections are split over two threads. Each
+/// thread keeps one request in flight on every one of its connections and
+/// walks them in a ring: read connection i's response, record its latency,
+/// send its next request, move on to i + 1. The sockets are blocking, so a
+/// waiting thread sleeps in `read` instead of spinning (which on a small
+/// machine would steal the CPU from the server being measured), and std is
+/// all it needs.
+///
+/// Its limits, to keep in mind when reading its numbers:
+/// - closed loop: a new request goes out only when the previous one on
+///   that connection is answered, so a slow server is offered less load
+///   (wrk works the same way);
+/// - head-of-line: while a thread waits on connection i, answers already
+///   waiting on the others are not read, so their latencies count that
+///   wait too, and one stuck connection stalls its thread for up to
+///   [`REQUEST_TIMEOUT`];
+/// - coarse percentiles: a histogram with about 1.6 % wide buckets.
+pub fn builtin(addr: SocketAddr, connections: usize, duration: Duration) -> LoadResult {
+    let threads = connections.clamp(1, THREADS);
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            // Spread the remainder: thread t gets one more when t < remainder.
+            let share = connections / threads + usize::from(t < connections % threads);
+            let start = Arc::clone(&start);
+            thread::spawn(move || generator_thread(addr, share, duration, &start))
+        })
+        .collect();
+    let mut total = ThreadStats::default();
+    let mut elapsed = Duration::ZERO;
+    for handle in handles {
+        match handle.join() {
+            Ok((stats, took)) => {
+                total.requests += stats.requests;
+                total.errors += stats.errors;
+                total.latency.merge(&stats.latency);
+                elapsed = elapsed.max(took);
+            }
+            // A panic in a generator thread is a bug in this file; count it
+            // as an error rather than losing the run.
+            Err(_) => total.errors += 1,
+        }
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    LoadResult {
+        requests_per_sec: total.requests as f64 / secs,
+        p50_ms: total.latency.percentile(0.50).map(|us| us as f64 / 1_000.0),
+        p99_ms: total.latency.percentile(0.99).map(|us| us as f64 / 1_000.0),
+        errors: total.errors,
+    }
+}
+
+#[derive(Debug, Default)]
+struct ThreadStats {
+    requests: u64,
+    errors: u64,
+    latency: Histogram,
+}
+
+/// One connection of the ring.
+#[derive(Debug)]
+struct Slot {
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    sent_at: Instant,
+}
+
+impl Slot {
+    /// Sends the next request, connecting first when needed. On failure the
+    /// slot is left unconnected, and tried again on the next turn.
+    fn send(&mut self, addr: SocketAddr, request: &[u8], stats: &mut ThreadStats) {
+        if self.stream.is_none() {
+            match connect(addr) {
+                Ok(s) => self.stream = Some(s),
+                Err(_) => {
+                    stats.errors += 1;
+                    return;
+                }
+            }
+        }
+        self.buf.clear();
+        self.sent_at = Instant::now();
+        if let Some(stream) = &mut self.stream {
+            if stream.write_all(request).is_err() {
+                stats.errors += 1;
+                self.stream = None;
+            }
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn generator_thread(addr: SocketAddr, share: usize, duration: Duration, start: &Barrier) -> (ThreadStats, Duration) {
+    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: lbs-bench\r\n\r\n").into_bytes();
+    let mut stats = ThreadStats::default();
+    let now = Instant::now();
+    let mut slots: Vec<Slot> = (0..share).map(|_| Slot { stream: None, buf: Vec::new(), sent_at: now }).collect();
+    // Connect everything first, then start the clock together.
+    for slot in &mut slots {
+        match connect(addr) {
+            Ok(s) => slot.stream = Some(s),
+            Err(_) => stats.errors += 1,
+        }
+    }
+    start.wait();
+    let started = Instant::now();
+    let deadline = started + duration;
+    for slot in &mut slots {
+        slot.send(addr, &request, &mut stats);
+    }
+    'run: loop {
+        let mut progress = false;
+        for slot in &mut slots {
+            if Instant::now() >= deadline {
+                break 'run;
+            }
+            let Some(stream) = &mut slot.stream else {
+                slot.send(addr, &request, &mut stats);
+                continue;
+            };
+            let limit = (slot.sent_at + REQUEST_TIMEOUT).min(deadline);
+            match read_response(stream, &mut slot.buf, limit) {
+                Ok(response) => {
+                    progress = true;
+                    stats.requests += 1;
+                    stats.latency.record(slot.sent_at.elapsed());
+                    if !(200..400).contains(&response.status) {
+                        stats.errors += 1;
+                    }
+                    if response.close {
+                        slot.stream = None;
+                    }
+                }
+                // The run ended while this request was in flight: not an error.
+                Err(_) if Instant::now() >= deadline => break 'run,
+                Err(_) => {
+                    stats.errors += 1;
+                    slot.stream = None;
+                }
+            }
+            slot.send(addr, &request, &mut stats);
+        }
+        if !progress {
+            // Nothing answered in a whole turn (the server refuses or is
+            // gone): pause instead of spinning on failing connects.
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+    (stats, started.elapsed())
+}
+
+/// A latency histogram in microseconds with bounded memory: exact below
+/// 128 µs, then 64 buckets per power of two (about 1.6 % wide).
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+/// Sub-buckets per power of two, as a number of bits.
+const SUB_BITS: u32 = 6;
+/// Values below this have a bucket each.
+const LINEAR: u64 = 2 << SUB_BITS;
+/// Powers of two covered above `LINEAR` (up to 2^47 µs, four years).
+const OCTAVES: u64 = 40;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { counts: vec![0; (LINEAR + OCTAVES * (1 << SUB_BITS)) as usize], total: 0 }
+    }
+}
+
+impl Histogram {
+    fn index(us: u64) -> usize {
+        if us < LINEAR {
+            return us as usize;
+        }
+        let exponent = u64::from(63 - us.leading_zeros()); // >= SUB_BITS + 1
+        let octave = (exponent - u64::from(SUB_BITS) - 1).min(OCTAVES - 1);
+        let sub = (us >> (exponent - u64::from(SUB_BITS))) & ((1 << SUB_BITS) - 1);
+        (LINEAR + octave * (1 << SUB_BITS) + sub) as usize
+    }
+
+    /// The middle of bucket `index`, in µs.
+    fn value(index: usize) -> u64 {
+        let index = index as u64;
+        if index < LINEAR {
+            return index;
+        }
+        let octave = (index - LINEAR) >> SUB_BITS;
+        let sub = (index - LINEAR) & ((1 << SUB_BITS) - 1);
+        let shift = octave + 1;
+        let low = ((1 << SUB_BITS) + sub) << shift;
+        low + (1 << shift) / 2
+    }
+
+    /// Counts one latency.
+    pub fn record(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let i = Self::index(us).min(self.counts.len() - 1);
+        self.counts[i] += 1;
+        self.total += 1;
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
+    /// The latency (µs) below which a fraction `q` of the counts fall.
+    pub fn percentile(&self, q: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Some(Self::value(i));
+            }
+        }
+        None
+    }
+}
+
+// ------------------------------------------------------ reading responses
+
+/// How a response's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// After this many bytes.
+    Length(usize),
+    /// After the last chunk.
+    Chunked,
+    /// When the server closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The status code.
+    pub status: u16,
+    /// Bytes up to and including the blank line.
+    pub len: usize,
+    /// Where the body ends.
+    pub framing: Framing,
+    /// Whether the server closes the connection after this response.
+    pub close: bool,
+}
+
+/// Parses a response head; `Ok(None)` while the blank line has not
+/// arrived. Only what the generator needs: the status, the framing
+/// (Content-Length, chunked, or until close) and `Connection: close`.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return Ok(None) };
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "response head is not UTF-8".to_string())?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let http10 = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Err(format!("not an HTTP/1 status line: {status_line:?}")),
+    };
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (100..=999).contains(s))
+        .ok_or_else(|| format!("bad status in {status_line:?}"))?;
+    let (mut length, mut chunked, mut close, mut keep_alive) = (None, false, http10, false);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { return Err(format!("bad header line {line:?}")) };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>().map_err(|_| format!("bad Content-Length {value:?}"))?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked"));
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
+    }
+    if http10 && keep_alive {
+        close = false;
+    }
+    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        close = true;
+        Framing::UntilClose
+    };
+    Ok(Some(Head { status, len: end + 4, framing, close }))
+}
+
+/// How many bytes of `body` the body takes, once it is all there.
+pub fn body_len(body: &[u8], framing: Framing) -> Result<Option<usize>, String> {
+    match framing {
+        Framing::Length(n) => Ok((body.len() >= n).then_some(n)),
+        Framing::UntilClose => Ok(None),
+        Framing::Chunked => {
+            let mut pos = 0;
+            loop {
+                let Some(eol) = find_crlf(&body[pos..]) else { return Ok(None) };
+                let line = std::str::from_utf8(&body[pos..pos + eol]).map_err(|_| "bad chunk size line")?;
+                let hex = line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size {hex:?}"))?;
+                pos += eol + 2;
+                if size == 0 {
+                    // Trailer lines, if any, then an empty line.
+                    loop {
+                        let Some(eol) = find_crlf(&body[pos..]) else { return Ok(None) };
+                        pos += eol + 2;
+                        if eol == 0 {
+                            return Ok(Some(pos));
+                        }
+                    }
+                }
+                let end = pos.checked_add(size).and_then(|e| e.checked_add(2)).ok_or("chunk too large")?;
+                if body.len() < end {
+                    return Ok(None);
+                }
+                if &body[end - 2..end] != b"\r\n" {
+                    return Err("chunk not followed by CRLF".to_string());
+                }
+                pos = end;
+            }
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// What the generator keeps of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Whether the connection is now closed (or about to be).
+    pub close: bool,
+}
+
+/// Reads one whole response from `stream` before `deadline`. `buf` is the
+/// connection's read buffer: bytes past this response stay in it.
+pub fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> io::Result<Response> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let mut chunk = [0u8; 16 * 1024];
+    let mut head: Option<Head> = None;
+    loop {
+        if head.is_none() {
+            head = parse_head(buf).map_err(invalid)?;
+        }
+        if let Some(h) = head {
+            if let Some(len) = body_len(&buf[h.len..], h.framing).map_err(invalid)? {
+                buf.drain(..h.len + len);
+                return Ok(Response { status: h.status, close: h.close });
+            }
+        }
+        if buf.len() > MAX_RESPONSE {
+            return Err(invalid(format!("response larger than {MAX_RESPONSE} bytes")));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(deadline - now))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                return match head {
+                    Some(h) if h.framing == Framing::UntilClose => {
+                        buf.clear();
+                        Ok(Response { status: h.status, close: true })
+                    }
+                    _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-response")),
+                };
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One `GET /` on a new connection; its status. Used to check that a load
+/// balancer really reaches the backends before it is measured.
+pub fn get_once(addr: SocketAddr, timeout: Duration) -> io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut buf = Vec::new();
+    Ok(read_response(&mut stream, &mut buf, Instant::now() + timeout)?.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A report as wrk 4.1 prints it with --latency, with errors.
+    const WRK_OUTPUT: &str = "\
+Running 10s test @ http://127.0.0.1:40123/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.41ms    1.07ms  31.52ms   83.12%
+    Req/Sec    13.42k     1.21k   15.90k    71.50%
+  Latency Distribution
+     50%    2.18ms
+     75%    2.77ms
+     90%    3.52ms
+     99%  812.00us
+  267034 requests in 10.00s, 40.23MB read
+  Socket errors: connect 3, read 12, write 1, timeout 4
+  Non-2xx or 3xx responses: 7
+Requests/sec:  26697.31
+Transfer/sec:      4.02MB
+";
+
+    #[test]
+    fn parses_a_wrk_report() {
+        let r = parse_wrk(WRK_OUTPUT).unwrap(); // test: the sample is well formed
+        assert!((r.requests_per_sec - 26_697.31).abs() < 1e-6);
+        assert_eq!(r.p50_ms, Some(2.18));
+        assert!((r.p99_ms.unwrap() - 0.812).abs() < 1e-9); // test: the sample has a 99% line
+        assert_eq!(r.errors, 3 + 12 + 1 + 4 + 7);
+    }
+
+    #[test]
+    fn parses_a_clean_wrk_report_and_rejects_garbage() {
+        let clean: String = WRK_OUTPUT
+            .lines()
+            .filter(|l| !l.contains("errors") && !l.contains("Non-2xx"))
+            .map(|l| l.to_string() + "\n")
+            .collect();
+        let r = parse_wrk(&clean).unwrap(); // test: the sample is well formed
+        assert_eq!(r.errors, 0);
+        assert!(parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n").is_err());
+        assert_eq!(parse_wrk_time("1.50s").unwrap(), 1_500.0); // test: a valid time
+        assert_eq!(parse_wrk_time("2.00m").unwrap(), 120_000.0); // test: a valid time
+        assert!(parse_wrk_time("12").is_err());
+    }
+
+    #[test]
+    fn response_heads_and_bodies() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
+        let head = parse_head(r).unwrap().unwrap(); // test: a complete head
+        assert_eq!(head, Head { status: 200, len: r.len() - 5, framing: Framing::Length(5), close: false });
+        assert_eq!(body_len(&r[head.len..], head.framing), Ok(Some(5)));
+        assert_eq!(body_len(b"hel", head.framing), Ok(None));
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len"), Ok(None));
+
+        let close = parse_head(b"HTTP/1.1 502 Bad Gateway\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(close.unwrap().map(|h| (h.status, h.close)), Some((502, true))); // test: a complete head
+        let http10 = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap(); // test: a complete head
+        assert_eq!((http10.framing, http10.close), (Framing::UntilClose, true));
+        let kept = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(kept.unwrap().map(|h| h.close), Some(false)); // test: a complete head
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n").is_err());
+
+        let chunked = b"4\r\nwiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\nNEXT";
+        assert_eq!(body_len(chunked, Framing::Chunked), Ok(Some(chunked.len() - 4)));
+        assert_eq!(body_len(&chunked[..chunked.len() - 6], Framing::Chunked), Ok(None));
+        let trailer = b"0\r\nX-Checksum: 1\r\n\r\n";
+        assert_eq!(body_len(trailer, Framing::Chunked), Ok(Some(trailer.len())));
+        assert!(body_len(b"zz\r\n", Framing::Chunked).is_err());
+    }
+
+    #[test]
+    fn histogram_percentiles_are_close() {
+        let mut h = Histogram::default();
+        assert_eq!(h.percentile(0.5), None);
+        for us in 1..=10_000u64 {
+            h.record(Duration::from_micros(us));
+        }
+        let p50 = h.percentile(0.50).unwrap() as f64; // test: not empty
+        let p99 = h.percentile(0.99).unwrap() as f64; // test: not empty
+        assert!((p50 - 5_000.0).abs() / 5_000.0 < 0.02, "p50 {p50}");
+        assert!((p99 - 9_900.0).abs() / 9_900.0 < 0.02, "p99 {p99}");
+        let mut small = Histogram::default();
+        small.record(Duration::from_micros(42));
+        assert_eq!(small.percentile(0.99), Some(42));
+        let mut huge = Histogram::default();
+        huge.record(Duration::from_secs(1 << 40));
+        assert!(huge.percentile(0.5).is_some());
+        for us in [128u64, 129, 1_000, 65_535, 1 << 30] {
+            let v = Histogram::value(Histogram::index(us)) as f64;
+            assert!((v - us as f64).abs() / (us as f64) < 0.02, "{us} -> {v}");
+        }
+    }
+
+    /// A tiny keep-alive server: a thread per connection; every third
+    /// answer on a connection says `Connection: close`, so the generator's
+    /// reconnects are exercised too.
+    fn test_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap(); // test: a local port is free
+        let addr = listener.local_addr().unwrap(); // test: the socket is bound
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                thread::spawn(move || serve(stream));
+            }
+        });
+        addr
+    }
+
+    fn serve(mut stream: TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        for n in 1.. {
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            buf.clear();
+            let close = if n % 3 == 0 { "Connection: close\r\n" } else { "" };
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n{close}\r\nok\n");
+            if stream.write_all(answer.as_bytes()).is_err() || n % 3 == 0 {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_generator_drives_a_local_server() {
+        let addr = test_server();
+        assert_eq!(get_once(addr, Duration::from_secs(5)).unwrap(), 200); // test: the server is up
+        let r = builtin(addr, 8, Duration::from_millis(300));
+        assert!(r.requests_per_sec > 0.0, "{r:?}");
+        assert_eq!(r.errors, 0, "{r:?}");
+        assert!(r.p50_ms.is_some() && r.p99_ms >= r.p50_ms, "{r:?}");
+    }
+}

@@ -265,7 +265,9 @@ impl Drop for BackendHandle {
 /// single-threaded runtime. The socket is bound before this returns, so the
 /// caller may connect at once.
 pub fn spawn(config: BackendConfig) -> io::Result<BackendHandle> {
-    let std_listener = std::net::TcpListener::bind(config.addr)?;
+    // A deep accept queue: a load balancer under test may open thousands
+    // of connections at once, and a full queue drops SYNs (1 s retries).
+    let std_listener = ch01_fundamentals::net::listen(config.addr, 4096)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let state = State::new(config);

@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ch02_proxy::http::{Framing, Limits, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
@@ -22,6 +22,8 @@ use ch04_advanced::health::{HealthConfig, record_request};
 use ch04_advanced::node::Pool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use crate::framing::BodyTracker;
@@ -41,32 +43,61 @@ pub struct Twin {
     pub timeouts: Timeouts,
     /// Passive health checking.
     pub health: HealthConfig,
+    /// How long requests in progress may take to finish after shutdown.
+    pub drain_timeout: Duration,
 }
 
 // ANCHOR: twin
-/// Accepts until `stop` completes; one task per connection.
+/// Accepts until `stop` completes, one task per connection; then lets the
+/// requests in progress finish, for up to `drain_timeout`.
 pub async fn run(listener: TcpListener, lb: Arc<Twin>, stop: impl Future<Output = ()>) -> io::Result<()> {
     tokio::pin!(stop);
+    let (stopping, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
     loop {
         let (client, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            () = &mut stop => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, most likely: pause, as high_perf_lb does.
+                    tracing::warn!(error = %e, "accept failed; pausing 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
         };
+        while tasks.try_join_next().is_some() {} // forget finished tasks
         let _ = client.set_nodelay(true);
-        let lb = Arc::clone(&lb);
-        tokio::spawn(async move {
-            if let Err(e) = serve(client, peer, &lb).await {
+        let (lb, mut stopped) = (Arc::clone(&lb), stopped.clone());
+        tasks.spawn(async move {
+            if let Err(e) = serve(client, peer, &lb, &mut stopped).await {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
     }
+    drop(listener);
+    let _ = stopping.send(true);
+    tracing::info!(open = tasks.len(), "draining");
+    let _ = timeout(lb.drain_timeout, async { while tasks.join_next().await.is_some() {} }).await;
+    Ok(())
 }
 
 /// Serves one client connection: requests, one after another (keep-alive).
-async fn serve(mut client: TcpStream, peer: SocketAddr, lb: &Twin) -> io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    lb: &Twin,
+    stopped: &mut watch::Receiver<bool>,
+) -> io::Result<()> {
     let mut buf = Vec::new(); // bytes from the client not used yet
     loop {
-        let len = match timeout(lb.limits.header_timeout, read_head(&mut client, &mut buf, &lb.limits)).await {
+        // Between requests, shutdown ends the connection at once.
+        let head = tokio::select! {
+            head = timeout(lb.limits.header_timeout, read_head(&mut client, &mut buf, &lb.limits)) => head,
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        };
+        let len = match head {
             Ok(Ok(Some(len))) => len,
             Ok(Ok(None)) => return Ok(()), // closed between requests
             Ok(Err(e)) => return answer(&mut client, &e).await,

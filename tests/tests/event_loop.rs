@@ -83,24 +83,29 @@ fn sigterm_drains_a_slow_request_in_progress_then_exits() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
-    let b = spawn_many(1).unwrap();
-    let spec = b[0].addr().to_string();
-    let mut server = lb("high_perf_lb", &["--backend", &spec]);
-    let addr = server.addr;
-    let request = std::thread::spawn(move || client::get(addr, "/slow?ms=400").unwrap());
-    // Wait (bounded) until the request has reached the backend.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b[0].stats().active_connections.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the request never reached the backend");
-        std::thread::yield_now();
+    for (bin, title) in
+        [("high_perf_lb", "high-performance load balancer statistics"), ("tokio_lb", "tokio load balancer statistics")]
+    {
+        let b = spawn_many(1).unwrap();
+        let spec = b[0].addr().to_string();
+        let mut server = lb(bin, &["--backend", &spec]);
+        let addr = server.addr;
+        // An idle keep-alive client must not hold the shutdown up.
+        let _idle = client::connect(addr).unwrap();
+        let request = std::thread::spawn(move || client::get(addr, "/slow?ms=400").unwrap());
+        // Wait (bounded) until the request has reached the backend.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b[0].stats().active_connections.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "{bin}: the request never reached the backend");
+            std::thread::yield_now();
+        }
+        kill(Pid::from_raw(server.pid() as i32), Signal::SIGTERM).unwrap();
+        let response = request.join().unwrap();
+        assert_eq!(response.status, 200, "{bin}: the in-flight request finished: {}", response.text());
+        // The statistics table comes at exit, after the drain.
+        let table = server.wait_for_line(Duration::from_secs(20), |l| l.contains(title));
+        assert!(table.is_some(), "{bin}: the statistics table is printed at exit");
+        let status = server.wait_exit(Duration::from_secs(20)).expect("it exits after draining");
+        assert!(status.success(), "{bin}: {status:?}");
     }
-    kill(Pid::from_raw(server.pid() as i32), Signal::SIGTERM).unwrap();
-    let response = request.join().unwrap();
-    assert_eq!(response.status, 200, "the in-flight request finished: {}", response.text());
-    // The statistics table comes at exit, after the drain.
-    let table =
-        server.wait_for_line(Duration::from_secs(20), |l| l.contains("high-performance load balancer statistics"));
-    assert!(table.is_some(), "the statistics table is printed at exit");
-    let status = server.wait_exit(Duration::from_secs(20)).expect("it exits after draining");
-    assert!(status.success(), "{status:?}");
 }

@@ -79,7 +79,12 @@ async fn main() -> anyhow::Result<()> {
             fail_rate: args.fail_rate,
             ..BackendConfig::default()
         };
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        // A deep accept queue (tokio's bind asks for 1024): a load balancer
+        // may open thousands of connections at once.
+        let listener = ch01_fundamentals::net::listen(addr, 4096)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+            .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(%addr, %name, "backend listening");
         let state = State::new(config);
         servers.push(tokio::spawn(run(listener, state, async {

@@ -45,21 +45,35 @@ fn main() -> anyhow::Result<()> {
         limits: setup.limits,
         timeouts: setup.timeouts,
         health: setup.health.clone(),
+        drain_timeout: std::time::Duration::from_secs(args.lb.drain_timeout_secs),
     });
+    let started = std::time::Instant::now();
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?
     };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(setup.listen)
-            .await
+        // The same deep accept queue as high_perf_lb (tokio's bind asks for
+        // 1024; a burst of connections beyond it waits for SYN retries).
+        let listener = ch01_fundamentals::net::listen(setup.listen, 4096)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std)
             .with_context(|| format!("cannot listen on {}", setup.listen))?;
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, backends = setup.addrs.len(), threads = args.threads, fd_limit = fds,
             "tokio load balancer listening");
         announce_demo(&setup, local.port());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        // SIGUSR1 prints the statistics, as high_perf_lb does.
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let pool = Arc::clone(&twin.pool);
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                eprint!("{}", report(&pool, started));
+            }
+        });
         let stop = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -72,5 +86,12 @@ fn main() -> anyhow::Result<()> {
     })?;
     shutdown.trigger();
     let _ = checker.join();
+    eprint!("{}", report(&twin.pool, started));
     Ok(())
+}
+
+/// The statistics table (requests are counted per backend here).
+fn report(pool: &Pool, started: std::time::Instant) -> String {
+    let total = pool.nodes.iter().map(|n| n.backend.requests.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    ch04_advanced::stats::report_pools("tokio load balancer", started.elapsed(), total, [("default", pool)].into_iter())
 }

@@ -76,8 +76,12 @@ impl Buf {
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.data.len() {
-            self.data.clear();
+        // Bytes already sent sit at the front until the buffer empties. A
+        // reader that never quite catches up would keep it from emptying,
+        // and the allocation would grow for ever; so before growing it, drop
+        // the sent bytes instead. Memory stays near the bytes waiting.
+        if self.start > 0 && self.data.len() + bytes.len() > self.data.capacity() {
+            self.data.drain(..self.start);
             self.start = 0;
         }
         self.data.extend_from_slice(bytes);
@@ -773,9 +777,7 @@ impl Reactor<'_> {
             // end of its own, the whole request went up (a backend may
             // answer early; the rest of the body must not be read as the
             // next request), and the client has not left.
-            if head.framing == Framing::UntilClose
-                || !req.body.is_done()
-                || (c.client_eof && c.from_client.is_empty())
+            if head.framing == Framing::UntilClose || !req.body.is_done() || (c.client_eof && c.from_client.is_empty())
             {
                 c.keep_alive = false;
             }
@@ -1033,5 +1035,38 @@ impl Reactor<'_> {
         stats.buffered.fetch_sub(c.buffered as u64, Ordering::Relaxed);
         self.conns.release(i);
         // Dropping `c` closes the client socket.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Buf;
+
+    #[test]
+    fn a_buffer_that_never_empties_does_not_grow_without_bound() {
+        let mut b = Buf::default();
+        let piece = [7u8; 1000];
+        b.push(&piece);
+        for _ in 0..10_000 {
+            // The reader takes a little less than what arrives each time,
+            // until the writer stops at 16 KiB waiting (backpressure).
+            b.consume(900);
+            if b.len() + piece.len() <= 16 * 1024 {
+                b.push(&piece);
+            }
+        }
+        assert!(b.len() <= 16 * 1024);
+        assert!(b.data.capacity() <= 64 * 1024, "capacity {} for {} bytes waiting", b.data.capacity(), b.len());
+    }
+
+    #[test]
+    fn bytes_come_out_in_order() {
+        let mut b = Buf::default();
+        b.push(b"hello ");
+        b.consume(2);
+        b.push(b"world");
+        assert_eq!(b.bytes(), b"llo world");
+        assert_eq!(b.take_all(), b"llo world");
+        assert!(b.is_empty());
     }
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
-use load::Generator;
+use load::{Generator, LoadResult};
 use report::Measured;
 use servers::{Server, find_program, free_port, localhost};
 
@@ -184,8 +184,14 @@ pub struct BenchArgs {
     /// Where to write ladder.svg and ladder-p99.svg.
     #[arg(long, value_name = "DIR", default_value = "book/src/figures")]
     svg_dir: PathBuf,
-    /// A smoke run: 3 s per run, 64 connections only (overrides
-    /// --duration and --connections).
+    /// Rounds: the whole ladder is measured this many times, servers taking
+    /// turns, and each row reports its median round (errors are summed over
+    /// all rounds). A shared machine drifts; turns and medians keep one
+    /// slow minute from deciding a ratio.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rounds: usize,
+    /// A smoke run: one round of 3 s, 64 connections only (overrides
+    /// --duration, --connections and --rounds).
     #[arg(long)]
     quick: bool,
 }
@@ -207,7 +213,11 @@ struct Run {
 
 /// `cargo xtask bench`.
 pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
-    let (duration, connections) = if args.quick { (3, vec![64]) } else { (args.duration, args.connections.clone()) };
+    let (duration, connections, rounds) =
+        if args.quick { (3, vec![64], 1) } else { (args.duration, args.connections.clone(), args.rounds) };
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     if duration == 0 {
         bail!("--duration must be at least 1 second");
     }
@@ -342,16 +352,26 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
         nofile: hard,
     };
     let started = Instant::now();
-    let mut measured = Vec::new();
+    let mut measured: Vec<Measured> = Vec::new();
     let mut failure = None;
-    for (key, program) in &ladder {
-        match measure(*key, program, &run) {
-            Ok(m) => measured.push(m),
-            Err(e) => {
-                failure = Some(e);
-                break;
+    'rounds: for round in 1..=rounds {
+        if rounds > 1 {
+            eprintln!("[bench] round {round} of {rounds}");
+        }
+        for (i, (key, program)) in ladder.iter().enumerate() {
+            // The checks of many connections run once, in the first round.
+            match measure(*key, program, &run, round == 1) {
+                Ok(m) if round == 1 => measured.push(m),
+                Ok(m) => measured[i].runs.extend(m.runs),
+                Err(e) => {
+                    failure = Some(e);
+                    break 'rounds;
+                }
             }
         }
+    }
+    for m in &mut measured {
+        m.runs = median_runs(std::mem::take(&mut m.runs));
     }
     for backend in backend_servers {
         if let Err(e) = backend.stop() {
@@ -367,7 +387,7 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
         Generator::Builtin => "the built-in generator (2 threads)".to_string(),
     };
     println!(
-        "cargo xtask bench, {date}: {cores} CPU cores, load by {generator_text}, {} s per run",
+        "cargo xtask bench, {date}: {cores} CPU cores, load by {generator_text}, {} s per run, median of {rounds} round(s)",
         run.duration.as_secs()
     );
     print_report(&measured, &run, nginx_absent, &notes);
@@ -380,7 +400,7 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     let svg_dir = if args.svg_dir.is_absolute() { args.svg_dir.clone() } else { root.join(&args.svg_dir) };
     let footnote = vec![
         format!(
-            "One run on {cores} CPU cores, {date} (UTC); load by {generator_text}, {} s per run; servers, backends and load share the machine.",
+            "Median of {rounds} round(s) on {cores} CPU cores, {date} (UTC); load by {generator_text}, {} s per run; servers, backends and load share the machine.",
             run.duration.as_secs()
         ),
         "nginx with one worker, HAProxy with one thread; every proxy opens one backend connection per request. Compare ratios, not absolute numbers.".to_string(),
@@ -426,7 +446,7 @@ fn print_report(measured: &[Measured], run: &Run, nginx_absent: Option<&str>, no
 
 /// Measures one server: start it, check that it answers, idle memory,
 /// load runs, the many-connections check, stop it.
-fn measure(key: LbKey, program: &Path, run: &Run) -> Result<Measured> {
+fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measured> {
     let label = key.label();
     let port = free_port()?;
     let addr = localhost(port);
@@ -434,7 +454,7 @@ fn measure(key: LbKey, program: &Path, run: &Run) -> Result<Measured> {
     server.wait_ready()?;
     first_answer(&server)?;
 
-    let idle = run.idle.then(|| {
+    let idle = (checks && run.idle).then(|| {
         eprintln!("[bench] {label}: memory per idle connection ({IDLE} connections)");
         let pid = match key {
             // The master only hands connections to its worker: measure the worker.
@@ -465,13 +485,34 @@ fn measure(key: LbKey, program: &Path, run: &Run) -> Result<Measured> {
         runs.push((connections, result));
     }
 
-    let held = (run.held && key.holds_many()).then(|| {
+    let held = (checks && run.held && key.holds_many()).then(|| {
         eprintln!("[bench] {label}: {HELD} connections at once");
         checks::hold_many(addr, HELD)
     });
     let log = server.log.clone();
     server.stop()?;
     Ok(Measured { key, runs, held, idle, log })
+}
+
+/// One result per connection count: the round with the median request
+/// rate (its latencies come with it), with the errors of every round.
+fn median_runs(runs: Vec<(usize, LoadResult)>) -> Vec<(usize, LoadResult)> {
+    let mut counts: Vec<usize> = Vec::new();
+    for (c, _) in &runs {
+        if !counts.contains(c) {
+            counts.push(*c);
+        }
+    }
+    counts
+        .into_iter()
+        .filter_map(|c| {
+            let mut same: Vec<&LoadResult> = runs.iter().filter(|(n, _)| *n == c).map(|(_, r)| r).collect();
+            same.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+            let errors = same.iter().map(|r| r.errors).sum();
+            let median = same.get(same.len() / 2)?;
+            Some((c, LoadResult { errors, ..**median }))
+        })
+        .collect()
 }
 
 /// Starts one server of the ladder on `port`.
@@ -585,5 +626,16 @@ mod tests {
         }
         assert!(LbKey::Ch05.args(1, &backends).windows(2).any(|w| w == ["--poller", "epoll"]));
         assert!(!LbKey::Ch03.holds_many() && LbKey::Ch05.holds_many() && LbKey::Nginx.holds_many());
+    }
+
+    #[test]
+    fn each_connection_count_keeps_its_median_round_and_every_error() {
+        let r = |rps: f64, errors: u64| LoadResult { requests_per_sec: rps, p50_ms: Some(rps), p99_ms: None, errors };
+        let runs = vec![(64, r(10.0, 0)), (1000, r(5.0, 1)), (64, r(30.0, 2)), (1000, r(7.0, 0)), (64, r(20.0, 0))];
+        let merged = median_runs(runs);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].0, merged[0].1.requests_per_sec, merged[0].1.errors), (64, 20.0, 2));
+        assert_eq!(merged[0].1.p50_ms, Some(20.0), "latencies come from the median round");
+        assert_eq!((merged[1].0, merged[1].1.requests_per_sec, merged[1].1.errors), (1000, 7.0, 1));
     }
 }

@@ -18,3 +18,24 @@ pub fn start(n: usize) -> io::Result<Vec<BackendHandle>> {
         })
         .collect()
 }
+
+/// The backends a load balancer runs with, as `HOST:PORT[:WEIGHT]` specs:
+/// the demo backends when there are any (each with its weight from
+/// `weights`, when given), else those given on the command line, else the
+/// C original's defaults, 127.0.0.1:9001 to 9003.
+pub fn backend_specs(demo: &[BackendHandle], weights: &[u32], given: &[String]) -> Vec<String> {
+    if !demo.is_empty() {
+        return demo
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match weights.get(i) {
+                Some(w) => format!("{}:{w}", b.addr()),
+                None => b.addr().to_string(),
+            })
+            .collect();
+    }
+    if given.is_empty() {
+        return (9001..=9003).map(|port| format!("127.0.0.1:{port}")).collect();
+    }
+    given.to_vec()
+}

@@ -107,13 +107,7 @@ impl LbArgs {
     /// Checks the flags and starts the demo backends if asked.
     pub fn setup(&self) -> anyhow::Result<Setup> {
         let demo = if self.demo { ch03_load_balancer::demo::start(3)? } else { Vec::new() };
-        let specs: Vec<String> = if self.demo {
-            demo.iter().zip([3, 2, 1]).map(|(b, w)| format!("{}:{w}", b.addr())).collect()
-        } else if self.backends.is_empty() {
-            vec!["127.0.0.1:9001".into(), "127.0.0.1:9002".into(), "127.0.0.1:9003".into()]
-        } else {
-            self.backends.clone()
-        };
+        let specs = ch03_load_balancer::demo::backend_specs(&demo, &[3, 2, 1], &self.backends);
         let backends = specs.iter().map(|s| Backend::parse(s.trim())).collect::<Result<Vec<_>, _>>()?;
         if backends.is_empty() {
             bail!("at least one backend is needed");

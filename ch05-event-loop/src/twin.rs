@@ -124,7 +124,12 @@ async fn serve(
         }
         match result {
             Ok(keep) => {
-                n.latency.record(started.elapsed());
+                // Complete: close with a reset, not a FIN, so this side keeps
+                // no TIME_WAIT (see high_perf_lb's `end_exchange`).
+                let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
+                let latency = started.elapsed();
+                lb.algorithm.on_response(node, latency);
+                n.latency.record(latency);
                 tracing::info!(%peer, backend = %n.addr(), ms = started.elapsed().as_millis() as u64, "request");
                 if !keep {
                     return Ok(());

@@ -102,13 +102,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let demo_backends = if args.demo { demo::start(3)? } else { Vec::new() };
-    let specs: Vec<String> = if args.demo {
-        demo_backends.iter().map(|b| b.addr().to_string()).collect()
-    } else if args.backends.is_empty() {
-        vec!["127.0.0.1:9001".into(), "127.0.0.1:9002".into(), "127.0.0.1:9003".into()]
-    } else {
-        args.backends.clone()
-    };
+    let specs = demo::backend_specs(&demo_backends, &[], &args.backends);
     let backends = specs.iter().map(|s| Backend::parse(s)).collect::<Result<Vec<_>, _>>()?;
     if backends.is_empty() {
         bail!("no backends");

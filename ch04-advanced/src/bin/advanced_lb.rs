@@ -161,13 +161,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let demo = if args.demo { ch03_load_balancer::demo::start(3)? } else { Vec::new() };
-    let specs: Vec<String> = if args.demo {
-        demo.iter().zip([3, 2, 1]).map(|(b, w)| format!("{}:{w}", b.addr())).collect()
-    } else if args.backends.is_empty() {
-        vec!["127.0.0.1:9001".into(), "127.0.0.1:9002".into(), "127.0.0.1:9003".into()]
-    } else {
-        args.backends.clone()
-    };
+    let specs = ch03_load_balancer::demo::backend_specs(&demo, &[3, 2, 1], &args.backends);
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
     let alg_options = algorithm::Options { cookie_name: args.cookie_name.clone(), seed, ..Default::default() };
     let slow_start = Duration::from_secs(args.slow_start_secs);

@@ -29,7 +29,7 @@ use ch02_proxy::proxy::{error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Context, pick_untried};
 use ch04_advanced::headers::cookie;
 use ch04_advanced::health::record_request;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::{Due, Reactor, Stats, Token};
 use crate::framing::BodyTracker;
@@ -341,6 +341,15 @@ pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket.into())
 }
 
+/// Whether a failed connect is our own shortage rather than the backend's.
+fn is_local(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    e.kind() == io::ErrorKind::AddrNotAvailable
+        || [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
+            .iter()
+            .any(|&n| e.raw_os_error() == Some(n as i32))
+}
+
 /// Whether a connect that reported writable succeeded (SO_ERROR).
 fn connect_result(stream: &TcpStream) -> io::Result<()> {
     match stream.take_error()? {
@@ -647,6 +656,12 @@ impl Reactor<'_> {
                     c.since = now;
                     return;
                 }
+                Err(e) if is_local(&e) => {
+                    // Our shortage (ports, descriptors, memory), not the
+                    // backend's fault: no passive-health mark against it.
+                    self.fail(c, 503, &format!("cannot open a connection to a backend: {e}"));
+                    return;
+                }
                 Err(e) => self.connect_failed(node, &e.to_string()),
             }
         }
@@ -817,6 +832,16 @@ impl Reactor<'_> {
             node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
             node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
             record_request(node, true, &self.lb.config.health, now);
+            if !up.eof {
+                // The backend has not closed yet, so closing now would make
+                // us the side that closes first, and that side keeps the
+                // connection in TIME_WAIT for a minute. A load balancer
+                // opening thousands of connections a second to one backend
+                // would soon hold all ~28,000 local ports that way, and
+                // connect() would fail with EADDRNOTAVAIL. The response is
+                // complete, so end with a reset instead: no TIME_WAIT.
+                let _ = SockRef::from(&up.stream).set_linger(Some(Duration::ZERO));
+            }
             tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
                 status = req.status, ms = latency.as_millis() as u64, "request");
             self.drop_upstream(up);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::{Event, Interest, Trigger, timeout_ms};
+use super::{Event, Interest, Selector, Trigger, timeout_ms};
 
 /// Most events taken from the kernel per wait; more stay queued for the next.
 const BATCH: usize = 1024;
@@ -49,27 +49,23 @@ impl EpollPoller {
     pub(super) fn new() -> io::Result<Self> {
         Ok(Self { epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?, buf: vec![EpollEvent::empty(); BATCH] })
     }
+}
 
-    pub(super) fn register(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
+impl Selector for EpollPoller {
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
         Ok(self.epoll.add(borrow(fd), EpollEvent::new(flags(interest, trigger), token as u64))?)
     }
 
-    pub(super) fn reregister(
-        &mut self,
-        fd: RawFd,
-        token: usize,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
         let mut event = EpollEvent::new(flags(interest, trigger), token as u64);
         Ok(self.epoll.modify(borrow(fd), &mut event)?)
     }
 
-    pub(super) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         Ok(self.epoll.delete(borrow(fd))?)
     }
 
-    pub(super) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
         let ms = timeout_ms(timeout);
         let timeout = if ms < 0 {
             EpollTimeout::NONE

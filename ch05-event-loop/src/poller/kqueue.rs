@@ -23,7 +23,7 @@ use nix::libc;
 use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent, Kqueue};
 use nix::sys::time::TimeSpec;
 
-use super::{Event, Interest, Trigger, timeout_ms};
+use super::{Event, Interest, Selector, Trigger, timeout_ms};
 
 /// Most reports taken from the kernel per wait; more stay queued for the next.
 const BATCH: usize = 1024;
@@ -145,8 +145,10 @@ impl KqueuePoller {
         Errno::result(set)?;
         Ok(Self { kq, registered: HashMap::new(), buf: vec![blank(); BATCH], merged: HashMap::new() })
     }
+}
 
-    pub(super) fn register(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
+impl Selector for KqueuePoller {
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
         let Entry::Vacant(slot) = self.registered.entry(fd) else {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "fd is already registered"));
         };
@@ -173,13 +175,7 @@ impl KqueuePoller {
         Ok(())
     }
 
-    pub(super) fn reregister(
-        &mut self,
-        fd: RawFd,
-        token: usize,
-        interest: Interest,
-        trigger: Trigger,
-    ) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()> {
         let Some(current) = self.registered.get_mut(&fd) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered"));
         };
@@ -204,7 +200,7 @@ impl KqueuePoller {
         Ok(())
     }
 
-    pub(super) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         // Forget the fd first, whatever the kernel answers below: the
         // caller is done with it, and a stale record would make a new
         // socket that reuses the number impossible to register.
@@ -220,7 +216,7 @@ impl KqueuePoller {
         apply(&self.kq, &changes)
     }
 
-    pub(super) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
         // The same rounding up as the other backends (see `timeout_ms`),
         // which also caps an enormous Duration that a timespec would
         // otherwise turn negative; a negative result means "no limit",

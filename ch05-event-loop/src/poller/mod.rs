@@ -177,24 +177,22 @@ impl FromStr for Backend {
     }
 }
 
-enum Inner {
-    #[cfg(target_os = "linux")]
-    Epoll(epoll::EpollPoller),
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
-    Kqueue(kqueue::KqueuePoller),
-    Poll(poll::PollPoller),
+/// What each backend implements; `Poller` holds one behind a pointer, so
+/// the choice of system call is made once, at `Poller::new`, and nowhere
+/// else (one indirect call per operation costs nothing next to the system
+/// call behind it).
+pub(crate) trait Selector {
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()>;
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest, trigger: Trigger) -> io::Result<()>;
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Appends the ready events to `events` (already cleared).
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize>;
 }
 
 /// The readiness multiplexer.
 pub struct Poller {
-    inner: Inner,
+    backend: Backend,
+    selector: Box<dyn Selector>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -217,13 +215,14 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
 
 // ANCHOR: poller_api
 impl Poller {
-    /// A poller using `backend`.
+    /// A poller using `backend`; `Unsupported` if this system lacks it.
     pub fn new(backend: Backend) -> io::Result<Self> {
-        let inner = match backend {
+        let unsupported = |what| io::Error::new(io::ErrorKind::Unsupported, what);
+        let selector: Box<dyn Selector> = match backend {
             #[cfg(target_os = "linux")]
-            Backend::Epoll => Inner::Epoll(epoll::EpollPoller::new()?),
+            Backend::Epoll => Box::new(epoll::EpollPoller::new()?),
             #[cfg(not(target_os = "linux"))]
-            Backend::Epoll => return Err(io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only")),
+            Backend::Epoll => return Err(unsupported("epoll is Linux-only")),
             #[cfg(any(
                 target_os = "macos",
                 target_os = "ios",
@@ -232,7 +231,7 @@ impl Poller {
                 target_os = "openbsd",
                 target_os = "dragonfly"
             ))]
-            Backend::Kqueue => Inner::Kqueue(kqueue::KqueuePoller::new()?),
+            Backend::Kqueue => Box::new(kqueue::KqueuePoller::new()?),
             #[cfg(not(any(
                 target_os = "macos",
                 target_os = "ios",
@@ -241,30 +240,15 @@ impl Poller {
                 target_os = "openbsd",
                 target_os = "dragonfly"
             )))]
-            Backend::Kqueue => {
-                return Err(io::Error::new(io::ErrorKind::Unsupported, "kqueue is only on macOS and the BSDs"));
-            }
-            Backend::Poll => Inner::Poll(poll::PollPoller::default()),
+            Backend::Kqueue => return Err(unsupported("kqueue is only on macOS and the BSDs")),
+            Backend::Poll => Box::new(poll::PollPoller::default()),
         };
-        Ok(Self { inner })
+        Ok(Self { backend, selector })
     }
 
     /// Which backend this poller uses.
     pub fn backend(&self) -> Backend {
-        match self.inner {
-            #[cfg(target_os = "linux")]
-            Inner::Epoll(_) => Backend::Epoll,
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            Inner::Kqueue(_) => Backend::Kqueue,
-            Inner::Poll(_) => Backend::Poll,
-        }
+        self.backend
     }
 
     /// Starts watching `fd`. The caller keeps `fd` open until `deregister`.
@@ -275,21 +259,7 @@ impl Poller {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        let fd: RawFd = fd.as_raw_fd();
-        match &mut self.inner {
-            #[cfg(target_os = "linux")]
-            Inner::Epoll(p) => p.register(fd, token, interest, trigger),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            Inner::Kqueue(p) => p.register(fd, token, interest, trigger),
-            Inner::Poll(p) => p.register(fd, token, interest),
-        }
+        self.selector.register(fd.as_raw_fd(), token, interest, trigger)
     }
 
     /// Changes what `fd` is watched for (and its token).
@@ -300,40 +270,12 @@ impl Poller {
         interest: Interest,
         trigger: Trigger,
     ) -> io::Result<()> {
-        let fd: RawFd = fd.as_raw_fd();
-        match &mut self.inner {
-            #[cfg(target_os = "linux")]
-            Inner::Epoll(p) => p.reregister(fd, token, interest, trigger),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            Inner::Kqueue(p) => p.reregister(fd, token, interest, trigger),
-            Inner::Poll(p) => p.reregister(fd, token, interest),
-        }
+        self.selector.reregister(fd.as_raw_fd(), token, interest, trigger)
     }
 
     /// Stops watching `fd`. Do this before closing it.
     pub fn deregister(&mut self, fd: &impl AsRawFd) -> io::Result<()> {
-        let fd: RawFd = fd.as_raw_fd();
-        match &mut self.inner {
-            #[cfg(target_os = "linux")]
-            Inner::Epoll(p) => p.deregister(fd),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            Inner::Kqueue(p) => p.deregister(fd),
-            Inner::Poll(p) => p.deregister(fd),
-        }
+        self.selector.deregister(fd.as_raw_fd())
     }
 
     /// Waits until at least one watched fd is ready or `timeout` passes
@@ -341,20 +283,7 @@ impl Poller {
     /// how many. A signal interrupting the wait counts as zero events.
     pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        match &mut self.inner {
-            #[cfg(target_os = "linux")]
-            Inner::Epoll(p) => p.wait(events, timeout),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
-            Inner::Kqueue(p) => p.wait(events, timeout),
-            Inner::Poll(p) => p.wait(events, timeout),
-        }
+        self.selector.wait(events, timeout)
     }
 }
 // ANCHOR_END: poller_api

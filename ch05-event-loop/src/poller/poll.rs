@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::{Event, Interest, timeout_ms};
+use super::{Event, Interest, Selector, Trigger, timeout_ms};
 
 #[derive(Default)]
 pub(super) struct PollPoller {
@@ -37,8 +37,10 @@ fn flags(interest: Interest) -> PollFlags {
     f
 }
 
-impl PollPoller {
-    pub(super) fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+/// poll(2) knows only level triggering; `Trigger::Edge` is served as
+/// level, which is correct for code that follows the drain rule.
+impl Selector for PollPoller {
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest, _trigger: Trigger) -> io::Result<()> {
         match self.index.entry(fd) {
             Entry::Occupied(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "fd is already registered")),
             Entry::Vacant(slot) => {
@@ -49,7 +51,7 @@ impl PollPoller {
         }
     }
 
-    pub(super) fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest, _trigger: Trigger) -> io::Result<()> {
         let Some(&i) = self.index.get(&fd) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered"));
         };
@@ -59,7 +61,7 @@ impl PollPoller {
         Ok(())
     }
 
-    pub(super) fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         let Some(i) = self.index.remove(&fd) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "fd is not registered"));
         };
@@ -74,7 +76,7 @@ impl PollPoller {
         Ok(())
     }
 
-    pub(super) fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<usize> {
         let mut fds: Vec<PollFd<'_>> = self
             .entries
             .iter()

@@ -243,12 +243,32 @@ async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, TcpStream), Prox
                 let _ = s.set_nodelay(true);
                 return Ok((i, s));
             }
+            Ok(Err(e)) if is_local_shortage(&e) => {
+                return Err(ProxyError::new(503, format!("cannot open a connection to a backend: {e}")));
+            }
             _ => {
                 lb.pool.nodes[i].backend.failures.fetch_add(1, Relaxed);
                 record_request(&lb.pool.nodes[i], false, &lb.health, Instant::now());
             }
         }
     }
+}
+
+/// Whether a failed connect is our own shortage (no local port, no file
+/// descriptor, no memory) rather than the backend's fault: such failures
+/// must not mark a healthy backend down. Shared with `high_perf_lb`.
+pub fn is_local_shortage(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::errno::Errno;
+        if [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
+            .iter()
+            .any(|&n| e.raw_os_error() == Some(n as i32))
+        {
+            return true;
+        }
+    }
+    e.kind() == io::ErrorKind::AddrNotAvailable
 }
 
 /// Sends an error response (if the client can still hear it) and ends.

@@ -109,3 +109,39 @@ fn sigterm_drains_a_slow_request_in_progress_then_exits() {
         assert!(status.success(), "{bin}: {status:?}");
     }
 }
+
+/// Under a tiny open-files limit (64, set by the shell before `exec`), 40
+/// slow requests at once need more sockets than there are: requests wait
+/// in line for a descriptor instead of failing.
+#[cfg(target_os = "linux")]
+#[test]
+fn with_few_descriptors_requests_wait_in_line_instead_of_failing() {
+    let b = spawn_many(1).unwrap();
+    let spec = b[0].addr().to_string();
+    let bin = binary("ch05-event-loop", "high_perf_lb");
+    let script = "ulimit -n 64 && RUST_LOG=info,ch05_event_loop::lb::conn=debug exec \"$0\" \"$@\"";
+    let args = [
+        "-c",
+        script,
+        bin.to_str().unwrap(),
+        "-p",
+        "0",
+        "--log-format",
+        "json",
+        "--health-check",
+        "off",
+        "--backend",
+        &spec,
+    ];
+    let server = start(&std::path::PathBuf::from("/bin/sh"), &args, "high-performance load balancer listening");
+    let mut conns: Vec<_> = (0..40).map(|_| client::connect(server.addr).unwrap()).collect();
+    for c in &mut conns {
+        c.write_all(b"GET /slow?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    }
+    for (i, c) in conns.into_iter().enumerate() {
+        let r = read_response(&mut BufReader::new(c), false).unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    let queued = server.wait_for_line(Duration::from_secs(5), |l| l.contains("waits in line"));
+    assert!(queued.is_some(), "the limit was reached, and requests waited");
+}

@@ -44,6 +44,9 @@ const LINGER: Duration = Duration::from_secs(2);
 pub enum State {
     /// Waiting for (the rest of) a request head.
     Head,
+    /// Waiting for a file descriptor to connect with (all in use): the
+    /// request waits in line, as in HAProxy's queue, rather than failing.
+    Queued,
     /// A non-blocking connect to a backend is in progress.
     Connecting,
     /// The request goes up, the response comes down.
@@ -218,7 +221,7 @@ impl Conn {
         let cfg = &r.lb.config;
         match self.state {
             State::Head => self.since + cfg.limits.header_timeout,
-            State::Connecting => self.since + cfg.timeouts.connect,
+            State::Queued | State::Connecting => self.since + cfg.timeouts.connect,
             State::Exchange => match &self.req {
                 Some(req) if req.response.is_none() && !req.response_done => match req.sent_at {
                     Some(at) => at + cfg.timeouts.response,
@@ -341,13 +344,10 @@ pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket.into())
 }
 
-/// Whether a failed connect is our own shortage rather than the backend's.
-fn is_local(e: &io::Error) -> bool {
+/// EMFILE or ENFILE: no file descriptor left for a new socket.
+fn out_of_descriptors(e: &io::Error) -> bool {
     use nix::errno::Errno;
-    e.kind() == io::ErrorKind::AddrNotAvailable
-        || [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
-            .iter()
-            .any(|&n| e.raw_os_error() == Some(n as i32))
+    [Errno::EMFILE, Errno::ENFILE].iter().any(|&n| e.raw_os_error() == Some(n as i32))
 }
 
 /// Whether a connect that reported writable succeeded (SO_ERROR).
@@ -483,7 +483,7 @@ impl Reactor<'_> {
                     Ok(())
                 })
             }
-            State::Connecting | State::Exchange => {
+            State::Queued | State::Connecting | State::Exchange => {
                 let Some(req) = c.req.as_mut() else { return Flow::Go };
                 // Body bytes go up (bounded by the buffer); once the body is
                 // complete, what comes is the next request (bounded like a head).
@@ -656,7 +656,20 @@ impl Reactor<'_> {
                     c.since = now;
                     return;
                 }
-                Err(e) if is_local(&e) => {
+                Err(e) if out_of_descriptors(&e) => {
+                    // Every descriptor is in use: wait in line until one
+                    // is released (`drop_upstream`), up to the connect timeout.
+                    req.tried[node] = false;
+                    tracing::debug!(peer = %c.peer, waiting = self.waiting.len() + 1,
+                        "all descriptors in use; the request waits in line");
+                    if c.state != State::Queued {
+                        c.state = State::Queued;
+                        c.since = now;
+                    }
+                    self.waiting.push_back(i);
+                    return;
+                }
+                Err(e) if crate::twin::is_local_shortage(&e) => {
                     // Our shortage (ports, descriptors, memory), not the
                     // backend's fault: no passive-health mark against it.
                     self.fail(c, 503, &format!("cannot open a connection to a backend: {e}"));
@@ -898,6 +911,26 @@ impl Reactor<'_> {
     fn drop_upstream(&mut self, up: Upstream) {
         let _ = self.poller.deregister(&up.stream);
         self.lb.pool.nodes[up.node].backend.active.fetch_sub(1, Ordering::Relaxed);
+        drop(up); // closes the socket: one descriptor free
+        self.resume_one_waiting();
+    }
+
+    /// Gives a freed descriptor to the request that has waited longest.
+    fn resume_one_waiting(&mut self) {
+        while let Some(i) = self.waiting.pop_front() {
+            // The connection in hand is out of the table (`take` says None);
+            // a closed one is gone. Either way, try the next in line.
+            let Some(mut c) = self.conns.take(i) else { continue };
+            if c.state != State::Queued {
+                self.conns.put(i, c);
+                continue;
+            }
+            let now = Instant::now();
+            self.connect_next(i, &mut c, now);
+            self.sync(i, &mut c, now);
+            self.conns.put(i, c);
+            return;
+        }
     }
 
     // ANCHOR: backpressure
@@ -918,8 +951,8 @@ impl Reactor<'_> {
                     // the client hanging up) unless a whole head is waiting.
                     // Keeping the interest unchanged saves two epoll_ctl calls
                     // per request.
-                    State::Connecting | State::Exchange if reading_body => c.to_upstream.len() < buffer,
-                    State::Connecting | State::Exchange => c.from_client.len() <= limits.max_head_bytes,
+                    State::Queued | State::Connecting | State::Exchange if reading_body => c.to_upstream.len() < buffer,
+                    State::Queued | State::Connecting | State::Exchange => c.from_client.len() <= limits.max_head_bytes,
                     State::Closing => c.to_client.is_empty(),
                 },
             writable: !c.to_client.is_empty(),
@@ -1000,6 +1033,10 @@ impl Reactor<'_> {
             State::Head => {
                 let t = cfg.limits.header_timeout;
                 self.fail(&mut c, 408, &format!("no complete head within {t:?}"));
+            }
+            State::Queued => {
+                let t = cfg.timeouts.connect;
+                self.fail(&mut c, 503, &format!("no connection to a backend could be opened within {t:?}"));
             }
             State::Connecting => {
                 let t = cfg.timeouts.connect;

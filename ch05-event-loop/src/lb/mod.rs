@@ -19,6 +19,7 @@
 pub mod conn;
 pub mod probe;
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -254,6 +255,8 @@ pub(crate) struct Reactor<'a> {
     pub(crate) scratch: Vec<u8>,
     /// Whether a node's probe is in flight.
     pub(crate) probing: Vec<bool>,
+    /// Connections waiting for a descriptor to connect with, oldest first.
+    pub(crate) waiting: VecDeque<usize>,
     listener: Option<TcpListener>,
     accepting: bool,
 }
@@ -275,6 +278,7 @@ pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()>
         probes: Slab::default(),
         scratch: vec![0; 64 * 1024],
         probing: vec![false; lb.pool.nodes.len()],
+        waiting: VecDeque::new(),
         listener: Some(listener),
         accepting: true,
     };

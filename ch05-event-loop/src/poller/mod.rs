@@ -28,7 +28,10 @@
 //! follows everywhere: **on an event, read (or write) until `WouldBlock`.**
 //! Code that follows the rule is correct in both modes, which is why the
 //! poll(2) backend, which only knows level triggering, can accept
-//! `Trigger::Edge` and treat it as level.
+//! `Trigger::Edge` and treat it as level. (`high_perf_lb`, which registers
+//! level-triggered only, takes one liberty with it: it stops at a short read
+//! or when its buffer is full, because a level-triggered poller reports the
+//! socket again if anything is left. Edge-triggered code may not.)
 
 #[cfg(target_os = "linux")]
 mod epoll;

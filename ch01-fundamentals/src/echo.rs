@@ -63,50 +63,50 @@ mod tests {
     use std::time::Duration;
 
     fn echo_server() -> crate::server::RunningServer {
-        spawn_server("127.0.0.1:0".parse().unwrap(), handle_client).unwrap()
+        spawn_server("127.0.0.1:0".parse().unwrap(), handle_client).unwrap() // test code: only a test runs this
     }
 
     #[test]
     fn echoes_and_half_closes() {
         let server = echo_server();
-        let mut c = TcpStream::connect(server.addr).unwrap();
-        c.write_all(b"hello\n").unwrap();
-        c.shutdown(Direction::Write).unwrap();
+        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        c.write_all(b"hello\n").unwrap(); // test code: only a test runs this
+        c.shutdown(Direction::Write).unwrap(); // test code: only a test runs this
         let mut back = Vec::new();
-        c.read_to_end(&mut back).unwrap();
+        c.read_to_end(&mut back).unwrap(); // test code: only a test runs this
         assert_eq!(back, b"hello\n");
     }
 
     #[test]
     fn a_megabyte_without_newlines_round_trips_through_a_fixed_buffer() {
         let server = echo_server();
-        let mut c = TcpStream::connect(server.addr).unwrap();
+        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
         let data: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
-        let mut writer = c.try_clone().unwrap();
+        let mut writer = c.try_clone().unwrap(); // test code: only a test runs this
         let expected = data.clone();
         // Write and read at once, or both sides' buffers fill and stall.
         let t = thread::spawn(move || {
-            writer.write_all(&data).unwrap();
-            writer.shutdown(Direction::Write).unwrap();
+            writer.write_all(&data).unwrap(); // test code: only a test runs this
+            writer.shutdown(Direction::Write).unwrap(); // test code: only a test runs this
         });
         let mut back = Vec::new();
-        c.read_to_end(&mut back).unwrap();
-        t.join().unwrap();
+        c.read_to_end(&mut back).unwrap(); // test code: only a test runs this
+        t.join().unwrap(); // test code: only a test runs this
         assert_eq!(back, expected);
     }
 
     #[test]
     fn a_silent_client_does_not_block_another() {
         let server = echo_server();
-        let _silent = TcpStream::connect(server.addr).unwrap();
-        let mut dropped = TcpStream::connect(server.addr).unwrap();
-        dropped.write_all(b"half a li").unwrap();
+        let _silent = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        let mut dropped = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        dropped.write_all(b"half a li").unwrap(); // test code: only a test runs this
         drop(dropped); // disconnect mid-line
-        let mut c = TcpStream::connect(server.addr).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(b"ok").unwrap();
+        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap(); // test code: only a test runs this
+        c.write_all(b"ok").unwrap(); // test code: only a test runs this
         let mut b = [0u8; 2];
-        c.read_exact(&mut b).unwrap();
+        c.read_exact(&mut b).unwrap(); // test code: only a test runs this
         assert_eq!(&b, b"ok");
     }
 }

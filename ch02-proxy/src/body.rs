@@ -157,19 +157,19 @@ mod tests {
 
     /// A Buffered whose socket yields `data` and then end of stream.
     fn source(data: &[u8]) -> Buffered {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (reader, _) = listener.accept().unwrap();
-        writer.write_all(data).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap(); // test code: only a test runs this
+        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap(); // test code: only a test runs this
+        let (reader, _) = listener.accept().unwrap(); // test code: only a test runs this
+        writer.write_all(data).unwrap(); // test code: only a test runs this
         drop(writer);
         Buffered::new(reader)
     }
 
     #[test]
     fn chunk_sizes() {
-        assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 26);
-        assert_eq!(parse_chunk_size(b"0;name=value\r\n").unwrap(), 0);
-        assert_eq!(parse_chunk_size(b"FFFFFFFFFFFFFFFF\r\n").unwrap(), u64::MAX);
+        assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 26); // test code: only a test runs this
+        assert_eq!(parse_chunk_size(b"0;name=value\r\n").unwrap(), 0); // test code: only a test runs this
+        assert_eq!(parse_chunk_size(b"FFFFFFFFFFFFFFFF\r\n").unwrap(), u64::MAX); // test code: only a test runs this
         for bad in [&b"\r\n"[..], b"-1\r\n", b"+1\r\n", b" 1\r\n", b"0x10\r\n", b"g\r\n", b"10000000000000000\r\n"] {
             assert!(parse_chunk_size(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -182,10 +182,10 @@ mod tests {
         data.extend_from_slice(b"NEXT MESSAGE");
         let mut from = source(&data);
         let mut out = Vec::new();
-        assert_eq!(copy_body(&mut from, &mut out, Framing::Chunked).unwrap(), body.len() as u64);
+        assert_eq!(copy_body(&mut from, &mut out, Framing::Chunked).unwrap(), body.len() as u64); // test code: only a test runs this
         assert_eq!(out, body);
         let mut rest = Vec::new();
-        from.read_to_end(&mut rest).unwrap();
+        from.read_to_end(&mut rest).unwrap(); // test code: only a test runs this
         assert_eq!(rest, b"NEXT MESSAGE");
     }
 
@@ -203,7 +203,7 @@ mod tests {
     fn a_length_body_stops_at_its_length() {
         let mut from = source(b"abcdefNEXT");
         let mut out = Vec::new();
-        assert_eq!(copy_body(&mut from, &mut out, Framing::Length(6)).unwrap(), 6);
+        assert_eq!(copy_body(&mut from, &mut out, Framing::Length(6)).unwrap(), 6); // test code: only a test runs this
         assert_eq!(out, b"abcdef");
         let mut short = source(b"abc");
         assert!(matches!(copy_body(&mut short, &mut Vec::new(), Framing::Length(6)), Err(BodyError::Truncated(3))));

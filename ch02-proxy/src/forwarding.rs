@@ -42,7 +42,7 @@ mod tests {
     fn a_first_proxy_starts_the_chain() {
         let mut h = Headers::default();
         h.push("Host", "example.com");
-        add_forwarding_headers(&mut h, "203.0.113.7".parse().unwrap(), "http");
+        add_forwarding_headers(&mut h, "203.0.113.7".parse().unwrap(), "http"); // test code: only a test runs this
         assert_eq!(h.get_str("x-forwarded-for"), Some("203.0.113.7"));
         assert_eq!(h.get_str("x-real-ip"), Some("203.0.113.7"));
         assert_eq!(h.get_str("x-forwarded-proto"), Some("http"));
@@ -54,7 +54,7 @@ mod tests {
         let mut h = Headers::default();
         h.push("X-Forwarded-For", "198.51.100.1");
         h.push("X-Forwarded-For", "198.51.100.2, 198.51.100.3");
-        add_forwarding_headers(&mut h, "10.0.0.9".parse().unwrap(), "https");
+        add_forwarding_headers(&mut h, "10.0.0.9".parse().unwrap(), "https"); // test code: only a test runs this
         assert_eq!(h.get_all("x-forwarded-for").count(), 1);
         assert_eq!(h.get_str("x-forwarded-for"), Some("198.51.100.1, 198.51.100.2, 198.51.100.3, 10.0.0.9"));
         assert_eq!(h.get_str("x-real-ip"), Some("10.0.0.9"));

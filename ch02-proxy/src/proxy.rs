@@ -389,16 +389,16 @@ mod tests {
 
     #[test]
     fn hosts_and_ports() {
-        assert_eq!(host_and_port("h", 80).unwrap(), ("h".to_string(), 80));
-        assert_eq!(host_and_port("h:8080", 80).unwrap(), ("h".to_string(), 8080));
-        assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80));
-        assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81));
+        assert_eq!(host_and_port("h", 80).unwrap(), ("h".to_string(), 80)); // test code: only a test runs this
+        assert_eq!(host_and_port("h:8080", 80).unwrap(), ("h".to_string(), 8080)); // test code: only a test runs this
+        assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80)); // test code: only a test runs this
+        assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81)); // test code: only a test runs this
         assert!(host_and_port("h:port", 80).is_err());
     }
 
     #[test]
     fn error_responses_are_complete_http() {
-        let r = String::from_utf8(error_response(502, "cannot connect to x")).unwrap();
+        let r = String::from_utf8(error_response(502, "cannot connect to x")).unwrap(); // test code: only a test runs this
         assert!(r.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
         assert!(r.ends_with("\r\n\r\n502 Bad Gateway: cannot connect to x\n"));
         assert!(r.contains("Content-Length: 37\r\n"));

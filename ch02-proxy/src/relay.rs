@@ -129,9 +129,9 @@ mod tests {
 
     /// Two connected sockets.
     fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (s, _) = l.accept().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap(); // test code: only a test runs this
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap(); // test code: only a test runs this
+        let (s, _) = l.accept().unwrap(); // test code: only a test runs this
         (c, s)
     }
 
@@ -139,20 +139,20 @@ mod tests {
     fn bytes_flow_both_ways_and_half_close_is_passed_on() {
         let (mut client, relay_a) = pair();
         let (relay_b, mut server) = pair();
-        let t = thread::spawn(move || relay(relay_a, relay_b, Some(Duration::from_secs(10))).unwrap());
-        client.write_all(b"request").unwrap();
-        client.shutdown(Shutdown::Write).unwrap();
+        let t = thread::spawn(move || relay(relay_a, relay_b, Some(Duration::from_secs(10))).unwrap()); // test code: only a test runs this
+        client.write_all(b"request").unwrap(); // test code: only a test runs this
+        client.shutdown(Shutdown::Write).unwrap(); // test code: only a test runs this
         // The server sees the request and then end of stream...
         let mut got = Vec::new();
-        server.read_to_end(&mut got).unwrap();
+        server.read_to_end(&mut got).unwrap(); // test code: only a test runs this
         assert_eq!(got, b"request");
         // ...and can still answer: the other direction is open.
         server.write_all(b"a longer response").unwrap();
-        server.shutdown(Shutdown::Write).unwrap();
+        server.shutdown(Shutdown::Write).unwrap(); // test code: only a test runs this
         let mut back = Vec::new();
-        client.read_to_end(&mut back).unwrap();
+        client.read_to_end(&mut back).unwrap(); // test code: only a test runs this
         assert_eq!(back, b"a longer response");
-        let stats = t.join().unwrap();
+        let stats = t.join().unwrap(); // test code: only a test runs this
         assert_eq!(stats, RelayStats { a_to_b: 7, b_to_a: 17, end: RelayEnd::Closed });
     }
 
@@ -160,12 +160,12 @@ mod tests {
     fn an_idle_relay_ends_and_closes_both_sides() {
         let (mut client, relay_a) = pair();
         let (relay_b, mut server) = pair();
-        let stats = thread::spawn(move || relay(relay_a, relay_b, Some(Duration::from_millis(50))).unwrap());
-        let stats = stats.join().unwrap();
+        let stats = thread::spawn(move || relay(relay_a, relay_b, Some(Duration::from_millis(50))).unwrap()); // test code: only a test runs this
+        let stats = stats.join().unwrap(); // test code: only a test runs this
         assert_eq!(stats.end, RelayEnd::IdleTimeout);
         let mut buf = [0u8; 1];
-        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap(); // test code: only a test runs this
+        server.set_read_timeout(Some(Duration::from_secs(5))).unwrap(); // test code: only a test runs this
         assert_eq!(client.read(&mut buf).unwrap_or(0), 0);
         assert_eq!(server.read(&mut buf).unwrap_or(0), 0);
     }

@@ -25,6 +25,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// (`target/<profile>/deps/<test>-<hash>`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its own path"); // cannot fail on Linux/macOS
+    // Test support: a failure here is the test failing; no server runs this.
     exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).expect("test binaries live in target/<profile>/deps")
 }
 
@@ -168,7 +169,7 @@ mod tests {
     #[test]
     fn finds_the_address_in_a_json_log_line() {
         let line = r#"{"timestamp":"t","level":"INFO","fields":{"message":"echo server listening","addr":"127.0.0.1:4242"},"target":"echo_server"}"#;
-        assert_eq!(listening_addr(line, "echo server listening"), Some("127.0.0.1:4242".parse().unwrap()));
+        assert_eq!(listening_addr(line, "echo server listening"), Some("127.0.0.1:4242".parse().unwrap())); // test code: only a test runs this
         assert_eq!(listening_addr(line, "something else"), None);
         assert_eq!(listening_addr("not json", "echo server listening"), None);
     }

@@ -154,16 +154,16 @@ mod tests {
     fn book_with_page(name: &str, page: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lbs-book-check-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::create_dir_all(dir.join("src")).unwrap(); // test code: only a test runs this
         fs::write(dir.join("code.rs"), "// ANCHOR: present\nfn f() {}\n// ANCHOR_END: present\n").unwrap();
-        fs::write(dir.join("src/page.md"), page).unwrap();
+        fs::write(dir.join("src/page.md"), page).unwrap(); // test code: only a test runs this
         dir
     }
 
     #[test]
     fn an_include_of_a_present_anchor_passes() {
         let book = book_with_page("ok", "```rust\n{{#include ../code.rs:present}}\n```\n{{#include ../code.rs:1:2}}\n");
-        assert_eq!(check_all_includes(&book).unwrap(), 2);
+        assert_eq!(check_all_includes(&book).unwrap(), 2); // test code: only a test runs this
     }
 
     #[test]
@@ -196,6 +196,6 @@ mod tests {
     #[test]
     fn the_real_book_has_no_broken_include() {
         let book = crate::root().join("book");
-        check_all_includes(&book).unwrap();
+        check_all_includes(&book).unwrap(); // test code: only a test runs this
     }
 }

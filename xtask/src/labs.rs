@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn the_real_chapter_one_labs_are_found() {
         let root = crate::root();
-        let labs = labs_of(&root, "ch01-fundamentals").unwrap();
+        let labs = labs_of(&root, "ch01-fundamentals").unwrap(); // test code: only a test runs this
         let ids: Vec<&str> = labs.iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, ["2", "5.1", "5.2", "5.3", "5.4"]);
     }

@@ -39,7 +39,7 @@ mod tests {
 
     fn pick(p: &Pool, ip: IpAddr) -> usize {
         let ctx = Context { client_ip: ip, key: "/", cookie: None, now: Instant::now() };
-        IpHash.pick(p, &ctx).unwrap()
+        IpHash.pick(p, &ctx).unwrap() // test code: only a test runs this
     }
 
     #[test]

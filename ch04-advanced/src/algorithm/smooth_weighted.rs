@@ -63,7 +63,7 @@ mod tests {
         let p = pool(&[5, 1, 1]);
         let alg = SmoothWeighted::new(3);
         let now = Instant::now();
-        let seq: String = (0..14).map(|_| ["a", "b", "c"][alg.pick(&p, &ctx(now)).unwrap()]).collect();
+        let seq: String = (0..14).map(|_| ["a", "b", "c"][alg.pick(&p, &ctx(now)).unwrap()]).collect(); // test code: only a test runs this
         assert_eq!(seq, "aabacaaaabacaa");
     }
 

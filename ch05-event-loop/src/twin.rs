@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use ch02_proxy::http::{Framing, Limits, Version, parse_request, parse_response, remove_hop_by_hop};
+use ch02_proxy::http::{Framing, Limits, RequestHead, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
 use ch04_advanced::health::{HealthConfig, record_request};
@@ -97,14 +97,12 @@ async fn serve(
             head = timeout(lb.limits.header_timeout, read_head(&mut client, &mut buf, &lb.limits)) => head,
             _ = stopped.wait_for(|stop| *stop) => return Ok(()),
         };
-        let len = match head {
-            Ok(Ok(Some(len))) => len,
+        let mut head = match head {
+            Ok(Ok(Some(head))) => head,
             Ok(Ok(None)) => return Ok(()), // closed between requests
             Ok(Err(e)) => return answer(&mut client, &e).await,
             Err(_) => return answer(&mut client, &ProxyError::new(408, "no complete head in time")).await,
         };
-        let Ok(Some((mut head, _))) = parse_request(&buf[..len], &lb.limits) else { return Ok(()) };
-        buf.drain(..len);
         let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
         if let Err(e) = prepare_upstream_request(&mut head, peer.ip(), "http") {
             return answer(&mut client, &e).await;
@@ -151,7 +149,7 @@ async fn exchange(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     buf: &mut Vec<u8>,
-    head: ch02_proxy::http::RequestHead,
+    head: RequestHead,
     keep_alive: bool,
     lb: &Twin,
 ) -> Result<bool, ProxyError> {
@@ -209,14 +207,21 @@ async fn exchange(
 }
 // ANCHOR_END: twin
 
-/// Reads until `buf` holds a complete head; returns its length, or `None`
-/// when the client closed before sending anything.
-async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> Result<Option<usize>, ProxyError> {
+/// Reads until `buf` holds a complete head and takes it out of `buf`;
+/// `None` when the client closed before sending anything.
+async fn read_head(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Option<RequestHead>, ProxyError> {
     let mut scan = ch02_proxy::http::HeadScan::default();
     loop {
         if scan.worth_parsing(buf, limits) {
             match parse_request(buf, limits) {
-                Ok(Some((_, len))) => return Ok(Some(len)),
+                Ok(Some((head, len))) => {
+                    buf.drain(..len);
+                    return Ok(Some(head));
+                }
                 Ok(None) if buf.len() >= limits.max_head_bytes => return Err(ProxyError::new(431, "head too large")),
                 Ok(None) => {}
                 Err(e) => return Err(e.into()),

@@ -3,6 +3,9 @@
 //! One connection serves requests one after another (keep-alive) until the
 //! client asks to close, an error makes the framing uncertain, or the
 //! connection stays idle for `idle_timeout`.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -111,8 +114,8 @@ impl Conn {
     async fn line(&mut self, max: usize) -> Result<Vec<u8>, ReadError> {
         loop {
             if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = self.buf[..i].to_vec();
-                self.buf.drain(..i + 2);
+                // The line and its CRLF leave the buffer; the line is kept.
+                let line: Vec<u8> = self.buf.drain(..i + 2).take(i).collect();
                 return Ok(line);
             }
             if self.buf.len() > max {
@@ -158,6 +161,9 @@ pub(crate) async fn serve(stream: TcpStream, state: &State) -> io::Result<()> {
 async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request, bool)>, ReadError> {
     // The head: read until httparse finds its end, within the size limit.
     let max_head = state.config.max_head_bytes;
+    // Set once the first byte of the head is here: from then on, the rest
+    // must come within the header timeout.
+    let mut head_deadline = None;
     let (head_len, method, target, version, headers) = loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut slots);
@@ -180,7 +186,16 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         if conn.buf.len() >= max_head {
             return Err(ReadError::Refuse(431, "request head too large"));
         }
-        if conn.fill().await? == 0 {
+        if head_deadline.is_none() && !conn.buf.is_empty() {
+            head_deadline = Some(tokio::time::Instant::now() + state.config.header_timeout);
+        }
+        let filled = match head_deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, conn.fill())
+                .await
+                .map_err(|_| ReadError::Refuse(408, "no complete request head in time"))??,
+            None => conn.fill().await?,
+        };
+        if filled == 0 {
             if conn.buf.is_empty() {
                 return Ok(None);
             }
@@ -215,9 +230,7 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         let codings: Vec<String> = joined.split(',').map(|t| t.trim().to_ascii_lowercase()).collect();
         if codings != ["chunked"] {
             return Err(
-                if codings.last().map(String::as_str) == Some("chunked")
-                    && !codings[..codings.len() - 1].contains(&"chunked".to_string())
-                {
+                if codings.split_last().is_some_and(|(last, rest)| last == "chunked" && !rest.contains(last)) {
                     ReadError::Refuse(501, "transfer coding not implemented")
                 } else {
                     ReadError::Refuse(400, "Transfer-Encoding must end with a single chunked")
@@ -228,8 +241,7 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
             conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         read_chunked(conn, max_body).await?
-    } else if !cl.is_empty() {
-        let first = cl[0];
+    } else if let Some(&first) = cl.first() {
         if cl.iter().any(|v| *v != first) {
             return Err(ReadError::Refuse(400, "differing Content-Length values"));
         }
@@ -355,14 +367,15 @@ async fn write_response(stream: &mut TcpStream, response: Response, head_only: b
             let mut left = len;
             while left > 0 {
                 let n = left.min(PIECE as u64) as usize;
+                let piece = pattern.get(..n).unwrap_or(&pattern);
                 // Every piece starts at a multiple of 26 bytes, so the
                 // pattern runs on unbroken across pieces.
                 if chunked {
                     stream.write_all(format!("{n:x}\r\n").as_bytes()).await?;
-                    stream.write_all(&pattern[..n]).await?;
+                    stream.write_all(piece).await?;
                     stream.write_all(b"\r\n").await?;
                 } else {
-                    stream.write_all(&pattern[..n]).await?;
+                    stream.write_all(piece).await?;
                 }
                 left -= n as u64;
             }

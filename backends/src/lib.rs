@@ -60,6 +60,9 @@ pub struct BackendConfig {
     pub max_body_bytes: usize,
     /// A keep-alive connection idle this long is closed.
     pub idle_timeout: Duration,
+    /// From the first byte of a request head, the time the rest of it may
+    /// take; then 408 and the connection is closed (slowloris defence).
+    pub header_timeout: Duration,
 }
 
 impl Default for BackendConfig {
@@ -73,6 +76,7 @@ impl Default for BackendConfig {
             max_head_bytes: 16 * 1024,
             max_body_bytes: 8 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }

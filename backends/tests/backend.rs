@@ -1,4 +1,5 @@
 //! The test backend, exercised over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{BufReader, Read, Write};
 use std::sync::atomic::Ordering;

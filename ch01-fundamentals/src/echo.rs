@@ -54,8 +54,6 @@ pub fn run_with(listener: TcpListener, shutdown: Shutdown, config: ServerConfig)
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::server::spawn_server;
     use std::io::{Read, Write};
@@ -63,50 +61,50 @@ mod tests {
     use std::time::Duration;
 
     fn echo_server() -> crate::server::RunningServer {
-        spawn_server("127.0.0.1:0".parse().unwrap(), handle_client).unwrap() // test code: only a test runs this
+        spawn_server("127.0.0.1:0".parse().unwrap(), handle_client).unwrap()
     }
 
     #[test]
     fn echoes_and_half_closes() {
         let server = echo_server();
-        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        c.write_all(b"hello\n").unwrap(); // test code: only a test runs this
-        c.shutdown(Direction::Write).unwrap(); // test code: only a test runs this
+        let mut c = TcpStream::connect(server.addr).unwrap();
+        c.write_all(b"hello\n").unwrap();
+        c.shutdown(Direction::Write).unwrap();
         let mut back = Vec::new();
-        c.read_to_end(&mut back).unwrap(); // test code: only a test runs this
+        c.read_to_end(&mut back).unwrap();
         assert_eq!(back, b"hello\n");
     }
 
     #[test]
     fn a_megabyte_without_newlines_round_trips_through_a_fixed_buffer() {
         let server = echo_server();
-        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        let mut c = TcpStream::connect(server.addr).unwrap();
         let data: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
-        let mut writer = c.try_clone().unwrap(); // test code: only a test runs this
+        let mut writer = c.try_clone().unwrap();
         let expected = data.clone();
         // Write and read at once, or both sides' buffers fill and stall.
         let t = thread::spawn(move || {
-            writer.write_all(&data).unwrap(); // test code: only a test runs this
-            writer.shutdown(Direction::Write).unwrap(); // test code: only a test runs this
+            writer.write_all(&data).unwrap();
+            writer.shutdown(Direction::Write).unwrap();
         });
         let mut back = Vec::new();
-        c.read_to_end(&mut back).unwrap(); // test code: only a test runs this
-        t.join().unwrap(); // test code: only a test runs this
+        c.read_to_end(&mut back).unwrap();
+        t.join().unwrap();
         assert_eq!(back, expected);
     }
 
     #[test]
     fn a_silent_client_does_not_block_another() {
         let server = echo_server();
-        let _silent = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        let mut dropped = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        dropped.write_all(b"half a li").unwrap(); // test code: only a test runs this
+        let _silent = TcpStream::connect(server.addr).unwrap();
+        let mut dropped = TcpStream::connect(server.addr).unwrap();
+        dropped.write_all(b"half a li").unwrap();
         drop(dropped); // disconnect mid-line
-        let mut c = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap(); // test code: only a test runs this
-        c.write_all(b"ok").unwrap(); // test code: only a test runs this
+        let mut c = TcpStream::connect(server.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"ok").unwrap();
         let mut b = [0u8; 2];
-        c.read_exact(&mut b).unwrap(); // test code: only a test runs this
+        c.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"ok");
     }
 }

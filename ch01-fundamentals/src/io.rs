@@ -83,8 +83,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     /// A writer that takes at most `max` bytes per call and fails once with
@@ -134,7 +132,7 @@ mod tests {
     #[test]
     fn write_all_survives_partial_writes_and_eintr() {
         let mut w = Trickle { max: 3, interrupted: false, out: Vec::new() };
-        let calls = write_all(&mut w, b"hello world").unwrap(); // test code: only a test runs this
+        let calls = write_all(&mut w, b"hello world").unwrap();
         assert_eq!(w.out, b"hello world");
         // 1 interrupted + ceil(11 / 3) = 4 partial writes.
         assert_eq!(calls, 5);
@@ -152,7 +150,7 @@ mod tests {
         let mut r = Drip { data: b"partial reads", interrupted: false };
         let mut out = Vec::new();
         let mut buf = [0u8; 8];
-        let copied = copy_stream(&mut r, &mut out, &mut buf).unwrap(); // test code: only a test runs this
+        let copied = copy_stream(&mut r, &mut out, &mut buf).unwrap();
         assert_eq!(out, b"partial reads");
         assert_eq!(copied, Copied { bytes: 13, reads: 13 });
     }

@@ -89,52 +89,50 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::io::{Read, Write};
 
     #[test]
     fn listen_on_port_zero_gets_a_real_port_and_accepts() {
-        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap(); // test code: only a test runs this
-        let addr = listener.local_addr().unwrap(); // test code: only a test runs this
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
         assert_ne!(addr.port(), 0);
-        let mut client = connect(addr, Duration::from_secs(5)).unwrap(); // test code: only a test runs this
-        assert!(client.nodelay().unwrap()); // test code: only a test runs this
-        let (mut server, peer) = listener.accept().unwrap(); // test code: only a test runs this
-        assert_eq!(peer, client.local_addr().unwrap()); // test code: only a test runs this
-        client.write_all(b"ping").unwrap(); // test code: only a test runs this
+        let mut client = connect(addr, Duration::from_secs(5)).unwrap();
+        assert!(client.nodelay().unwrap());
+        let (mut server, peer) = listener.accept().unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        client.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
-        server.read_exact(&mut buf).unwrap(); // test code: only a test runs this
+        server.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"ping");
     }
 
     #[test]
     fn reuse_address_lets_a_port_be_bound_again_after_close() {
-        let first = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap(); // test code: only a test runs this
-        let addr = first.local_addr().unwrap(); // test code: only a test runs this
+        let first = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = first.local_addr().unwrap();
         // Leave a connection behind so the port has a TIME_WAIT/closing socket.
         let c = connect(addr, Duration::from_secs(5)).unwrap();
-        let (s, _) = first.accept().unwrap(); // test code: only a test runs this
+        let (s, _) = first.accept().unwrap();
         drop(s);
         drop(c);
         drop(first);
-        let again = listen(addr, 16).unwrap(); // test code: only a test runs this
-        assert_eq!(again.local_addr().unwrap(), addr); // test code: only a test runs this
+        let again = listen(addr, 16).unwrap();
+        assert_eq!(again.local_addr().unwrap(), addr);
     }
 
     #[cfg(unix)]
     #[test]
     fn the_fd_limit_can_be_raised_to_the_hard_limit() {
-        let limit = raise_fd_limit().unwrap(); // test code: only a test runs this
+        let limit = raise_fd_limit().unwrap();
         assert!(limit >= 256, "{limit}");
-        assert_eq!(raise_fd_limit().unwrap(), limit, "raising twice changes nothing"); // test code: only a test runs this
+        assert_eq!(raise_fd_limit().unwrap(), limit, "raising twice changes nothing");
     }
 
     #[test]
     fn connect_to_a_closed_port_is_refused() {
-        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap(); // test code: only a test runs this
-        let addr = listener.local_addr().unwrap(); // test code: only a test runs this
+        let listener = listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
         drop(listener);
         let err = connect(addr, Duration::from_secs(5)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);

@@ -332,14 +332,11 @@ impl Drop for RunningServer {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::io::{Read, Write};
 
     #[test]
     fn shutdown_wakes_accept_and_idle_connections() {
-        // Test support: a failure here is the test failing; no server runs this.
         let server = spawn_server("127.0.0.1:0".parse().unwrap(), |mut s: TcpStream| {
             s.write_all(b"!")?; // tells the client it is being served
             let mut buf = [0u8; 16];
@@ -347,21 +344,20 @@ mod tests {
             while s.read(&mut buf)? > 0 {}
             Ok(())
         })
-        .unwrap(); // test code: only a test runs this
-        let mut idle = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
+        .unwrap();
+        let mut idle = TcpStream::connect(server.addr).unwrap();
         let mut hello = [0u8; 1];
-        idle.read_exact(&mut hello).unwrap(); // test code: only a test runs this
-        let stats = server.stop().unwrap(); // test code: only a test runs this
+        idle.read_exact(&mut hello).unwrap();
+        let stats = server.stop().unwrap();
         assert_eq!(stats.accepted, 1);
         // The server closed its side: we read end of stream.
         let mut rest = Vec::new();
-        idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap(); // test code: only a test runs this
-        assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0); // test code: only a test runs this
+        idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(idle.read_to_end(&mut rest).unwrap(), 0);
     }
 
     #[test]
     fn a_panicking_handler_does_not_take_the_server_down() {
-        // Test support: a failure here is the test failing; no server runs this.
         let server = spawn_server("127.0.0.1:0".parse().unwrap(), |mut s: TcpStream| {
             let mut b = [0u8; 1];
             s.read_exact(&mut b)?;
@@ -370,23 +366,23 @@ mod tests {
             }
             s.write_all(&b)
         })
-        .unwrap(); // test code: only a test runs this
-        let mut bad = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        bad.write_all(b"!").unwrap(); // test code: only a test runs this
-        let mut good = TcpStream::connect(server.addr).unwrap(); // test code: only a test runs this
-        good.write_all(b"a").unwrap(); // test code: only a test runs this
+        .unwrap();
+        let mut bad = TcpStream::connect(server.addr).unwrap();
+        bad.write_all(b"!").unwrap();
+        let mut good = TcpStream::connect(server.addr).unwrap();
+        good.write_all(b"a").unwrap();
         let mut b = [0u8; 1];
-        good.read_exact(&mut b).unwrap(); // test code: only a test runs this
+        good.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"a");
         // The panicked connection was closed, not leaked.
         bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert_eq!(bad.read(&mut b).unwrap(), 0); // test code: only a test runs this
+        assert_eq!(bad.read(&mut b).unwrap(), 0);
     }
 
     #[test]
     fn connections_over_the_limit_are_closed() {
-        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap(); // test code: only a test runs this
-        let addr = listener.local_addr().unwrap(); // test code: only a test runs this
+        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let s2 = shutdown.clone();
         let t = thread::spawn(move || {
@@ -396,24 +392,24 @@ mod tests {
                 Ok(())
             })
         });
-        let mut first = TcpStream::connect(addr).unwrap(); // test code: only a test runs this
-        first.write_all(b"hold").unwrap(); // test code: only a test runs this
+        let mut first = TcpStream::connect(addr).unwrap();
+        first.write_all(b"hold").unwrap();
         // The first connection is registered before the second is accepted
         // (accept is sequential), so the second one is over the limit.
         let mut second = TcpStream::connect(addr).unwrap();
-        second.set_read_timeout(Some(Duration::from_secs(5))).unwrap(); // test code: only a test runs this
+        second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 1];
         let n = second.read(&mut buf).unwrap_or(0);
         assert_eq!(n, 0, "the refused connection is closed");
         shutdown.trigger();
-        let stats = t.join().unwrap().unwrap(); // test code: only a test runs this
+        let stats = t.join().unwrap().unwrap();
         assert_eq!(stats, ServeStats { accepted: 1, refused: 1 });
     }
 
     #[test]
     fn draining_lets_a_connection_in_progress_finish_and_refuses_new_ones() {
-        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap(); // test code: only a test runs this
-        let addr = listener.local_addr().unwrap(); // test code: only a test runs this
+        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let s2 = shutdown.clone();
         let config = ServerConfig { drain_timeout: Duration::from_secs(30), ..ServerConfig::default() };
@@ -425,9 +421,9 @@ mod tests {
                 s.write_all(b"2")
             })
         });
-        let mut c = TcpStream::connect(addr).unwrap(); // test code: only a test runs this
+        let mut c = TcpStream::connect(addr).unwrap();
         let mut b = [0u8; 1];
-        c.read_exact(&mut b).unwrap(); // test code: only a test runs this
+        c.read_exact(&mut b).unwrap();
         shutdown.trigger();
         // New connections are refused once the listener is closed. The
         // trigger's own wake-up connection may be the last one accepted, so
@@ -436,9 +432,9 @@ mod tests {
         assert!(refused, "the listener was closed");
         // The connection in progress still completes.
         c.write_all(b"x").unwrap();
-        c.read_exact(&mut b).unwrap(); // test code: only a test runs this
+        c.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"2");
-        assert_eq!(t.join().unwrap().unwrap().accepted, 1); // test code: only a test runs this
+        assert_eq!(t.join().unwrap().unwrap().accepted, 1);
     }
 
     #[test]
@@ -448,14 +444,14 @@ mod tests {
         let s2 = s.clone();
         let t = thread::spawn(move || s2.wait_timeout(Duration::from_secs(60)));
         s.trigger();
-        assert!(t.join().unwrap()); // test code: only a test runs this
+        assert!(t.join().unwrap());
     }
 
     #[test]
     fn wildcard_addresses_are_woken_on_loopback() {
-        let a: SocketAddr = "0.0.0.0:80".parse().unwrap(); // test code: only a test runs this
-        assert_eq!(wake_address(a), "127.0.0.1:80".parse().unwrap()); // test code: only a test runs this
-        let b: SocketAddr = "[::]:80".parse().unwrap(); // test code: only a test runs this
-        assert_eq!(wake_address(b), "[::1]:80".parse().unwrap()); // test code: only a test runs this
+        let a: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert_eq!(wake_address(a), "127.0.0.1:80".parse().unwrap());
+        let b: SocketAddr = "[::]:80".parse().unwrap();
+        assert_eq!(wake_address(b), "[::1]:80".parse().unwrap());
     }
 }

@@ -4,6 +4,9 @@
 //! next message. Content-Length bodies are copied byte-counted; chunked
 //! bodies are copied unchanged while every chunk-size line is checked, so a
 //! malformed one is refused instead of forwarded.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{self, Read, Write};
 
@@ -35,7 +38,7 @@ pub enum BodyError {
 
 /// Copies the body that follows a head from `from` to `to`; returns the
 /// number of bytes written.
-pub fn copy_body(from: &mut Buffered, to: &mut dyn Write, framing: Framing) -> Result<u64, BodyError> {
+pub fn copy_body<S: Read>(from: &mut Buffered<S>, to: &mut dyn Write, framing: Framing) -> Result<u64, BodyError> {
     match framing {
         Framing::Empty => Ok(0),
         Framing::Length(n) => copy_exact(from, to, n),
@@ -45,23 +48,30 @@ pub fn copy_body(from: &mut Buffered, to: &mut dyn Write, framing: Framing) -> R
 }
 
 /// Copies exactly `n` bytes.
-fn copy_exact(from: &mut Buffered, to: &mut dyn Write, n: u64) -> Result<u64, BodyError> {
+fn copy_exact<S: Read>(from: &mut Buffered<S>, to: &mut dyn Write, n: u64) -> Result<u64, BodyError> {
     let mut left = n;
     let mut chunk = [0u8; 16 * 1024];
     while left > 0 {
         let want = left.min(chunk.len() as u64) as usize;
-        let got = from.read(&mut chunk[..want]).map_err(BodyError::Read)?;
+        let window = chunk.get_mut(..want).unwrap_or_default();
+        let got = from.read(window).map_err(BodyError::Read)?;
         if got == 0 {
             return Err(BodyError::Truncated(left));
         }
-        write_all(to, &chunk[..got]).map_err(BodyError::Write)?;
+        write_all(to, filled(window, got)?).map_err(BodyError::Write)?;
         left -= got as u64;
     }
     Ok(n)
 }
 
+/// The `got` bytes a `read` put at the start of `buf`. `Read` promises
+/// `got <= buf.len()`; a reader that broke it is an error, not a panic.
+fn filled(buf: &[u8], got: usize) -> Result<&[u8], BodyError> {
+    buf.get(..got).ok_or_else(|| BodyError::Read(std::io::Error::other("a reader returned more bytes than asked")))
+}
+
 /// Copies until the sender closes.
-fn copy_until_close(from: &mut Buffered, to: &mut dyn Write) -> Result<u64, BodyError> {
+fn copy_until_close<S: Read>(from: &mut Buffered<S>, to: &mut dyn Write) -> Result<u64, BodyError> {
     let mut total = 0;
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -69,19 +79,19 @@ fn copy_until_close(from: &mut Buffered, to: &mut dyn Write) -> Result<u64, Body
         if got == 0 {
             return Ok(total);
         }
-        write_all(to, &chunk[..got]).map_err(BodyError::Write)?;
+        write_all(to, filled(&chunk, got)?).map_err(BodyError::Write)?;
         total += got as u64;
     }
 }
 
 /// Takes one line ending in CRLF from `from` (CRLF included), at most `max` bytes.
-fn take_line(from: &mut Buffered, max: usize) -> Result<Vec<u8>, BodyError> {
+fn take_line<S: Read>(from: &mut Buffered<S>, max: usize) -> Result<Vec<u8>, BodyError> {
     loop {
         if let Some(i) = from.buf.iter().position(|&b| b == b'\n') {
-            if i == 0 || from.buf[i - 1] != b'\r' {
-                return Err(BodyError::Malformed("line not ended by CRLF"));
-            }
-            let line = from.buf[..=i].to_vec();
+            let line = match from.buf.get(..=i) {
+                Some(line) if line.ends_with(b"\r\n") => line.to_vec(),
+                _ => return Err(BodyError::Malformed("line not ended by CRLF")),
+            };
             from.consume(i + 1);
             return Ok(line);
         }
@@ -114,7 +124,7 @@ pub fn parse_chunk_size(line: &[u8]) -> Result<u64, BodyError> {
 // ANCHOR_END: chunk_size
 
 /// Copies a chunked body unchanged, checking its framing as it goes.
-fn copy_chunked(from: &mut Buffered, to: &mut dyn Write) -> Result<u64, BodyError> {
+fn copy_chunked<S: Read>(from: &mut Buffered<S>, to: &mut dyn Write) -> Result<u64, BodyError> {
     let mut total = 0u64;
     loop {
         let line = take_line(from, MAX_CHUNK_LINE)?;
@@ -150,26 +160,24 @@ fn copy_chunked(from: &mut Buffered, to: &mut dyn Write) -> Result<u64, BodyErro
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use std::net::{TcpListener, TcpStream};
 
     /// A Buffered whose socket yields `data` and then end of stream.
     fn source(data: &[u8]) -> Buffered {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap(); // test code: only a test runs this
-        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap(); // test code: only a test runs this
-        let (reader, _) = listener.accept().unwrap(); // test code: only a test runs this
-        writer.write_all(data).unwrap(); // test code: only a test runs this
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut writer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (reader, _) = listener.accept().unwrap();
+        writer.write_all(data).unwrap();
         drop(writer);
         Buffered::new(reader)
     }
 
     #[test]
     fn chunk_sizes() {
-        assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 26); // test code: only a test runs this
-        assert_eq!(parse_chunk_size(b"0;name=value\r\n").unwrap(), 0); // test code: only a test runs this
-        assert_eq!(parse_chunk_size(b"FFFFFFFFFFFFFFFF\r\n").unwrap(), u64::MAX); // test code: only a test runs this
+        assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 26);
+        assert_eq!(parse_chunk_size(b"0;name=value\r\n").unwrap(), 0);
+        assert_eq!(parse_chunk_size(b"FFFFFFFFFFFFFFFF\r\n").unwrap(), u64::MAX);
         for bad in [&b"\r\n"[..], b"-1\r\n", b"+1\r\n", b" 1\r\n", b"0x10\r\n", b"g\r\n", b"10000000000000000\r\n"] {
             assert!(parse_chunk_size(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -182,10 +190,10 @@ mod tests {
         data.extend_from_slice(b"NEXT MESSAGE");
         let mut from = source(&data);
         let mut out = Vec::new();
-        assert_eq!(copy_body(&mut from, &mut out, Framing::Chunked).unwrap(), body.len() as u64); // test code: only a test runs this
+        assert_eq!(copy_body(&mut from, &mut out, Framing::Chunked).unwrap(), body.len() as u64);
         assert_eq!(out, body);
         let mut rest = Vec::new();
-        from.read_to_end(&mut rest).unwrap(); // test code: only a test runs this
+        from.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, b"NEXT MESSAGE");
     }
 
@@ -203,7 +211,7 @@ mod tests {
     fn a_length_body_stops_at_its_length() {
         let mut from = source(b"abcdefNEXT");
         let mut out = Vec::new();
-        assert_eq!(copy_body(&mut from, &mut out, Framing::Length(6)).unwrap(), 6); // test code: only a test runs this
+        assert_eq!(copy_body(&mut from, &mut out, Framing::Length(6)).unwrap(), 6);
         assert_eq!(out, b"abcdef");
         let mut short = source(b"abc");
         assert!(matches!(copy_body(&mut short, &mut Vec::new(), Framing::Length(6)), Err(BodyError::Truncated(3))));

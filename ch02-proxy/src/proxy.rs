@@ -1,5 +1,8 @@
 //! What the forward and the reverse proxy share: error responses,
 //! connecting upstream, and carrying one request and its response across.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -335,21 +338,33 @@ pub fn prepare_upstream_request(head: &mut RequestHead, client: IpAddr, proto: &
 /// Splits an absolute-form `http://authority/path?query` target into the
 /// authority and the origin-form rest (`/path?query`, at least `/`).
 pub fn split_absolute_http(target: &str) -> Result<(&str, String), ProxyError> {
-    let Some(rest) = target.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &target[7..]) else {
-        if target.len() >= 8 && target[..8].eq_ignore_ascii_case("https://") {
+    // Byte-level prefix checks: the target is network bytes, and a slice
+    // at a fixed offset can land inside a multi-byte character.
+    let Some(rest) = strip_prefix_ignore_case(target, "http://") else {
+        if strip_prefix_ignore_case(target, "https://").is_some() {
             return Err(ProxyError::new(400, "https:// URLs go through CONNECT (curl does this with -x for https)"));
         }
         return Err(ProxyError::new(400, "a forward proxy needs an absolute http:// URL or CONNECT host:port"));
     };
+    // `find` returns a character boundary, and `split_at_checked` would
+    // say so if it did not.
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
+    let (authority, path) = rest.split_at_checked(end).unwrap_or((rest, ""));
     if authority.is_empty() || authority.contains('@') {
         return Err(ProxyError::new(400, "the URL has no host, or has user information"));
     }
-    let path = &rest[end..];
     let path = path.split('#').next().unwrap_or("");
     let origin = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
     Ok((authority, origin))
+}
+
+/// `s` without its ASCII prefix `prefix` (compared case-insensitively), or
+/// `None` when `s` does not start with it. Compares bytes, so it never cuts
+/// inside a character.
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    // The prefix is ASCII, so equal bytes end on a character boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes()).then(|| s.get(prefix.len()..)).flatten()
 }
 
 /// Splits an authority into host and port, with `default_port` when it has
@@ -373,8 +388,6 @@ pub fn client_io(e: io::Error) -> ProxyError {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]
@@ -385,20 +398,24 @@ mod tests {
         assert_eq!(split_absolute_http("https://h/").unwrap_err().status, Some(400));
         assert_eq!(split_absolute_http("/relative").unwrap_err().status, Some(400));
         assert_eq!(split_absolute_http("http://user@h/").unwrap_err().status, Some(400));
+        // Regression: a target whose eighth byte is inside a character
+        // (`a€€€`) once panicked on a `[..8]` slice.
+        assert_eq!(split_absolute_http("a\u{20ac}\u{20ac}\u{20ac}").unwrap_err().status, Some(400));
+        assert_eq!(split_absolute_http("http://\u{20ac}/\u{20ac}").unwrap(), ("\u{20ac}", "/\u{20ac}".to_string()));
     }
 
     #[test]
     fn hosts_and_ports() {
-        assert_eq!(host_and_port("h", 80).unwrap(), ("h".to_string(), 80)); // test code: only a test runs this
-        assert_eq!(host_and_port("h:8080", 80).unwrap(), ("h".to_string(), 8080)); // test code: only a test runs this
-        assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80)); // test code: only a test runs this
-        assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81)); // test code: only a test runs this
+        assert_eq!(host_and_port("h", 80).unwrap(), ("h".to_string(), 80));
+        assert_eq!(host_and_port("h:8080", 80).unwrap(), ("h".to_string(), 8080));
+        assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80));
+        assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81));
         assert!(host_and_port("h:port", 80).is_err());
     }
 
     #[test]
     fn error_responses_are_complete_http() {
-        let r = String::from_utf8(error_response(502, "cannot connect to x")).unwrap(); // test code: only a test runs this
+        let r = String::from_utf8(error_response(502, "cannot connect to x")).unwrap();
         assert!(r.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
         assert!(r.ends_with("\r\n\r\n502 Bad Gateway: cannot connect to x\n"));
         assert!(r.contains("Content-Length: 37\r\n"));

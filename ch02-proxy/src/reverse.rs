@@ -10,6 +10,9 @@
 //! edit it (hop-by-hop headers out, forwarding headers in, `Connection:
 //! close`), connect to the backend (502/504), forward the request and its
 //! body, read the response head (502/504), forward the response.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -3,6 +3,7 @@
 //!
 //! The inputs come from a seeded generator, so a failure is reproducible:
 //! the seed and the input are in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use ch02_proxy::http::{Limits, parse_request, parse_response};
 

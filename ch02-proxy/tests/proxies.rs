@@ -1,5 +1,6 @@
 //! The reverse and forward proxies over real sockets, with real backends
 //! and with upstream servers that misbehave on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 mod common;
 

@@ -149,17 +149,15 @@ impl BackendSet {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]
     fn backend_specs() {
-        let b = Backend::parse("127.0.0.1:9001").unwrap(); // test code: only a test runs this
+        let b = Backend::parse("127.0.0.1:9001").unwrap();
         assert_eq!((b.addr.as_str(), b.weight), ("127.0.0.1:9001", 1));
-        let b = Backend::parse("localhost:80:5").unwrap(); // test code: only a test runs this
+        let b = Backend::parse("localhost:80:5").unwrap();
         assert_eq!((b.addr.as_str(), b.weight), ("localhost:80", 5));
-        let b = Backend::parse("[::1]:8080:2").unwrap(); // test code: only a test runs this
+        let b = Backend::parse("[::1]:8080:2").unwrap();
         assert_eq!((b.addr.as_str(), b.weight), ("[::1]:8080", 2));
         for bad in ["", "host", "host:", ":80", "h:0", "h:99999", "h:80:0", "h:80:x", "h:1:2:3", "[::1:80"] {
             assert!(Backend::parse(bad).is_err(), "{bad}");
@@ -171,10 +169,10 @@ mod tests {
     fn round_robin_rotates_and_skips_down_backends() {
         let set = BackendSet::new(vec![Backend::new("a:1", 1), Backend::new("b:1", 1), Backend::new("c:1", 1)]);
         let now = Instant::now();
-        let picks: Vec<String> = (0..6).map(|_| set.next_round_robin(now).unwrap().addr.clone()).collect(); // test code: only a test runs this
+        let picks: Vec<String> = (0..6).map(|_| set.next_round_robin(now).unwrap().addr.clone()).collect();
         assert_eq!(picks, ["a:1", "b:1", "c:1", "a:1", "b:1", "c:1"]);
         set.all()[1].mark_down(Duration::from_secs(60));
-        let picks: Vec<String> = (0..4).map(|_| set.next_round_robin(now).unwrap().addr.clone()).collect(); // test code: only a test runs this
+        let picks: Vec<String> = (0..4).map(|_| set.next_round_robin(now).unwrap().addr.clone()).collect();
         assert!(!picks.contains(&"b:1".to_string()), "{picks:?}");
         for b in set.all() {
             b.mark_down(Duration::from_secs(60));

@@ -8,6 +8,9 @@
 //!    (*failover*), until every backend has been tried: then 503;
 //! 4. forward the request and the response (chapter 2's `forward_exchange`),
 //!    counting requests, failures and bytes per backend.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -98,8 +101,8 @@ impl LoadBalancer {
         let all = self.backends.all();
         match &self.config.strategy {
             Strategy::RoundRobin => self.backends.next_round_robin(now),
-            Strategy::Random(r) => r.pick(all, now).map(|i| Arc::clone(&all[i])),
-            Strategy::Weighted(w) => w.pick(all, now).map(|i| Arc::clone(&all[i])),
+            Strategy::Random(r) => r.pick(all, now).and_then(|i| all.get(i)).map(Arc::clone),
+            Strategy::Weighted(w) => w.pick(all, now).and_then(|i| all.get(i)).map(Arc::clone),
         }
     }
     // ANCHOR_END: pick

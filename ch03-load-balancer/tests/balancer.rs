@@ -1,4 +1,5 @@
 //! The chapter 3 load balancer over real sockets, with real backends.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! The advanced load balancer: chapter 3's, with a pluggable algorithm per
 //! route, health checks, request ids, sticky cookies, latency statistics
 //! and draining.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,7 +25,7 @@ use crate::headers::{cookie, ensure_request_id};
 use crate::health::{HealthConfig, record_request};
 use crate::labs::BackendLine;
 use crate::labs::lab_4_5_statistics::PeriodicReporter;
-use crate::node::Pool;
+use crate::node::{Node, Pool};
 use crate::routing::{Group, Router};
 
 /// What the hashing algorithms hash.
@@ -109,14 +112,13 @@ impl AdvancedLb {
 
     /// The default group's pool.
     pub fn default_pool(&self) -> &Arc<Pool> {
-        &self.router.groups[0].pool
+        &self.router.default_group().pool
     }
 
     /// Report lines for every node of every group.
     pub fn backend_lines(&self) -> Vec<BackendLine> {
         self.router
-            .groups
-            .iter()
+            .groups()
             .flat_map(|g| g.pool.nodes.iter())
             .map(|n| BackendLine {
                 addr: n.addr().to_string(),
@@ -209,8 +211,7 @@ fn balance(
         HashKey::Path => path.clone(),
     };
     let ctx = Context { client_ip: peer.ip(), key: &key, cookie: cookie_value.as_deref(), now: Instant::now() };
-    let (index, upstream) = connect_with_failover(group, &ctx, &lb.options)?;
-    let node = &group.pool.nodes[index];
+    let (index, node, upstream) = connect_with_failover(group, &ctx, &lb.options)?;
 
     node.backend.requests.fetch_add(1, Ordering::Relaxed);
     node.backend.active.fetch_add(1, Ordering::Relaxed);
@@ -250,20 +251,20 @@ fn balance(
 // ANCHOR: failover
 /// Picks a node and connects; a node that refuses counts as a failed
 /// request (passive health) and the next one is tried, each at most once.
-fn connect_with_failover(
-    group: &Group,
+fn connect_with_failover<'a>(
+    group: &'a Group,
     ctx: &Context<'_>,
     options: &Options,
-) -> Result<(usize, TcpStream), ProxyError> {
+) -> Result<(usize, &'a Arc<Node>, TcpStream), ProxyError> {
     let pool = &group.pool;
     let mut tried = vec![false; pool.nodes.len()];
     for _ in 0..pool.nodes.len() {
         let Some(index) = pick_untried(group.algorithm.as_ref(), pool, ctx, &tried) else { break };
-        tried[index] = true;
-        let node = &pool.nodes[index];
+        let (Some(node), Some(seen)) = (pool.nodes.get(index), tried.get_mut(index)) else { break };
+        *seen = true;
         let (host, port) = host_and_port(node.addr(), 80)?;
         match connect_upstream(&host, port, options.timeouts.connect) {
-            Ok(stream) => return Ok((index, stream)),
+            Ok(stream) => return Ok((index, node, stream)),
             Err(e) => {
                 tracing::debug!(backend = %node.addr(), error = %e.detail, "connect failed; trying the next backend");
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +272,7 @@ fn connect_with_failover(
             }
         }
     }
-    let tried: Vec<&str> = (0..pool.nodes.len()).filter(|&i| tried[i]).map(|i| pool.nodes[i].addr()).collect();
+    let tried: Vec<&str> = pool.nodes.iter().zip(&tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
     Err(ProxyError::new(
         503,
         if tried.is_empty() {

@@ -8,6 +8,9 @@
 //! | `X-Forwarded-Host` | backend | the `Host` the client used |
 //! | `X-Request-ID` | backend and client | the client's own if it sent a sane one, else a new random id |
 //! | `Set-Cookie` | client | the sticky-session cookie, when it must be set |
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use ch02_proxy::http::Headers;
 use ch03_load_balancer::rng::Rng;

@@ -209,8 +209,6 @@ impl HealthChecker {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::node::Backend;
 
@@ -258,7 +256,7 @@ mod tests {
 
     #[test]
     fn probing_a_closed_port_fails_with_a_reason() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // test code: only a test runs this
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let err = probe(&addr.to_string(), &Probe::Tcp, Duration::from_secs(1)).unwrap_err();
         assert!(err.starts_with("connect"), "{err}");
     }

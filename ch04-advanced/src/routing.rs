@@ -1,6 +1,9 @@
 //! Path-prefix routing: `/api/` to one backend group, `/static/` to
 //! another, everything else to the default group. The longest matching
 //! prefix wins, so `/api/v2/` can be split off `/api/`.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::sync::Arc;
 
@@ -22,9 +25,11 @@ pub struct Group {
 /// Prefix routes to groups.
 #[derive(Debug)]
 pub struct Router {
-    /// Every group; the default one first.
-    pub groups: Vec<Group>,
-    /// (prefix, group index), longest prefix first.
+    /// Where a path no route matches goes.
+    default: Group,
+    /// The routed groups, in the order they were added.
+    routed: Vec<Group>,
+    /// (prefix, index in `routed`), longest prefix first.
     routes: Vec<(String, usize)>,
 }
 
@@ -32,28 +37,41 @@ pub struct Router {
 impl Router {
     /// A router with only the default group.
     pub fn new(default: Group) -> Self {
-        Self { groups: vec![default], routes: Vec::new() }
+        Self { default, routed: Vec::new(), routes: Vec::new() }
     }
 
     /// Sends paths starting with `prefix` to `group`.
     pub fn add_route(&mut self, prefix: &str, group: Group) {
-        self.groups.push(group);
-        self.routes.push((prefix.to_string(), self.groups.len() - 1));
+        self.routes.push((prefix.to_string(), self.routed.len()));
+        self.routed.push(group);
         self.routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     }
 
-    /// The group for `path`.
+    /// The group for `path`: the longest matching prefix's, or the default.
     pub fn route(&self, path: &str) -> &Group {
-        let i = self.routes.iter().find(|(p, _)| path.starts_with(p.as_str())).map_or(0, |&(_, i)| i);
-        &self.groups[i]
+        self.routes
+            .iter()
+            .find(|(p, _)| path.starts_with(p.as_str()))
+            .and_then(|&(_, i)| self.routed.get(i))
+            .unwrap_or(&self.default)
     }
 }
 // ANCHOR_END: router
 
 impl Router {
+    /// The default group.
+    pub fn default_group(&self) -> &Group {
+        &self.default
+    }
+
+    /// Every group, the default one first.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        std::iter::once(&self.default).chain(&self.routed)
+    }
+
     /// Health checkers for every group.
     pub fn checkers(&self, config: &crate::health::HealthConfig) -> Vec<HealthChecker> {
-        self.groups.iter().map(|g| HealthChecker { pool: Arc::clone(&g.pool), config: config.clone() }).collect()
+        self.groups().map(|g| HealthChecker { pool: Arc::clone(&g.pool), config: config.clone() }).collect()
     }
 }
 

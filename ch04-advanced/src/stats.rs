@@ -12,7 +12,7 @@ use crate::node::Pool;
 // ANCHOR: report
 /// The statistics table.
 pub fn report(lb: &AdvancedLb) -> String {
-    let groups = lb.router.groups.iter().map(|g| (g.name.as_str(), g.pool.as_ref()));
+    let groups = lb.router.groups().map(|g| (g.name.as_str(), g.pool.as_ref()));
     report_pools("advanced load balancer", lb.started.elapsed(), lb.requests.load(Ordering::Relaxed), groups)
 }
 

@@ -1,5 +1,6 @@
 //! The advanced load balancer over real sockets: algorithms end to end,
 //! health checks, slow start, headers, routing, statistics.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

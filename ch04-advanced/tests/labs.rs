@@ -8,6 +8,7 @@
 //! scripted server for the misbehaving ones (silent, garbage, cut off).
 //! Every socket read has a timeout, so an unfinished lab fails instead of
 //! hanging.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

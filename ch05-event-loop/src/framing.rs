@@ -12,6 +12,9 @@
 //!   pipelining); those bytes must not go to this request's backend;
 //! - a backend may send junk after its response; it must not reach a
 //!   client whose connection carries the next response.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use ch02_proxy::body::{MAX_CHUNK_LINE, MAX_TRAILER_BYTES};
 use ch02_proxy::http::Framing;
@@ -116,7 +119,7 @@ impl BodyTracker {
                 }
                 continue;
             }
-            let b = bytes[i];
+            let Some(&b) = bytes.get(i) else { break };
             i += 1;
             state = match state {
                 Chunk::Size { digits } => {

@@ -8,6 +8,9 @@
 //! reactor (mio: epoll, kqueue) parks it until its socket is ready and
 //! its timers wake it. Same rules, same algorithms, same health
 //! bookkeeping as `high_perf_lb`.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +22,7 @@ use ch02_proxy::http::{Framing, Limits, RequestHead, Version, parse_request, par
 use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
 use ch04_advanced::health::{HealthConfig, record_request};
-use ch04_advanced::node::Pool;
+use ch04_advanced::node::{Node, Pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -108,11 +111,10 @@ async fn serve(
             return answer(&mut client, &e).await;
         }
         let started = Instant::now();
-        let (node, mut upstream) = match connect(lb, peer).await {
+        let (node, n, mut upstream) = match connect(lb, peer).await {
             Ok(pair) => pair,
             Err(e) => return answer(&mut client, &e).await,
         };
-        let n = &lb.pool.nodes[node];
         n.backend.requests.fetch_add(1, Relaxed);
         let result = exchange(&mut client, &mut upstream, &mut buf, head, keep_alive, lb).await;
         // Passive health, as in chapter 4: only 502 and 504 are the backend's fault.
@@ -162,7 +164,8 @@ async fn exchange(
             return Err(ProxyError::client_gone("closed in the middle of a body"));
         }
         let n = body.feed(buf).map_err(|why| ProxyError::new(400, why))?;
-        upstream.write_all(&buf[..n]).await.map_err(up_err)?;
+        let n = n.min(buf.len());
+        upstream.write_all(buf.get(..n).unwrap_or_default()).await.map_err(up_err)?;
         buf.drain(..n);
     }
     // The response head, within the response timeout.
@@ -192,7 +195,7 @@ async fn exchange(
     from_up.drain(..len);
     loop {
         let n = body.feed(&from_up).map_err(ProxyError::client_gone)?;
-        client.write_all(&from_up[..n]).await.map_err(gone)?;
+        client.write_all(from_up.get(..n).unwrap_or(&from_up)).await.map_err(gone)?;
         from_up.clear();
         if body.is_done() {
             return Ok(keep_alive);
@@ -234,7 +237,7 @@ async fn read_head(
 }
 
 /// Picks and connects, trying each backend at most once.
-async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, TcpStream), ProxyError> {
+async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, &Node, TcpStream), ProxyError> {
     let mut tried = vec![false; lb.pool.nodes.len()];
     let key = peer.ip().to_string();
     loop {
@@ -242,18 +245,21 @@ async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, TcpStream), Prox
         let Some(i) = pick_untried(lb.algorithm.as_ref(), &lb.pool, &ctx, &tried) else {
             return Err(ProxyError::new(if tried.contains(&true) { 502 } else { 503 }, "no backend could be reached"));
         };
-        tried[i] = true;
-        match timeout(lb.timeouts.connect, TcpStream::connect(lb.addrs[i])).await {
+        let (Some(seen), Some(&addr), Some(node)) = (tried.get_mut(i), lb.addrs.get(i), lb.pool.nodes.get(i)) else {
+            return Err(ProxyError::new(500, "the algorithm picked a backend that does not exist"));
+        };
+        *seen = true;
+        match timeout(lb.timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                return Ok((i, s));
+                return Ok((i, node, s));
             }
             Ok(Err(e)) if is_local_shortage(&e) => {
                 return Err(ProxyError::new(503, format!("cannot open a connection to a backend: {e}")));
             }
             _ => {
-                lb.pool.nodes[i].backend.failures.fetch_add(1, Relaxed);
-                record_request(&lb.pool.nodes[i], false, &lb.health, Instant::now());
+                node.backend.failures.fetch_add(1, Relaxed);
+                record_request(node, false, &lb.health, Instant::now());
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The one-thread echo server on real sockets: correctness, a thousand
 //! concurrent clients, backpressure, idle timeouts and shutdown.
 #![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpStream};

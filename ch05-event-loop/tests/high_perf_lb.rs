@@ -2,8 +2,7 @@
 //! keep-alive, a thousand concurrent clients, timeouts (504, 408),
 //! backpressure, failover and in-loop health checks.
 #![cfg(unix)]
-// Test code: an `unwrap` or `expect` that fails here is the test failing,
-// which is what it should do; none of this runs in a server.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -2,6 +2,7 @@
 //! (`Backend::available()`: epoll and poll on Linux, kqueue and poll on
 //! macOS and the BSDs).
 #![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

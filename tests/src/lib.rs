@@ -23,17 +23,17 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The folder cargo builds into for this test run (`target/debug` or
 /// `target/release`), found from the test executable's own path
 /// (`target/<profile>/deps/<test>-<hash>`).
+#[expect(clippy::expect_used, reason = "test support: a failure here is the test failing (see the module docs)")]
 fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its own path"); // cannot fail on Linux/macOS
-    // Test support: a failure here is the test failing; no server runs this.
+    let exe = std::env::current_exe().expect("the test binary knows its own path");
     exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).expect("test binaries live in target/<profile>/deps")
 }
 
 /// The path of binary `bin` of package `package`, built first so that it
 /// is never stale. `cargo build` is quick when nothing changed.
+#[expect(clippy::expect_used, reason = "test support: a failure here is the test failing (see the module docs)")]
 pub fn binary(package: &str, bin: &str) -> PathBuf {
     let profile_dir = profile_dir();
-    // Test support: see the module docs on `expect`.
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent").to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
@@ -41,7 +41,6 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
-    // Test support: see the module docs on `expect`.
     let status = cmd.status().expect("cargo runs");
     assert!(status.success(), "building {package}/{bin} failed");
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
@@ -50,8 +49,8 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
 }
 
 /// Runs a binary to completion (for `--help`, bad arguments, clients).
+#[expect(clippy::expect_used, reason = "test support: a failure here is the test failing (see the module docs)")]
 pub fn run(bin: &PathBuf, args: &[&str]) -> Output {
-    // Test support: see the module docs on `expect`.
     Command::new(bin).args(args).stdin(Stdio::null()).output().expect("the binary starts")
 }
 
@@ -120,6 +119,7 @@ pub fn listening_addr(line: &str, message: &str) -> Option<SocketAddr> {
 
 /// Starts `bin` with `args` (which should include `--log-format json` and
 /// port 0) and waits for the log line `message` that carries its address.
+#[expect(clippy::expect_used, reason = "test support: a failure here is the test failing (see the module docs)")]
 pub fn start(bin: &PathBuf, args: &[&str], message: &str) -> Server {
     let mut child = Command::new(bin)
         .args(args)
@@ -127,7 +127,7 @@ pub fn start(bin: &PathBuf, args: &[&str], message: &str) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the server starts"); // test support: see the module docs
+        .expect("the server starts");
     // Piped just above, so it is there.
     let stderr = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = channel();
@@ -162,14 +162,12 @@ pub fn start(bin: &PathBuf, args: &[&str], message: &str) -> Server {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]
     fn finds_the_address_in_a_json_log_line() {
         let line = r#"{"timestamp":"t","level":"INFO","fields":{"message":"echo server listening","addr":"127.0.0.1:4242"},"target":"echo_server"}"#;
-        assert_eq!(listening_addr(line, "echo server listening"), Some("127.0.0.1:4242".parse().unwrap())); // test code: only a test runs this
+        assert_eq!(listening_addr(line, "echo server listening"), Some("127.0.0.1:4242".parse().unwrap()));
         assert_eq!(listening_addr(line, "something else"), None);
         assert_eq!(listening_addr("not json", "echo server listening"), None);
     }

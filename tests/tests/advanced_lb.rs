@@ -1,5 +1,6 @@
 //! The real `advanced_lb` binary: exact weighted shares, a backend stopped
 //! mid-run and brought back, and draining on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

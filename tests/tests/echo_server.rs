@@ -1,4 +1,5 @@
 //! The real `echo_server` and `echo_client` binaries, end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

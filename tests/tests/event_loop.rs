@@ -1,7 +1,7 @@
 //! The real chapter 5 binaries, `high_perf_lb` (with each poller) and
 //! `tokio_lb`: answers in turn, keep-alive, a silent backend's 504, and
 //! draining on SIGTERM.
-// Test code: an `unwrap` or `expect` that fails here is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener};

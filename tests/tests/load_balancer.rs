@@ -1,5 +1,6 @@
 //! The real `load_balancer` binary: `--demo`, round robin as a user sees
 //! it with curl, statistics on SIGUSR1, and a clean stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::process::Command;
 use std::time::Duration;

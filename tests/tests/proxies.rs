@@ -1,5 +1,6 @@
 //! The real `forward_proxy` and `reverse_proxy` binaries, driven by curl
 //! as a user would drive them.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::process::{Command, Output};
 

@@ -29,11 +29,10 @@ pub fn find_includes(page: &Path, text: &str) -> Vec<Include> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let mut rest = line;
-        while let Some(start) = rest.find("{{#") {
-            let after = &rest[start + 3..];
-            let Some(end) = after.find("}}") else { break };
-            let directive = after[..end].trim();
-            rest = &after[end + 2..];
+        while let Some((_, after)) = rest.split_once("{{#") {
+            let Some((directive, next)) = after.split_once("}}") else { break };
+            let directive = directive.trim();
+            rest = next;
             let Some(arg) = directive
                 .strip_prefix("include ")
                 .or_else(|| directive.strip_prefix("rustdoc_include "))
@@ -69,12 +68,8 @@ pub fn check_include(inc: &Include) -> Result<(), String> {
     }
     let anchor = first;
     let has = |marker: &str| {
-        text.lines().any(|l| {
-            l.find(marker).is_some_and(|at| {
-                let name = &l[at + marker.len()..];
-                name.split_whitespace().next() == Some(anchor)
-            })
-        })
+        text.lines()
+            .any(|l| l.split_once(marker).is_some_and(|(_, name)| name.split_whitespace().next() == Some(anchor)))
     };
     match (has("ANCHOR:"), has("ANCHOR_END:")) {
         (true, true) => Ok(()),
@@ -146,24 +141,22 @@ pub fn book_check(book: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     /// A throwaway book: one source file with an anchor, one page.
     fn book_with_page(name: &str, page: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lbs-book-check-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("src")).unwrap(); // test code: only a test runs this
+        fs::create_dir_all(dir.join("src")).unwrap();
         fs::write(dir.join("code.rs"), "// ANCHOR: present\nfn f() {}\n// ANCHOR_END: present\n").unwrap();
-        fs::write(dir.join("src/page.md"), page).unwrap(); // test code: only a test runs this
+        fs::write(dir.join("src/page.md"), page).unwrap();
         dir
     }
 
     #[test]
     fn an_include_of_a_present_anchor_passes() {
         let book = book_with_page("ok", "```rust\n{{#include ../code.rs:present}}\n```\n{{#include ../code.rs:1:2}}\n");
-        assert_eq!(check_all_includes(&book).unwrap(), 2); // test code: only a test runs this
+        assert_eq!(check_all_includes(&book).unwrap(), 2);
     }
 
     #[test]
@@ -196,6 +189,6 @@ mod tests {
     #[test]
     fn the_real_book_has_no_broken_include() {
         let book = crate::root().join("book");
-        check_all_includes(&book).unwrap(); // test code: only a test runs this
+        check_all_includes(&book).unwrap();
     }
 }

@@ -134,8 +134,6 @@ fn verify_edition(root: &Path, dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
 
     #[test]
@@ -147,9 +145,8 @@ mod tests {
     #[test]
     fn every_chapter_manifest_has_the_switchable_default() {
         let root = crate::root();
-        // Test support: a failure here is the test failing; no server runs this.
         for package in chapters(&root).unwrap() {
-            let text = fs::read_to_string(root.join(&package).join("Cargo.toml")).unwrap(); // test code: only a test runs this
+            let text = fs::read_to_string(root.join(&package).join("Cargo.toml")).unwrap();
             assert!(text.contains(REFERENCE_DEFAULT), "{package}");
         }
     }

@@ -46,6 +46,9 @@ struct Args {
     /// First port when --count is given [default: --port].
     #[arg(long)]
     base_port: Option<u16>,
+    /// Milliseconds a request head may take from its first byte (then 408).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Log line format (RUST_LOG chooses the level).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -77,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             latency: Duration::from_millis(args.latency_ms),
             jitter: Duration::from_millis(args.jitter_ms),
             fail_rate: args.fail_rate,
+            header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
             ..BackendConfig::default()
         };
         // A deep accept queue (tokio's bind asks for 1024): a load balancer
@@ -85,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .and_then(TcpListener::from_std)
             .with_context(|| format!("cannot listen on {addr}"))?;
+        // The bound address: with port 0 the kernel chose the port.
+        let addr = listener.local_addr()?;
         tracing::info!(%addr, %name, "backend listening");
         let state = State::new(config);
         servers.push(tokio::spawn(run(listener, state, async {

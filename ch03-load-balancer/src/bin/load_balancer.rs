@@ -63,6 +63,9 @@ struct Args {
     /// Milliseconds to wait for a backend's response head (then 504).
     #[arg(long, default_value_t = 30_000)]
     response_timeout_ms: u64,
+    /// Milliseconds a client has to send its request head (then 408).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -117,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         LbConfig { strategy, retry_after: Duration::from_secs(args.retry_after_secs), ..LbConfig::default() };
     config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
     config.timeouts.response = Duration::from_millis(args.response_timeout_ms);
+    config.limits.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
     config.max_connections = args.max_connections;
     let lb = LoadBalancer::new(backends, config);
     #[cfg(unix)]

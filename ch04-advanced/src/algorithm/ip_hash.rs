@@ -1,5 +1,8 @@
 //! IP hash: the same client address always lands on the same node while
 //! that node is up; if it is down, the next eligible node along the list.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use super::{Algorithm, Context};
 use crate::node::{Pool, fnv1a};
@@ -30,8 +33,6 @@ impl Algorithm for IpHash {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::algorithm::testing::pool;
     use std::net::IpAddr;
@@ -39,7 +40,7 @@ mod tests {
 
     fn pick(p: &Pool, ip: IpAddr) -> usize {
         let ctx = Context { client_ip: ip, key: "/", cookie: None, now: Instant::now() };
-        IpHash.pick(p, &ctx).unwrap() // test code: only a test runs this
+        IpHash.pick(p, &ctx).unwrap()
     }
 
     #[test]

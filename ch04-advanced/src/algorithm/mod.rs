@@ -130,8 +130,6 @@ pub fn build(kind: Kind, pool: &Pool, options: &Options) -> Box<dyn Algorithm> {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     //! Helpers for the algorithms' unit tests.
     use super::*;
     use crate::node::Backend;
@@ -148,7 +146,7 @@ pub(crate) mod testing {
         let now = Instant::now();
         let mut c = vec![0; pool.nodes.len()];
         for _ in 0..n {
-            c[alg.pick(pool, &ctx(now)).expect("a node")] += 1; // test code: only a test runs this
+            c[alg.pick(pool, &ctx(now)).expect("a node")] += 1;
         }
         c
     }

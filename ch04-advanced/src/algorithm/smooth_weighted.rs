@@ -52,8 +52,6 @@ impl Algorithm for SmoothWeighted {
 
 #[cfg(test)]
 mod tests {
-    // Test code: an `unwrap` or `expect` that fails here is the test
-    // failing, which is what it should do; none of this runs in a server.
     use super::*;
     use crate::algorithm::testing::{counts, ctx, pool};
     use std::time::{Duration, Instant};
@@ -63,7 +61,7 @@ mod tests {
         let p = pool(&[5, 1, 1]);
         let alg = SmoothWeighted::new(3);
         let now = Instant::now();
-        let seq: String = (0..14).map(|_| ["a", "b", "c"][alg.pick(&p, &ctx(now)).unwrap()]).collect(); // test code: only a test runs this
+        let seq: String = (0..14).map(|_| ["a", "b", "c"][alg.pick(&p, &ctx(now)).unwrap()]).collect();
         assert_eq!(seq, "aabacaaaabacaa");
     }
 

@@ -1,6 +1,9 @@
 //! Cookie sticky sessions: a client that carries our cookie goes back to
 //! the node it names; a new client, or one whose node is gone or down,
 //! is placed by round robin and (by the balancer) given a fresh cookie.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use super::round_robin::RoundRobin;
 use super::{Algorithm, Context};

@@ -98,6 +98,9 @@ struct Args {
     /// Milliseconds to wait for a backend's response head (then 504).
     #[arg(long, default_value_t = 30_000)]
     response_timeout_ms: u64,
+    /// Milliseconds a client has to send its request head (then 408).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -192,6 +195,7 @@ fn main() -> anyhow::Result<()> {
     };
     options.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
     options.timeouts.response = Duration::from_millis(args.response_timeout_ms);
+    options.limits.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
     options.health.probe = match args.health_check {
         CheckArg::Off => Probe::Off,
         CheckArg::Tcp => Probe::Tcp,

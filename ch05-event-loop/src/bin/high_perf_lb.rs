@@ -47,7 +47,14 @@ fn parse_poller(s: &str) -> Result<poller::Backend, String> {
 
 fn report(pool: &Pool, stats: &Stats, started: Instant) -> String {
     let total = stats.requests.load(Ordering::Relaxed);
-    report_pools("high-performance load balancer", started.elapsed(), total, [("default", pool)].into_iter())
+    let mut out =
+        report_pools("high-performance load balancer", started.elapsed(), total, [("default", pool)].into_iter());
+    // Zero on a healthy day; anything else is a bug the log explains.
+    let panics = stats.panics.load(Ordering::Relaxed);
+    if panics > 0 {
+        out.push_str(&format!("connections closed by a bug (a caught panic; see the log): {panics}\n"));
+    }
+    out
 }
 
 fn main() -> anyhow::Result<()> {

@@ -18,6 +18,9 @@
 //! (`to_client`). A full buffer stops the reads that fill it:
 //! backpressure, so a client that reads slowly holds a few KiB here, not
 //! the whole response.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Half, SocketAddr, TcpStream};
@@ -75,7 +78,7 @@ impl Buf {
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.data[self.start..]
+        self.data.get(self.start..).unwrap_or_default()
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -257,7 +260,7 @@ impl Ready {
 
 /// What a step decided.
 #[derive(Debug, PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     Go,
     Close,
 }
@@ -280,7 +283,8 @@ fn read_some(
     let mut got = Got { bytes: 0, eof: false };
     while room > 0 {
         let want = room.min(scratch.len());
-        match stream.read(&mut scratch[..want]) {
+        let Some(window) = scratch.get_mut(..want) else { break };
+        match stream.read(window) {
             Ok(0) => {
                 got.eof = true;
                 break;
@@ -288,7 +292,7 @@ fn read_some(
             Ok(n) => {
                 got.bytes += n;
                 room -= n;
-                if let Err(e) = take(&scratch[..n]) {
+                if let Err(e) = take(window.get(..n).unwrap_or_default()) {
                     return Ok(Err(e));
                 }
                 // A short read means the kernel had no more for now. With
@@ -344,6 +348,12 @@ pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(socket.into())
 }
 
+/// `b` split after its first `n` bytes (a body tracker's count, never more
+/// than it was fed); a count past the end keeps everything in the first part.
+fn split(b: &[u8], n: usize) -> (&[u8], &[u8]) {
+    b.split_at_checked(n).unwrap_or((b, &[]))
+}
+
 /// EMFILE or ENFILE: no file descriptor left for a new socket.
 fn out_of_descriptors(e: &io::Error) -> bool {
     use nix::errno::Errno;
@@ -365,15 +375,9 @@ impl Reactor<'_> {
     pub(crate) fn drive(&mut self, i: usize, ready: Ready) {
         // The connection is taken out of the table while we work on it, so
         // the rest of the reactor (poller, timers) can be borrowed freely.
-        let Some(mut c) = self.conns.take(i) else { return };
+        let Some(c) = self.conns.take(i) else { return };
         let now = Instant::now();
-        match self.step(i, &mut c, ready, now) {
-            Flow::Go => {
-                self.sync(i, &mut c, now);
-                self.conns.put(i, c);
-            }
-            Flow::Close => self.dispose(i, c),
-        }
+        self.guarded(i, c, now, |r, c| Some(r.step(i, c, ready, now)));
     }
 
     fn step(&mut self, i: usize, c: &mut Conn, ready: Ready, now: Instant) -> Flow {
@@ -495,10 +499,11 @@ impl Reactor<'_> {
                 let (up, rest) = (&mut c.to_upstream, &mut c.from_client);
                 read_some(&mut c.client, scratch, room, |b| {
                     let n = req.body.feed(b).map_err(|why| (400, why))?;
-                    up.push(&b[..n]);
+                    let (body, next) = split(b, n);
+                    up.push(body);
                     req.bytes_up += n as u64;
                     // Bytes after the body are the next request: keep them.
-                    rest.push(&b[n..]);
+                    rest.push(next);
                     Ok(())
                 })
             }
@@ -596,9 +601,10 @@ impl Reactor<'_> {
         let rest = c.from_client.take_all();
         match req.body.feed(&rest) {
             Ok(n) => {
-                c.to_upstream.push(&rest[..n]);
+                let (body, next) = split(&rest, n);
+                c.to_upstream.push(body);
                 req.bytes_up += n as u64;
-                c.from_client.push(&rest[n..]);
+                c.from_client.push(next);
             }
             Err(why) => {
                 c.req = Some(req);
@@ -622,7 +628,7 @@ impl Reactor<'_> {
             let ctx = Context { client_ip: c.peer.ip(), key: &req.key, cookie: req.cookie.as_deref(), now };
             let Some(node) = pick_untried(self.lb.algorithm.as_ref(), pool, &ctx, &req.tried) else {
                 let tried: Vec<&str> =
-                    (0..pool.nodes.len()).filter(|&n| req.tried[n]).map(|n| pool.nodes[n].addr()).collect();
+                    pool.nodes.iter().zip(&req.tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
                 let detail = if tried.is_empty() {
                     "no healthy backend".to_string()
                 } else {
@@ -631,9 +637,12 @@ impl Reactor<'_> {
                 self.fail(c, if tried.is_empty() { 503 } else { 502 }, &detail);
                 return;
             };
-            req.tried[node] = true;
-            let addr = self.lb.addrs[node];
-            let n = &pool.nodes[node];
+            let (Some(seen), Some(&addr), Some(n)) =
+                (req.tried.get_mut(node), self.lb.addrs.get(node), pool.nodes.get(node))
+            else {
+                return self.fail(c, 500, "the algorithm picked a backend that does not exist");
+            };
+            *seen = true;
             match start_connect(addr) {
                 Ok(stream) => {
                     let token = Token::Upstream(i).encode();
@@ -659,7 +668,9 @@ impl Reactor<'_> {
                 Err(e) if out_of_descriptors(&e) => {
                     // Every descriptor is in use: wait in line until one
                     // is released (`drop_upstream`), up to the connect timeout.
-                    req.tried[node] = false;
+                    if let Some(seen) = req.tried.get_mut(node) {
+                        *seen = false;
+                    }
                     tracing::debug!(peer = %c.peer, waiting = self.waiting.len() + 1,
                         "all descriptors in use; the request waits in line");
                     if c.state != State::Queued {
@@ -682,7 +693,7 @@ impl Reactor<'_> {
 
     /// Counts a failed connect against the node (passive health).
     fn connect_failed(&mut self, node: usize, why: &str) {
-        let n = &self.lb.pool.nodes[node];
+        let n = self.lb.node(node);
         tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
         n.backend.failures.fetch_add(1, Ordering::Relaxed);
         record_request(n, false, &self.lb.config.health, Instant::now());
@@ -729,7 +740,7 @@ impl Reactor<'_> {
             read_some(&mut up.stream, scratch, room, |b| {
                 let Some(t) = tracker.as_mut() else { return Ok(()) };
                 let n = t.feed(b).map_err(|why| (502, why))?;
-                to_client.push(&b[..n]);
+                to_client.push(split(b, n).0);
                 *down += n as u64;
                 Ok(())
             })
@@ -820,7 +831,7 @@ impl Reactor<'_> {
             let mut tracker = BodyTracker::new(head.framing);
             match tracker.feed(&rest) {
                 Ok(n) => {
-                    c.to_client.push(&rest[..n]);
+                    c.to_client.push(split(&rest, n).0);
                     req.bytes_down += n as u64;
                 }
                 Err(why) => {
@@ -838,7 +849,7 @@ impl Reactor<'_> {
     fn end_exchange(&mut self, c: &mut Conn, now: Instant) {
         let Some(req) = c.req.take() else { return };
         if let Some(up) = c.upstream.take() {
-            let node = &self.lb.pool.nodes[up.node];
+            let node = self.lb.node(up.node);
             let latency = now.saturating_duration_since(req.started);
             node.latency.record(latency);
             self.lb.algorithm.on_response(up.node, latency);
@@ -883,7 +894,7 @@ impl Reactor<'_> {
         if let Some(up) = c.upstream.take() {
             // 502 and 504 are the backend's failures (passive health).
             if status == 502 || status == 504 {
-                let node = &self.lb.pool.nodes[up.node];
+                let node = self.lb.node(up.node);
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
                 record_request(node, false, &self.lb.config.health, Instant::now());
             }
@@ -910,7 +921,7 @@ impl Reactor<'_> {
     /// Stops watching an upstream socket and closes it.
     fn drop_upstream(&mut self, up: Upstream) {
         let _ = self.poller.deregister(&up.stream);
-        self.lb.pool.nodes[up.node].backend.active.fetch_sub(1, Ordering::Relaxed);
+        self.lb.node(up.node).backend.active.fetch_sub(1, Ordering::Relaxed);
         drop(up); // closes the socket: one descriptor free
         self.resume_one_waiting();
     }
@@ -1017,26 +1028,31 @@ impl Reactor<'_> {
 
     /// A connection's timer fired: a deadline passed, or it is re-armed.
     pub(crate) fn on_conn_timer(&mut self, i: usize, now: Instant) {
-        let Some(mut c) = self.conns.take(i) else { return };
+        let Some(c) = self.conns.take(i) else { return };
+        self.guarded(i, c, now, |r, c| r.conn_deadline(i, c, now));
+    }
+
+    /// What a connection's timer does: `None` when it was only re-armed.
+    fn conn_deadline(&mut self, i: usize, c: &mut Conn, now: Instant) -> Option<Flow> {
         c.timer = None;
         if c.deadline(self) > now {
-            self.arm_conn(i, &mut c, now);
-            self.conns.put(i, c);
-            return;
+            self.arm_conn(i, c, now);
+            return None;
         }
+        let c = &mut *c;
         let cfg = &self.lb.config;
         match c.state {
             State::Head if c.from_client.is_empty() && c.served > 0 => {
                 // An idle keep-alive connection: close quietly.
-                return self.dispose(i, c);
+                return Some(Flow::Close);
             }
             State::Head => {
                 let t = cfg.limits.header_timeout;
-                self.fail(&mut c, 408, &format!("no complete head within {t:?}"));
+                self.fail(c, 408, &format!("no complete head within {t:?}"));
             }
             State::Queued => {
                 let t = cfg.timeouts.connect;
-                self.fail(&mut c, 503, &format!("no connection to a backend could be opened within {t:?}"));
+                self.fail(c, 503, &format!("no connection to a backend could be opened within {t:?}"));
             }
             State::Connecting => {
                 let t = cfg.timeouts.connect;
@@ -1045,7 +1061,7 @@ impl Reactor<'_> {
                     self.drop_upstream(up);
                     self.connect_failed(node, &format!("no connection within {t:?}"));
                 }
-                self.connect_next(i, &mut c, now);
+                self.connect_next(i, c, now);
                 if c.state == State::Closing && !c.to_client.is_empty() {
                     // All tried: the last failure was a timeout.
                     let detail = format!("no backend accepted a connection within {t:?}");
@@ -1058,30 +1074,62 @@ impl Reactor<'_> {
                 let uploading = c.req.as_ref().is_some_and(|r| !r.body.is_done());
                 if waiting_head {
                     let t = cfg.timeouts.response;
-                    self.fail(&mut c, 504, &format!("the backend did not answer within {t:?}"));
+                    self.fail(c, 504, &format!("the backend did not answer within {t:?}"));
                 } else if uploading {
                     let t = cfg.timeouts.idle;
-                    self.fail(&mut c, 408, &format!("the request body stalled for {t:?}"));
+                    self.fail(c, 408, &format!("the request body stalled for {t:?}"));
                 } else {
                     let t = cfg.timeouts.idle;
-                    self.fail(&mut c, 504, &format!("the response stalled for {t:?}"));
+                    self.fail(c, 504, &format!("the response stalled for {t:?}"));
                 }
             }
-            State::Closing => return self.dispose(i, c),
+            State::Closing => return Some(Flow::Close),
         }
-        self.drive_after_timer(i, c, now);
+        Some(self.step(i, c, Ready::default(), now))
     }
     // ANCHOR_END: timers
 
-    fn drive_after_timer(&mut self, i: usize, mut c: Conn, now: Instant) {
-        match self.step(i, &mut c, Ready::default(), now) {
-            Flow::Go => {
+    // ANCHOR: backstop
+    /// Runs `work` on connection `i` (taken out of the table), then puts it
+    /// back, syncs its interest and timer, or closes it, as `work` says
+    /// (`None`: put back untouched).
+    ///
+    /// The backstop: a panic inside `work` is a bug in our code, and one
+    /// connection's bug must not end every other connection this thread
+    /// serves. The panic is caught here, the connection is closed, logged
+    /// with its slot and peer, and counted; the loop goes on. This is not
+    /// error handling: errors are values, answered with a status. Only a
+    /// bug lands here, and the log line is there so it gets fixed.
+    pub(crate) fn guarded(
+        &mut self,
+        i: usize,
+        mut c: Conn,
+        now: Instant,
+        work: impl FnOnce(&mut Self, &mut Conn) -> Option<Flow>,
+    ) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let flow = work(self, &mut c);
+            if flow == Some(Flow::Go) {
                 self.sync(i, &mut c, now);
-                self.conns.put(i, c);
             }
-            Flow::Close => self.dispose(i, c),
+            flow
+        }));
+        match outcome {
+            Ok(None | Some(Flow::Go)) => self.conns.put(i, c),
+            Ok(Some(Flow::Close)) => self.dispose(i, c),
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Stats::add(&self.lb.stats.panics, 1);
+                tracing::error!(conn = i, peer = %c.peer, panic = %what, "a bug panicked while serving this connection: closed it; the loop goes on");
+                self.dispose(i, c);
+            }
         }
     }
+    // ANCHOR_END: backstop
 
     /// Closes a connection that has been taken out of the table.
     pub(crate) fn dispose(&mut self, i: usize, mut c: Conn) {

@@ -15,6 +15,9 @@
 //! | the loop: wait, accept, dispatch, timers, shutdown | this file |
 //! | one connection's state machine, buffers, backpressure | [`conn`] |
 //! | active health checks without blocking | [`probe`] |
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 pub mod conn;
 pub mod probe;
@@ -86,6 +89,9 @@ pub struct Stats {
     pub buffered: AtomicU64,
     /// The most bytes one connection has ever held in its buffers.
     pub peak_per_connection: AtomicU64,
+    /// Connections closed because serving them panicked: each is a bug,
+    /// logged with the connection's slot and peer.
+    pub panics: AtomicU64,
 }
 
 impl Stats {
@@ -127,6 +133,13 @@ impl Lb {
         let pool = Arc::new(Pool::new(backends));
         let algorithm = algorithm::build(kind, &pool, &algorithm::Options::default());
         Ok(Self { pool, algorithm, addrs, config, stats: Arc::new(Stats::default()) })
+    }
+
+    /// Node `i` of the pool. Every node index the reactor holds came from
+    /// picking in this pool, whose size never changes after `new`.
+    #[expect(clippy::indexing_slicing, reason = "node indexes come from picks in this fixed-size pool")]
+    pub(crate) fn node(&self, i: usize) -> &ch04_advanced::node::Node {
+        &self.pool.nodes[i]
     }
 }
 
@@ -193,11 +206,11 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     fn insert(&mut self, value: T) -> usize {
         match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(value);
+            Some(i) if i < self.slots.len() => {
+                self.put(i, value);
                 i
             }
-            None => {
+            _ => {
                 self.slots.push(Some(value));
                 self.slots.len() - 1
             }
@@ -240,7 +253,7 @@ impl<T> Slab<T> {
     }
 
     fn indices(&self) -> Vec<usize> {
-        (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect()
+        self.slots.iter().enumerate().filter(|(_, v)| v.is_some()).map(|(i, _)| i).collect()
     }
 }
 
@@ -458,6 +471,45 @@ mod tests {
         for t in [Token::Listener, Token::Client(0), Token::Upstream(7), Token::Probe(3), Token::Client(1 << 40)] {
             assert_eq!(Token::decode(t.encode()), t);
         }
+    }
+
+    #[test]
+    fn a_panic_while_serving_one_connection_closes_only_that_one() {
+        use std::io::Read;
+        let backends = vec![Backend::new("127.0.0.1:9", 1)];
+        let lb = Lb::new(backends, Kind::Rr, Config::default()).unwrap();
+        let mut r = Reactor {
+            lb: &lb,
+            poller: Poller::new(lb.config.poller).unwrap(),
+            timers: Timers::new(),
+            conns: Slab::default(),
+            probes: Slab::default(),
+            scratch: vec![0; 1024],
+            probing: vec![false; 1],
+            waiting: VecDeque::new(),
+            listener: None,
+            accepting: false,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            clients.push(TcpStream::connect(addr).unwrap());
+            let (stream, peer) = listener.accept().unwrap();
+            r.add_client(stream, peer);
+        }
+        assert_eq!(r.conns.len(), 2);
+
+        let c = r.conns.take(0).unwrap();
+        r.guarded(0, c, Instant::now(), |_, _| panic!("a bug in serving one connection"));
+
+        assert_eq!(lb.stats.panics.load(Ordering::Relaxed), 1);
+        assert_eq!(lb.stats.open.load(Ordering::Relaxed), 1);
+        assert_eq!(r.conns.len(), 1, "only the connection that panicked is gone");
+        assert!(r.conns.get_mut(1).is_some());
+        // Its client sees the connection close, not a hang.
+        clients[0].set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(clients[0].read(&mut [0; 16]).unwrap(), 0);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! connecting → (HTTP only) request sent, reading the status line → done.
 //! Its deadline is a timer like any other; the verdict goes through
 //! chapter 4's `record_probe`, so rise/fall thresholds work the same.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -36,14 +39,14 @@ impl Reactor<'_> {
     pub(crate) fn start_probes(&mut self) {
         let now = Instant::now();
         let timeout = self.lb.config.health.timeout;
-        for node in 0..self.lb.pool.nodes.len() {
-            if self.probing[node] {
+        for (node, &addr) in self.lb.addrs.iter().enumerate() {
+            if self.probing.get(node).copied().unwrap_or(true) {
                 continue;
             }
-            let stream = match super::conn::start_connect(self.lb.addrs[node]) {
+            let stream = match super::conn::start_connect(addr) {
                 Ok(s) => s,
                 Err(e) => {
-                    let n = &self.lb.pool.nodes[node];
+                    let n = self.lb.node(node);
                     record_probe(n, false, &self.lb.config.health, now, &format!("connect: {e}"));
                     continue;
                 }
@@ -57,7 +60,9 @@ impl Reactor<'_> {
                 continue;
             }
             p.timer = Some(self.timers.insert(now + timeout, Due::Probe(slot)));
-            self.probing[node] = true;
+            if let Some(probing) = self.probing.get_mut(node) {
+                *probing = true;
+            }
         }
     }
     // ANCHOR_END: start_probes
@@ -105,7 +110,7 @@ impl Reactor<'_> {
                     return self.finish_probe(i, verdict);
                 }
                 Ok(n) => {
-                    p.answer.extend_from_slice(&buf[..n]);
+                    p.answer.extend_from_slice(buf.get(..n).unwrap_or_default());
                     if p.answer.windows(2).any(|w| w == b"\r\n") || p.answer.len() >= MAX_ANSWER {
                         let verdict = probe_verdict(&p.answer);
                         return self.finish_probe(i, verdict);
@@ -133,8 +138,10 @@ impl Reactor<'_> {
             self.timers.cancel(id);
         }
         let _ = self.poller.deregister(&p.stream);
-        self.probing[p.node] = false;
-        let node = &self.lb.pool.nodes[p.node];
+        if let Some(probing) = self.probing.get_mut(p.node) {
+            *probing = false;
+        }
+        let node = self.lb.node(p.node);
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
         record_probe(node, verdict.is_ok(), &self.lb.config.health, Instant::now(), &why);
     }

@@ -87,6 +87,37 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 }
 // ANCHOR_END: raise_fd_limit
 
+/// EMFILE or ENFILE: no file descriptor left, in this process or in the
+/// whole system. `accept` and `socket` fail this way under load.
+pub fn is_out_of_descriptors(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::errno::Errno;
+        [Errno::EMFILE, Errno::ENFILE].iter().any(|&n| e.raw_os_error() == Some(n as i32))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// Whether a failed connect is our own shortage (no file descriptor, no
+/// local port, no memory) rather than the server's doing: such failures
+/// must never mark a healthy backend down.
+pub fn is_local_shortage(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::errno::Errno;
+        if is_out_of_descriptors(e)
+            || [Errno::ENOBUFS, Errno::ENOMEM].iter().any(|&n| e.raw_os_error() == Some(n as i32))
+        {
+            return true;
+        }
+    }
+    e.kind() == io::ErrorKind::AddrNotAvailable
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

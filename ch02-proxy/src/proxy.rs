@@ -32,6 +32,33 @@ impl Default for Timeouts {
 }
 
 // ANCHOR: proxy_error
+/// Whose fault a failure is. One rule for every proxy and balancer in the
+/// book: the fault, not the status code, decides whether the backend's
+/// passive health suffers and whether the request may go elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The client's: a request we refuse (4xx), or a client that left.
+    Client,
+    /// The backend's: refused or dropped the connection, sent an invalid
+    /// response, or did not answer in time (502, 504). Counts against it.
+    Backend,
+    /// Ours: no backend to send to, or a local shortage such as file
+    /// descriptors or ports (500, 503). Never counts against a backend.
+    Local,
+}
+
+impl Fault {
+    /// The fault a status means when nothing more is known: 4xx is the
+    /// client's, 502 and 504 the backend's, anything else ours.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            400..=499 => Fault::Client,
+            502 | 504 => Fault::Backend,
+            _ => Fault::Local,
+        }
+    }
+}
+
 /// A failure that the proxy reports to its client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
@@ -40,23 +67,60 @@ pub struct ProxyError {
     pub status: Option<u16>,
     /// What went wrong, in words; it becomes the response body.
     pub detail: String,
+    /// Whose fault it is.
+    pub fault: Fault,
+    /// The backend failed before any byte of its response arrived (it
+    /// closed, reset, or stayed silent): an idempotent request may be
+    /// sent to another backend.
+    pub nothing_received: bool,
 }
 
 impl ProxyError {
-    /// An error answered with `status`.
+    /// An error answered with `status`, whose fault the status tells
+    /// ([`Fault::of_status`]).
     pub fn new(status: u16, detail: impl Into<String>) -> Self {
-        Self { status: Some(status), detail: detail.into() }
+        Self { status: Some(status), detail: detail.into(), fault: Fault::of_status(status), nothing_received: false }
+    }
+
+    /// The backend failed before sending a single byte of a response.
+    pub fn backend_silent(status: u16, detail: impl Into<String>) -> Self {
+        Self { fault: Fault::Backend, nothing_received: true, ..Self::new(status, detail) }
+    }
+
+    /// Nothing could be sent anywhere: no backend, or every one failed to
+    /// connect. 503, and our fault: the backends were charged already,
+    /// each for its own failed connect.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self { fault: Fault::Local, ..Self::new(503, detail) }
     }
 
     /// The client went away: nothing to answer.
     pub fn client_gone(detail: impl Into<String>) -> Self {
-        Self { status: None, detail: detail.into() }
+        Self { status: None, detail: detail.into(), fault: Fault::Client, nothing_received: false }
+    }
+
+    /// Whether this failure counts against the backend (passive health).
+    pub fn blames_backend(&self) -> bool {
+        self.fault == Fault::Backend
+    }
+
+    /// The retry rule: a request may go to another backend when the
+    /// backend failed before any byte of a response arrived, the method is
+    /// idempotent (GET, HEAD, OPTIONS, PUT, DELETE), and the request has
+    /// no body we have already spent. (A failed *connect* may always be
+    /// retried: nothing was sent; the balancers' failover loops do that.)
+    pub fn may_retry(&self, request: &RequestHead) -> bool {
+        self.fault == Fault::Backend
+            && self.nothing_received
+            && request.is_idempotent()
+            && request.framing == Framing::Empty
     }
 }
 
 impl From<HeadError> for ProxyError {
     fn from(e: HeadError) -> Self {
-        Self { status: e.status(), detail: e.to_string() }
+        let status = e.status();
+        Self { status, detail: e.to_string(), fault: Fault::Client, nothing_received: false }
     }
 }
 // ANCHOR_END: proxy_error
@@ -120,6 +184,10 @@ pub fn connect_upstream(host: &str, port: u16, timeout: Duration) -> Result<TcpS
         match ch01_fundamentals::net::connect(*addr, timeout) {
             Ok(stream) => return Ok(stream),
             Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => timed_out = true,
+            Err(e) if ch01_fundamentals::net::is_local_shortage(&e) => {
+                // Our shortage, not the server's: never charged to it.
+                return Err(ProxyError::new(503, format!("cannot open a connection to {host}:{port}: {e}")));
+            }
             Err(e) => last = Some(e),
         }
     }
@@ -213,19 +281,34 @@ pub fn forward_exchange_with(
     // thread and the upstream connection forever.
     let _ = client.stream.set_write_timeout(Some(timeouts.idle));
     write_all(&mut upstream.stream, &request_head)
-        .map_err(|e| ProxyError::new(502, format!("sending the request upstream failed: {e}")))?;
+        .map_err(|e| ProxyError::backend_silent(502, format!("sending the request upstream failed: {e}")))?;
     let body_up = copy_body(client, &mut upstream.stream, request.framing).map_err(|e| match e {
         BodyError::Malformed(why) => ProxyError::new(400, format!("malformed request body: {why}")),
         BodyError::Write(e) => ProxyError::new(502, format!("sending the request body upstream failed: {e}")),
         e @ (BodyError::Truncated(_) | BodyError::Read(_)) => ProxyError::client_gone(e.to_string()),
     })?;
 
-    let mut response =
-        upstream.read_response_head(limits, &request.method, timeouts.response).map_err(|e| match e {
-            HeadError::Timeout(t) => ProxyError::new(504, format!("the upstream server did not answer within {t:?}")),
-            HeadError::Closed => ProxyError::new(502, "the upstream server closed the connection without answering"),
-            e => ProxyError::new(502, format!("the upstream server sent an invalid response: {e}")),
-        })?;
+    let mut response = match upstream.read_response_head(limits, &request.method, timeouts.response) {
+        Ok(response) => response,
+        Err(e) => {
+            let silent = upstream.buf.is_empty();
+            return Err(match e {
+                HeadError::Timeout(t) if silent => {
+                    ProxyError::backend_silent(504, format!("the upstream server did not answer within {t:?}"))
+                }
+                HeadError::Timeout(t) => {
+                    ProxyError::new(504, format!("the upstream server's response head stalled for {t:?}"))
+                }
+                HeadError::Closed => {
+                    ProxyError::backend_silent(502, "the upstream server closed the connection without answering")
+                }
+                HeadError::Io(kind) if silent => {
+                    ProxyError::backend_silent(502, format!("the upstream server dropped the connection: {kind}"))
+                }
+                e => ProxyError::new(502, format!("the upstream server sent an invalid response: {e}")),
+            });
+        }
+    };
     remove_hop_by_hop(&mut response.headers);
     response.headers.set("Connection", "close");
     edit_response(&mut response);

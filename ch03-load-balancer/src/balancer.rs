@@ -109,9 +109,9 @@ impl LoadBalancer {
 
     // ANCHOR: failover
     /// Connects to a backend, failing over to the next when one refuses.
-    /// Each backend is tried at most once per request.
-    pub fn connect_with_failover(&self) -> Result<(Arc<Backend>, TcpStream), ProxyError> {
-        let mut tried: Vec<String> = Vec::new();
+    /// Each backend is tried at most once per request: `tried` holds the
+    /// ones this request has been to already (a retry passes it back in).
+    pub fn connect_with_failover(&self, tried: &mut Vec<String>) -> Result<(Arc<Backend>, TcpStream), ProxyError> {
         let n = self.backends.all().len();
         // A strategy may offer a backend already tried (random does); allow
         // a few extra picks so that does not end the search early, bounded
@@ -133,6 +133,8 @@ impl LoadBalancer {
                     }
                     return Ok((backend, stream));
                 }
+                // Our own shortage (descriptors, ports): no backend is to blame.
+                Err(e) if !e.blames_backend() => return Err(e),
                 Err(e) => {
                     backend.failures.fetch_add(1, Ordering::Relaxed);
                     if backend.mark_down(self.config.retry_after) {
@@ -142,14 +144,11 @@ impl LoadBalancer {
             }
         }
         self.unavailable.fetch_add(1, Ordering::Relaxed);
-        Err(ProxyError::new(
-            503,
-            if tried.is_empty() {
-                "no backend is available".to_string()
-            } else {
-                format!("no backend could be reached (tried {})", tried.join(", "))
-            },
-        ))
+        Err(ProxyError::unavailable(if tried.is_empty() {
+            "no backend is available".to_string()
+        } else {
+            format!("no backend could be reached (tried {})", tried.join(", "))
+        }))
     }
     // ANCHOR_END: failover
 }
@@ -203,22 +202,37 @@ fn balance(
 ) -> Result<(String, Forwarded), ProxyError> {
     prepare_upstream_request(&mut head, peer.ip(), "http")?;
 
-    let (backend, upstream) = lb.connect_with_failover()?;
-    backend.requests.fetch_add(1, Ordering::Relaxed);
-    backend.active.fetch_add(1, Ordering::Relaxed);
-    let result = forward_exchange(client, out, head, upstream, &lb.config.limits, &lb.config.timeouts);
-    backend.active.fetch_sub(1, Ordering::Relaxed);
-    match &result {
-        Ok(f) => {
-            backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
-            backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
+    let mut tried = Vec::new();
+    let mut last: Option<ProxyError> = None;
+    loop {
+        let (backend, upstream) = match lb.connect_with_failover(&mut tried) {
+            Ok(pair) => pair,
+            // Nobody left to retry on: the client hears the real failure.
+            Err(e) => return Err(last.unwrap_or(e)),
+        };
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        backend.active.fetch_add(1, Ordering::Relaxed);
+        let result = forward_exchange(client, out, head.clone(), upstream, &lb.config.limits, &lb.config.timeouts);
+        backend.active.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(f) => {
+                backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
+                backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
+                return Ok((backend.addr.clone(), f));
+            }
+            // The backend accepted but failed us (dropped, bad response,
+            // timeout): it is charged, and the retry rule decides whether
+            // the request may go to another backend.
+            Err(e) if e.blames_backend() => {
+                backend.failures.fetch_add(1, Ordering::Relaxed);
+                if !e.may_retry(&head) {
+                    return Err(e);
+                }
+                tracing::info!(backend = %backend.addr, error = %e.detail, "no response; retrying on another backend");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
         }
-        // The backend accepted but failed us (bad response, timeout).
-        Err(e) if e.status.is_some_and(|s| s >= 502) => {
-            backend.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(_) => {}
     }
-    result.map(|f| (backend.addr.clone(), f))
 }
 // ANCHOR_END: balance

@@ -211,60 +211,79 @@ fn balance(
         HashKey::Path => path.clone(),
     };
     let ctx = Context { client_ip: peer.ip(), key: &key, cookie: cookie_value.as_deref(), now: Instant::now() };
-    let (index, node, upstream) = connect_with_failover(group, &ctx, &lb.options)?;
-
-    node.backend.requests.fetch_add(1, Ordering::Relaxed);
-    node.backend.active.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
-    let set_cookie = match (&sticky, cookie_value.as_deref()) {
-        (Some(name), value) if value != Some(node.id.as_str()) => Some(format!("{name}={}; Path=/; HttpOnly", node.id)),
-        _ => None,
-    };
-    let mut edit = |response: &mut ch02_proxy::http::ResponseHead| {
-        response.headers.set("X-Request-ID", request_id.clone());
-        if let Some(c) = &set_cookie {
-            response.headers.push("Set-Cookie", c.clone());
+    let mut tried = vec![false; group.pool.nodes.len()];
+    let mut last: Option<ProxyError> = None;
+    loop {
+        let (index, node, upstream) = match connect_with_failover(group, &ctx, &lb.options, &mut tried) {
+            Ok(picked) => picked,
+            // Nobody left to retry on: the client hears the real failure.
+            Err(e) => return Err(last.unwrap_or(e)),
+        };
+        node.backend.requests.fetch_add(1, Ordering::Relaxed);
+        node.backend.active.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let set_cookie = match (&sticky, cookie_value.as_deref()) {
+            (Some(name), value) if value != Some(node.id.as_str()) => {
+                Some(format!("{name}={}; Path=/; HttpOnly", node.id))
+            }
+            _ => None,
+        };
+        let mut edit = |response: &mut ch02_proxy::http::ResponseHead| {
+            response.headers.set("X-Request-ID", request_id.clone());
+            if let Some(c) = &set_cookie {
+                response.headers.push("Set-Cookie", c.clone());
+            }
+        };
+        let (limits, timeouts) = (&lb.options.limits, &lb.options.timeouts);
+        let result = forward_exchange_with(client, out, head.clone(), upstream, limits, timeouts, &mut edit);
+        node.backend.active.fetch_sub(1, Ordering::Relaxed);
+        match result {
+            Ok(f) => {
+                let latency = started.elapsed();
+                node.latency.record(latency);
+                group.algorithm.on_response(index, latency);
+                node.backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
+                node.backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
+                record_request(node, true, &lb.options.health, Instant::now());
+                return Ok((node.addr().to_string(), request_id, f));
+            }
+            // The backend's fault (chapter 2's one rule): it is charged,
+            // and the retry rule decides whether another backend may try.
+            Err(e) if e.blames_backend() => {
+                node.backend.failures.fetch_add(1, Ordering::Relaxed);
+                record_request(node, false, &lb.options.health, Instant::now());
+                if !e.may_retry(&head) {
+                    return Err(e);
+                }
+                tracing::info!(backend = %node.addr(), error = %e.detail, "no response; retrying on another backend");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
         }
-    };
-    let result =
-        forward_exchange_with(client, out, head, upstream, &lb.options.limits, &lb.options.timeouts, &mut edit);
-    node.backend.active.fetch_sub(1, Ordering::Relaxed);
-    match &result {
-        Ok(f) => {
-            let latency = started.elapsed();
-            node.latency.record(latency);
-            group.algorithm.on_response(index, latency);
-            node.backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
-            node.backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
-            record_request(node, true, &lb.options.health, Instant::now());
-        }
-        Err(e) if e.status.is_some_and(|s| s == 502 || s == 504) => {
-            node.backend.failures.fetch_add(1, Ordering::Relaxed);
-            record_request(node, false, &lb.options.health, Instant::now());
-        }
-        Err(_) => {}
     }
-    result.map(|f| (node.addr().to_string(), request_id, f))
 }
 // ANCHOR_END: balance
 
 // ANCHOR: failover
 /// Picks a node and connects; a node that refuses counts as a failed
-/// request (passive health) and the next one is tried, each at most once.
+/// request (passive health) and the next one is tried, each at most once
+/// per request (`tried` marks the nodes this request has been to).
 fn connect_with_failover<'a>(
     group: &'a Group,
     ctx: &Context<'_>,
     options: &Options,
+    tried: &mut [bool],
 ) -> Result<(usize, &'a Arc<Node>, TcpStream), ProxyError> {
     let pool = &group.pool;
-    let mut tried = vec![false; pool.nodes.len()];
     for _ in 0..pool.nodes.len() {
-        let Some(index) = pick_untried(group.algorithm.as_ref(), pool, ctx, &tried) else { break };
+        let Some(index) = pick_untried(group.algorithm.as_ref(), pool, ctx, tried) else { break };
         let (Some(node), Some(seen)) = (pool.nodes.get(index), tried.get_mut(index)) else { break };
         *seen = true;
         let (host, port) = host_and_port(node.addr(), 80)?;
         match connect_upstream(&host, port, options.timeouts.connect) {
             Ok(stream) => return Ok((index, node, stream)),
+            // Our own shortage (descriptors, ports): no backend is to blame.
+            Err(e) if !e.blames_backend() => return Err(e),
             Err(e) => {
                 tracing::debug!(backend = %node.addr(), error = %e.detail, "connect failed; trying the next backend");
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
@@ -272,14 +291,11 @@ fn connect_with_failover<'a>(
             }
         }
     }
-    let tried: Vec<&str> = pool.nodes.iter().zip(&tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
-    Err(ProxyError::new(
-        503,
-        if tried.is_empty() {
-            format!("no healthy backend in group {}", group.name)
-        } else {
-            format!("no backend of group {} could be reached (tried {})", group.name, tried.join(", "))
-        },
-    ))
+    let tried: Vec<&str> = pool.nodes.iter().zip(tried.iter()).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
+    Err(ProxyError::unavailable(if tried.is_empty() {
+        format!("no healthy backend in group {}", group.name)
+    } else {
+        format!("no backend of group {} could be reached (tried {})", group.name, tried.join(", "))
+    }))
 }
 // ANCHOR_END: failover

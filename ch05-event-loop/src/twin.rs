@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use ch02_proxy::http::{Framing, Limits, RequestHead, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
+use ch04_advanced::headers::cookie;
 use ch04_advanced::health::{HealthConfig, record_request};
 use ch04_advanced::node::{Node, Pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,37 +111,54 @@ async fn serve(
         if let Err(e) = prepare_upstream_request(&mut head, peer.ip(), "http") {
             return answer(&mut client, &e).await;
         }
-        let started = Instant::now();
-        let (node, n, mut upstream) = match connect(lb, peer).await {
-            Ok(pair) => pair,
-            Err(e) => return answer(&mut client, &e).await,
-        };
-        n.backend.requests.fetch_add(1, Relaxed);
-        let result = exchange(&mut client, &mut upstream, &mut buf, head, keep_alive, lb).await;
-        // Passive health, as in chapter 4: only 502 and 504 are the backend's fault.
-        let backend_failed = matches!(&result, Err(e) if matches!(e.status, Some(502 | 504)));
-        if result.is_ok() || backend_failed {
-            record_request(n, !backend_failed, &lb.health, Instant::now());
-        }
-        match result {
-            Ok(keep) => {
-                // Complete: close with a reset, not a FIN, so this side keeps
-                // no TIME_WAIT (see high_perf_lb's `end_exchange`).
-                let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
-                let latency = started.elapsed();
-                lb.algorithm.on_response(node, latency);
-                n.latency.record(latency);
-                tracing::info!(%peer, backend = %n.addr(), ms = started.elapsed().as_millis() as u64, "request");
-                if !keep {
-                    return Ok(());
+        // The sticky cookie, as high_perf_lb reads it.
+        let sticky = lb.algorithm.cookie_name();
+        let cookie_value = sticky.and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+        let mut tried = vec![false; lb.pool.nodes.len()];
+        let mut last: Option<ProxyError> = None;
+        let keep = loop {
+            let started = Instant::now();
+            let (node, n, mut upstream) = match connect(lb, peer, cookie_value.as_deref(), &mut tried).await {
+                Ok(picked) => picked,
+                // Nobody left to retry on: the client hears the real failure.
+                Err(e) => return answer(&mut client, &last.unwrap_or(e)).await,
+            };
+            n.backend.requests.fetch_add(1, Relaxed);
+            let set_cookie = match sticky {
+                Some(name) if cookie_value.as_deref() != Some(n.id.as_str()) => {
+                    Some(format!("{name}={}; Path=/; HttpOnly", n.id))
                 }
-            }
-            Err(e) => {
-                if backend_failed {
+                _ => None,
+            };
+            let result = exchange(&mut client, &mut upstream, &mut buf, head.clone(), keep_alive, set_cookie, lb).await;
+            match result {
+                Ok(keep) => {
+                    // Complete: close with a reset, not a FIN, so this side keeps
+                    // no TIME_WAIT (see high_perf_lb's `end_exchange`).
+                    let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
+                    let latency = started.elapsed();
+                    lb.algorithm.on_response(node, latency);
+                    n.latency.record(latency);
+                    record_request(n, true, &lb.health, Instant::now());
+                    tracing::info!(%peer, backend = %n.addr(), ms = latency.as_millis() as u64, "request");
+                    break keep;
+                }
+                // Chapter 2's one rule: the backend's fault charges it, and
+                // the retry rule decides whether another backend may try.
+                Err(e) if e.blames_backend() => {
                     n.backend.failures.fetch_add(1, Relaxed);
+                    record_request(n, false, &lb.health, Instant::now());
+                    if !e.may_retry(&head) {
+                        return answer(&mut client, &e).await;
+                    }
+                    tracing::info!(%peer, backend = %n.addr(), error = %e.detail, "no response; retrying on another backend");
+                    last = Some(e);
                 }
-                return answer(&mut client, &e).await;
+                Err(e) => return answer(&mut client, &e).await,
             }
+        };
+        if !keep {
+            return Ok(());
         }
     }
 }
@@ -151,12 +169,19 @@ async fn exchange(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     buf: &mut Vec<u8>,
-    head: RequestHead,
+    mut head: RequestHead,
     keep_alive: bool,
+    set_cookie: Option<String>,
     lb: &Twin,
 ) -> Result<bool, ProxyError> {
+    // We answer `Expect: 100-continue` ourselves, as chapter 2 does.
+    if head.headers.has_token("expect", "100-continue") && head.framing != Framing::Empty {
+        client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.map_err(|e| ProxyError::client_gone(e.to_string()))?;
+    }
+    head.headers.remove("expect");
     let up_err = |e: io::Error| ProxyError::new(502, format!("backend: {e}"));
-    upstream.write_all(&head.to_bytes()).await.map_err(up_err)?;
+    let silent = |e: io::Error| ProxyError::backend_silent(502, format!("backend: {e}"));
+    upstream.write_all(&head.to_bytes()).await.map_err(silent)?;
     // The request body: exactly what its framing says, no more.
     let mut body = BodyTracker::new(head.framing);
     while !body.is_done() {
@@ -170,24 +195,37 @@ async fn exchange(
     }
     // The response head, within the response timeout.
     let mut from_up = Vec::new();
-    let (mut response, len) = timeout(lb.timeouts.response, async {
+    let mut received = false; // any byte of a response, interim ones too
+    let head_read = timeout(lb.timeouts.response, async {
         loop {
             match parse_response(&from_up, &lb.limits, &head.method) {
                 Ok(Some((r, len))) if (100..200).contains(&r.status) => drop(from_up.drain(..len)),
                 Ok(Some(parsed)) => return Ok(parsed),
-                Ok(None) if upstream.read_buf(&mut from_up).await.map_err(up_err)? == 0 => {
-                    return Err(ProxyError::new(502, "the backend closed without answering"));
-                }
-                Ok(None) => {}
+                Ok(None) => match upstream.read_buf(&mut from_up).await {
+                    Ok(0) if !received => {
+                        return Err(ProxyError::backend_silent(502, "the backend closed without answering"));
+                    }
+                    Ok(0) => return Err(ProxyError::new(502, "the backend closed in the middle of a head")),
+                    Ok(_) => received = true,
+                    Err(e) if !received => return Err(silent(e)),
+                    Err(e) => return Err(up_err(e)),
+                },
                 Err(e) => return Err(ProxyError::new(502, format!("invalid response: {e}"))),
             }
         }
     })
-    .await
-    .map_err(|_| ProxyError::new(504, "the backend did not answer in time"))??;
+    .await;
+    let (mut response, len) = match head_read {
+        Ok(parsed) => parsed?,
+        Err(_) if !received => return Err(ProxyError::backend_silent(504, "the backend did not answer in time")),
+        Err(_) => return Err(ProxyError::new(504, "the backend's response head stalled")),
+    };
     let keep_alive = keep_alive && response.framing != Framing::UntilClose;
     remove_hop_by_hop(&mut response.headers);
     response.headers.set("Connection", if keep_alive { "keep-alive" } else { "close" });
+    if let Some(c) = set_cookie {
+        response.headers.push("Set-Cookie", c);
+    }
     let gone = |e: io::Error| ProxyError::client_gone(e.to_string());
     client.write_all(&response.to_bytes()).await.map_err(gone)?;
     // The response body, until its framing (or the backend) says it ends.
@@ -237,13 +275,18 @@ async fn read_head(
 }
 
 /// Picks and connects, trying each backend at most once.
-async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, &Node, TcpStream), ProxyError> {
-    let mut tried = vec![false; lb.pool.nodes.len()];
+async fn connect<'a>(
+    lb: &'a Twin,
+    peer: SocketAddr,
+    cookie: Option<&str>,
+    tried: &mut [bool],
+) -> Result<(usize, &'a Node, TcpStream), ProxyError> {
     let key = peer.ip().to_string();
     loop {
-        let ctx = Context { client_ip: peer.ip(), key: &key, cookie: None, now: Instant::now() };
-        let Some(i) = pick_untried(lb.algorithm.as_ref(), &lb.pool, &ctx, &tried) else {
-            return Err(ProxyError::new(if tried.contains(&true) { 502 } else { 503 }, "no backend could be reached"));
+        let ctx = Context { client_ip: peer.ip(), key: &key, cookie, now: Instant::now() };
+        let Some(i) = pick_untried(lb.algorithm.as_ref(), &lb.pool, &ctx, tried) else {
+            let what = if tried.contains(&true) { "no backend could be reached" } else { "no healthy backend" };
+            return Err(ProxyError::unavailable(what));
         };
         let (Some(seen), Some(&addr), Some(node)) = (tried.get_mut(i), lb.addrs.get(i), lb.pool.nodes.get(i)) else {
             return Err(ProxyError::new(500, "the algorithm picked a backend that does not exist"));
@@ -254,7 +297,7 @@ async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, &Node, TcpStream
                 let _ = s.set_nodelay(true);
                 return Ok((i, node, s));
             }
-            Ok(Err(e)) if is_local_shortage(&e) => {
+            Ok(Err(e)) if ch01_fundamentals::net::is_local_shortage(&e) => {
                 return Err(ProxyError::new(503, format!("cannot open a connection to a backend: {e}")));
             }
             _ => {
@@ -263,23 +306,6 @@ async fn connect(lb: &Twin, peer: SocketAddr) -> Result<(usize, &Node, TcpStream
             }
         }
     }
-}
-
-/// Whether a failed connect is our own shortage (no local port, no file
-/// descriptor, no memory) rather than the backend's fault: such failures
-/// must not mark a healthy backend down. Shared with `high_perf_lb`.
-pub fn is_local_shortage(e: &io::Error) -> bool {
-    #[cfg(unix)]
-    {
-        use nix::errno::Errno;
-        if [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
-            .iter()
-            .any(|&n| e.raw_os_error() == Some(n as i32))
-        {
-            return true;
-        }
-    }
-    e.kind() == io::ErrorKind::AddrNotAvailable
 }
 
 /// Sends an error response (if the client can still hear it) and ends.

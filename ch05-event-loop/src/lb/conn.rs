@@ -28,7 +28,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ch02_proxy::http::{Framing, HeadScan, Version, parse_request, parse_response, remove_hop_by_hop};
-use ch02_proxy::proxy::{error_response, prepare_upstream_request};
+use ch02_proxy::proxy::{Fault, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Context, pick_untried};
 use ch04_advanced::headers::cookie;
 use ch04_advanced::health::record_request;
@@ -151,6 +151,11 @@ struct Request {
     sent_at: Option<Instant>,
     /// Nodes tried so far (failover tries each at most once).
     tried: Vec<bool>,
+    /// The request head as sent, kept while the request may be retried
+    /// (idempotent, no body): `None` otherwise.
+    replay: Option<Vec<u8>>,
+    /// The failure that started a retry, answered if no backend is left.
+    last_error: Option<(u16, String)>,
     /// The hashing key and the sticky cookie, to pick again on failover.
     key: String,
     cookie: Option<String>,
@@ -354,12 +359,6 @@ fn split(b: &[u8], n: usize) -> (&[u8], &[u8]) {
     b.split_at_checked(n).unwrap_or((b, &[]))
 }
 
-/// EMFILE or ENFILE: no file descriptor left for a new socket.
-fn out_of_descriptors(e: &io::Error) -> bool {
-    use nix::errno::Errno;
-    [Errno::EMFILE, Errno::ENFILE].iter().any(|&n| e.raw_os_error() == Some(n as i32))
-}
-
 /// Whether a connect that reported writable succeeded (SO_ERROR).
 fn connect_result(stream: &TcpStream) -> io::Result<()> {
     match stream.take_error()? {
@@ -396,7 +395,7 @@ impl Reactor<'_> {
             self.finish_connect(i, c, now);
         }
         if ready.up_read && c.state == State::Exchange {
-            self.read_upstream(c, now);
+            self.read_upstream(i, c, now);
         }
         // Now make every move the buffers allow, until nothing changes.
         for _ in 0..64 {
@@ -422,7 +421,7 @@ impl Reactor<'_> {
                 match flush(&mut up.stream, &mut c.to_upstream) {
                     Ok(wrote) => moved |= wrote,
                     Err(e) => {
-                        self.fail(c, 502, &format!("sending the request to the backend failed: {e}"));
+                        self.retry_or_fail(i, c, 502, &format!("sending the request to the backend failed: {e}"), now);
                         moved = true;
                     }
                 }
@@ -584,6 +583,8 @@ impl Reactor<'_> {
             started: now,
             sent_at: None,
             tried: vec![false; pool.nodes.len()],
+            replay: None,
+            last_error: None,
             key: c.peer.ip().to_string(),
             cookie: cookie_value,
             set_cookie: None,
@@ -596,6 +597,9 @@ impl Reactor<'_> {
         let bytes = head.to_bytes();
         req.bytes_up = bytes.len() as u64;
         c.to_upstream.push(&bytes);
+        if head.is_idempotent() && head.framing == Framing::Empty {
+            req.replay = Some(bytes);
+        }
         // Body bytes that came with the head go up too; bytes after the
         // body stay for the next request.
         let rest = c.from_client.take_all();
@@ -629,12 +633,19 @@ impl Reactor<'_> {
             let Some(node) = pick_untried(self.lb.algorithm.as_ref(), pool, &ctx, &req.tried) else {
                 let tried: Vec<&str> =
                     pool.nodes.iter().zip(&req.tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
+                // A retry that found nobody left: the client hears the
+                // backend's failure that started it.
+                if let Some((status, detail)) = req.last_error.take() {
+                    return self.fail(c, status, &detail);
+                }
                 let detail = if tried.is_empty() {
                     "no healthy backend".to_string()
                 } else {
                     format!("no backend could be reached (tried {})", tried.join(", "))
                 };
-                self.fail(c, if tried.is_empty() { 503 } else { 502 }, &detail);
+                // Every backend refused: 503, as every balancer answers
+                // (each refusal was charged to its backend already).
+                self.fail(c, 503, &detail);
                 return;
             };
             let (Some(seen), Some(&addr), Some(n)) =
@@ -665,7 +676,7 @@ impl Reactor<'_> {
                     c.since = now;
                     return;
                 }
-                Err(e) if out_of_descriptors(&e) => {
+                Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
                     // Every descriptor is in use: wait in line until one
                     // is released (`drop_upstream`), up to the connect timeout.
                     if let Some(seen) = req.tried.get_mut(node) {
@@ -680,7 +691,7 @@ impl Reactor<'_> {
                     self.waiting.push_back(i);
                     return;
                 }
-                Err(e) if crate::twin::is_local_shortage(&e) => {
+                Err(e) if ch01_fundamentals::net::is_local_shortage(&e) => {
                     // Our shortage (ports, descriptors, memory), not the
                     // backend's fault: no passive-health mark against it.
                     self.fail(c, 503, &format!("cannot open a connection to a backend: {e}"));
@@ -722,7 +733,7 @@ impl Reactor<'_> {
 
     /// Reads the backend's answer: first its head (checked, edited), then
     /// its body, as far as the client's buffer has room.
-    fn read_upstream(&mut self, c: &mut Conn, now: Instant) {
+    fn read_upstream(&mut self, i: usize, c: &mut Conn, now: Instant) {
         let limits = self.lb.config.limits;
         let Some(up) = &mut c.upstream else { return };
         let Some(req) = c.req.as_mut() else { return };
@@ -752,7 +763,7 @@ impl Reactor<'_> {
                 return;
             }
             Err(e) => {
-                self.fail(c, 502, &format!("reading from the backend failed: {e}"));
+                self.retry_or_fail(i, c, 502, &format!("reading from the backend failed: {e}"), now);
                 return;
             }
         };
@@ -763,7 +774,7 @@ impl Reactor<'_> {
             up.eof = true;
         }
         if req.response.is_none() {
-            self.parse_response_head(c, got.eof);
+            self.parse_response_head(i, c, got.eof, now);
         }
         let Some(req) = c.req.as_mut() else { return };
         let Some(up) = &c.upstream else { return };
@@ -785,14 +796,14 @@ impl Reactor<'_> {
     }
 
     /// Turns the backend's response head, once complete, into ours.
-    fn parse_response_head(&mut self, c: &mut Conn, eof: bool) {
+    fn parse_response_head(&mut self, i: usize, c: &mut Conn, eof: bool, now: Instant) {
         let limits = self.lb.config.limits;
         let Some(req) = c.req.as_mut() else { return };
         loop {
             let parsed = match parse_response(&req.response_head, &limits, &req.method) {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) if eof && req.response_head.is_empty() => {
-                    return self.fail(c, 502, "the backend closed the connection without answering");
+                    return self.retry_or_fail(i, c, 502, "the backend closed the connection without answering", now);
                 }
                 Ok(None) if eof => {
                     return self.fail(c, 502, "the backend closed the connection in the middle of a head");
@@ -885,6 +896,32 @@ impl Reactor<'_> {
         }
     }
 
+    // ANCHOR: retry
+    /// The backend failed before any byte of its response arrived. The
+    /// retry rule (chapter 2's `ProxyError::may_retry`): an idempotent
+    /// request without a body goes to the next untried backend, the failed
+    /// one charged; anything else is answered with `status`.
+    fn retry_or_fail(&mut self, i: usize, c: &mut Conn, status: u16, detail: &str, now: Instant) {
+        let Some(req) = c.req.as_mut() else { return self.fail(c, status, detail) };
+        let nothing_received = req.response.is_none() && req.response_head.is_empty();
+        let Some(replay) = req.replay.as_ref().filter(|_| nothing_received) else {
+            return self.fail(c, status, detail);
+        };
+        c.to_upstream.clear();
+        c.to_upstream.push(replay);
+        req.sent_at = None;
+        req.last_error = Some((status, detail.to_string()));
+        if let Some(up) = c.upstream.take() {
+            let node = self.lb.node(up.node);
+            node.backend.failures.fetch_add(1, Ordering::Relaxed);
+            record_request(node, false, &self.lb.config.health, now);
+            tracing::info!(peer = %c.peer, backend = %node.addr(), error = detail, "no response; retrying on another backend");
+            self.drop_upstream(up);
+        }
+        self.connect_next(i, c, now);
+    }
+    // ANCHOR_END: retry
+
     /// Answers the client with an error (when nothing of a response has
     /// been sent yet) and ends the connection.
     fn fail(&mut self, c: &mut Conn, status: u16, detail: &str) {
@@ -892,8 +929,9 @@ impl Reactor<'_> {
         let method = c.req.as_ref().map_or("-", |r| r.method.as_str()).to_string();
         let target = c.req.as_ref().map_or("-", |r| r.target.as_str()).to_string();
         if let Some(up) = c.upstream.take() {
-            // 502 and 504 are the backend's failures (passive health).
-            if status == 502 || status == 504 {
+            // The backend's failures count against it (passive health);
+            // the rule is chapter 2's `Fault`, the same in every balancer.
+            if Fault::of_status(status) == Fault::Backend {
                 let node = self.lb.node(up.node);
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
                 record_request(node, false, &self.lb.config.health, Instant::now());
@@ -1074,7 +1112,7 @@ impl Reactor<'_> {
                 let uploading = c.req.as_ref().is_some_and(|r| !r.body.is_done());
                 if waiting_head {
                     let t = cfg.timeouts.response;
-                    self.fail(c, 504, &format!("the backend did not answer within {t:?}"));
+                    self.retry_or_fail(i, c, 504, &format!("the backend did not answer within {t:?}"), now);
                 } else if uploading {
                     let t = cfg.timeouts.idle;
                     self.fail(c, 408, &format!("the request body stalled for {t:?}"));

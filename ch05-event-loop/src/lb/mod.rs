@@ -371,7 +371,7 @@ impl Reactor<'_> {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(code) if code == libc_emfile() || code == libc_enfile()) => {
+                Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
                     // Out of file descriptors: the connection stays in the
                     // backlog, so the listener stays readable; a level-
                     // triggered loop would spin. Stop watching it briefly.
@@ -452,14 +452,6 @@ impl Reactor<'_> {
             self.dispose(i, c);
         }
     }
-}
-
-fn libc_emfile() -> i32 {
-    nix::errno::Errno::EMFILE as i32
-}
-
-fn libc_enfile() -> i32 {
-    nix::errno::Errno::ENFILE as i32
 }
 
 #[cfg(test)]

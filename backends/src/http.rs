@@ -206,6 +206,9 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         return Err(ReadError::Refuse(431, "request head too large"));
     }
     let raw_head: Vec<u8> = conn.buf.drain(..head_len).collect();
+    if !has_target_form(&method, &target) {
+        return Err(ReadError::Refuse(400, "malformed request target"));
+    }
     let values = |name: &'static str| header_values(&headers, name);
     let has_token = |name: &'static str, token: &str| {
         values(name).any(|v| String::from_utf8_lossy(v).split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
@@ -262,6 +265,17 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         None => (target, String::new()),
     };
     Ok(Some((Request { method, path, query, raw_head, body }, keep_alive)))
+}
+
+/// Whether `target` has one of the four forms of RFC 9112 section 3.2:
+/// origin (`/path`), absolute (`http://host/path`), asterisk (`*`, for
+/// OPTIONS) or authority (`host:port`, for CONNECT). Anything else (`a€€€`,
+/// say) is refused.
+fn has_target_form(method: &str, target: &str) -> bool {
+    let absolute = ["http://", "https://"]
+        .iter()
+        .any(|scheme| target.as_bytes().get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes())));
+    target.starts_with('/') || absolute || (method == "OPTIONS" && target == "*") || method == "CONNECT"
 }
 
 /// Every value of header `name` (lower case), in order.

@@ -5,6 +5,9 @@
 //! [`BoundedLines`] stops at a limit: an over-long line is reported once as
 //! [`Line::TooLong`], the rest of it is skipped without being stored, and
 //! the connection can go on with the next line.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 
@@ -60,7 +63,7 @@ impl<R: Read> BoundedLines<R> {
                 });
             }
             let (chunk, found_newline) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (&available[..i], true),
+                Some(i) => (available.get(..i).unwrap_or(available), true),
                 None => (available, false),
             };
             // One byte over `max` is kept for a CR that may end the line.

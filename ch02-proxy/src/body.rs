@@ -88,10 +88,20 @@ fn copy_until_close<S: Read>(from: &mut Buffered<S>, to: &mut dyn Write) -> Resu
 fn take_line<S: Read>(from: &mut Buffered<S>, max: usize) -> Result<Vec<u8>, BodyError> {
     loop {
         if let Some(i) = from.buf.iter().position(|&b| b == b'\n') {
+            // Too long however it arrived: in one read as here, or in
+            // several, where the check below refuses it.
+            if i > max {
+                return Err(BodyError::Malformed("chunk line too long"));
+            }
             let line = match from.buf.get(..=i) {
                 Some(line) if line.ends_with(b"\r\n") => line.to_vec(),
                 _ => return Err(BodyError::Malformed("line not ended by CRLF")),
             };
+            // A CR only before the LF: another server could end the line at
+            // a bare CR and read the rest as the next chunk (as in heads).
+            if line.iter().filter(|&&b| b == b'\r').count() > 1 {
+                return Err(BodyError::Malformed("bare CR in a chunk line"));
+            }
             from.consume(i + 1);
             return Ok(line);
         }
@@ -215,5 +225,66 @@ mod tests {
         assert_eq!(out, b"abcdef");
         let mut short = source(b"abc");
         assert!(matches!(copy_body(&mut short, &mut Vec::new(), Framing::Length(6)), Err(BodyError::Truncated(3))));
+    }
+
+    /// A socket that delivers one byte per read.
+    struct Trickle(std::collections::VecDeque<u8>);
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match (self.0.pop_front(), out.first_mut()) {
+                (Some(b), Some(slot)) => {
+                    *slot = b;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    /// `data` copied as a chunked body, all of it already buffered and then
+    /// one byte per read.
+    fn copied_both_ways(data: &[u8]) -> [Result<u64, BodyError>; 2] {
+        let mut at_once = Buffered { stream: io::empty(), buf: data.to_vec() };
+        let mut trickle = Buffered::new(Trickle(data.iter().copied().collect()));
+        [
+            copy_body(&mut at_once, &mut Vec::new(), Framing::Chunked),
+            copy_body(&mut trickle, &mut Vec::new(), Framing::Chunked),
+        ]
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/body_framing.rs): a bare CR in a
+    // trailer line, or in a chunk extension, was forwarded, where chapter
+    // 5's BodyTracker refused it; a server that ends lines at a bare CR
+    // would read the rest of the line as the next message.
+    #[test]
+    fn a_bare_cr_in_a_chunk_line_or_a_trailer_is_refused() {
+        let found = b"0\r\nb\xe6z)a\r\nb\x00\x000\r\n\xe6\xe6\xe6\xe6\xe6[\xe6\x00ta\xe6\xe6\xe6\xe6@ H=\x88\r\n\
+                      b(\x00ta\xe6\xe6\xe6\xe6@ \r=\x88\r\nb(110110 C\r\n\r\nn\r\n";
+        for bad in [&found[..], b"5;a\rb\r\nhello\r\n0\r\n\r\n", b"0\r\nX: a\rb\r\n\r\n"] {
+            for copied in copied_both_ways(bad) {
+                assert!(
+                    matches!(copied, Err(BodyError::Malformed(_))),
+                    "{:?}: {copied:?}",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+    }
+
+    // Found by fuzzing (body_framing, from a seed): a chunk line longer than
+    // MAX_CHUNK_LINE was refused when it arrived in pieces but passed when
+    // one read brought it whole.
+    #[test]
+    fn a_chunk_line_over_the_limit_is_refused_however_it_arrives() {
+        let body = |extension: usize| [b"1;".as_slice(), &vec![b'a'; extension], b"\r\nx\r\n0\r\n\r\n"].concat();
+        // "1;" + extension + "\r": the LF is at index extension + 3.
+        let longest = body(MAX_CHUNK_LINE - 3);
+        for copied in copied_both_ways(&longest) {
+            assert_eq!(copied.ok(), Some(longest.len() as u64));
+        }
+        for copied in copied_both_ways(&body(MAX_CHUNK_LINE - 2)) {
+            assert!(matches!(copied, Err(BodyError::Malformed("chunk line too long"))), "{copied:?}");
+        }
     }
 }

@@ -148,6 +148,7 @@ fn tunnel(
             headers: Default::default(),
             framing: crate::http::Framing::UntilClose,
         },
+        cut_short: false,
         bytes_up: stats.a_to_b + early.len() as u64,
         bytes_down: stats.b_to_a,
     })
@@ -212,9 +213,12 @@ fn plain(
         write_all(out, &response).map_err(client_io)?;
         let status = crate::http::parse_response(&response, &config.limits, "GET").ok().flatten();
         return match status {
-            Some((response_head, _)) => {
-                Ok(Forwarded { response: response_head, bytes_up: 0, bytes_down: response.len() as u64 })
-            }
+            Some((response_head, _)) => Ok(Forwarded {
+                response: response_head,
+                bytes_up: 0,
+                bytes_down: response.len() as u64,
+                cut_short: false,
+            }),
             None => Err(ProxyError::new(500, "a cached response could not be read back")),
         };
     }

@@ -451,6 +451,11 @@ pub fn parse_response(
     let (Some(minor), Some(status)) = (res.version, res.code) else {
         return Err(HeadError::BadRequest("incomplete status line"));
     };
+    // Three digits, 100 to 599 (RFC 9110 section 15). httparse reads `000`
+    // as 0, which `to_bytes` would write back as `HTTP/1.1 0`: no status line.
+    if !(100..=599).contains(&status) {
+        return Err(HeadError::BadRequest("invalid status"));
+    }
     let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
     let reason = res.reason.unwrap_or("").to_string();
     let headers = collect_headers(res.headers)?;
@@ -708,5 +713,26 @@ mod tests {
         let (head, _) = parse(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n").unwrap().unwrap();
         let (again, _) = parse(&head.to_bytes()).unwrap().unwrap();
         assert_eq!(again, head);
+    }
+
+    // Found by fuzzing (fuzz/fuzz_targets/response_head.rs): a backend's
+    // `000` status was passed on as `HTTP/1.1 0 `, a status line no client
+    // can read. Now it is refused, and the proxies answer 502.
+    #[test]
+    fn a_status_outside_100_to_599_is_refused() {
+        let l = Limits::default();
+        let found =
+            b"HTTP/1.1 000 OK\xf8\xf5Transfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\x0f\n0\r\nT: 1\r\n\r\nJUNK";
+        assert_eq!(parse_response(found, &l, "POST"), Err(HeadError::BadRequest("invalid status")));
+        for status in ["000", "099", "600", "999"] {
+            let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            assert!(parse_response(raw.as_bytes(), &l, "GET").is_err(), "{status}");
+        }
+        for status in [100, 101, 200, 599] {
+            let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            let (head, _) = parse_response(raw.as_bytes(), &l, "GET").unwrap().unwrap();
+            let (again, _) = parse_response(&head.to_bytes(), &l, "GET").unwrap().unwrap();
+            assert_eq!(again.status, status);
+        }
     }
 }

@@ -94,6 +94,13 @@ impl ProxyError {
         Self { fault: Fault::Local, ..Self::new(503, detail) }
     }
 
+    /// The backend broke off in the middle of a response whose head the
+    /// client already has: nothing can be answered, and the backend is
+    /// charged.
+    pub fn backend_cut(detail: impl Into<String>) -> Self {
+        Self { status: None, detail: detail.into(), fault: Fault::Backend, nothing_received: false }
+    }
+
     /// The client went away: nothing to answer.
     pub fn client_gone(detail: impl Into<String>) -> Self {
         Self { status: None, detail: detail.into(), fault: Fault::Client, nothing_received: false }
@@ -231,6 +238,10 @@ pub struct Forwarded {
     pub bytes_up: u64,
     /// Response bytes sent to the client.
     pub bytes_down: u64,
+    /// The upstream's body broke off or was malformed after its head had
+    /// gone to the client: the client saw the connection end early, and
+    /// the upstream is to blame (a balancer charges it).
+    pub cut_short: bool,
 }
 
 // ANCHOR: forward_exchange
@@ -315,19 +326,22 @@ pub fn forward_exchange_with(
     let response_head = response.to_bytes();
     write_all(client_out, &response_head).map_err(|e| ProxyError::client_gone(e.to_string()))?;
     let _ = upstream.stream.set_read_timeout(Some(timeouts.idle));
-    let body_down = match copy_body(&mut upstream, client_out, response.framing) {
-        Ok(n) => n,
+    let (body_down, cut_short) = match copy_body(&mut upstream, client_out, response.framing) {
+        Ok(n) => (n, false),
+        // The client stopped listening: its doing, not the upstream's.
+        Err(BodyError::Write(e)) => return Err(ProxyError::client_gone(e.to_string())),
         Err(e) => {
             // The head is out: all we can do is cut the connection short,
             // which tells the client the response is incomplete.
             tracing::warn!(error = %e, "response body cut short");
-            0
+            (0, true)
         }
     };
     Ok(Forwarded {
         response,
         bytes_up: request_head.len() as u64 + body_up,
         bytes_down: response_head.len() as u64 + body_down,
+        cut_short,
     })
 }
 // ANCHOR_END: forward_exchange

@@ -143,7 +143,6 @@ impl LoadBalancer {
                 }
             }
         }
-        self.unavailable.fetch_add(1, Ordering::Relaxed);
         Err(ProxyError::unavailable(if tried.is_empty() {
             "no backend is available".to_string()
         } else {
@@ -208,7 +207,12 @@ fn balance(
         let (backend, upstream) = match lb.connect_with_failover(&mut tried) {
             Ok(pair) => pair,
             // Nobody left to retry on: the client hears the real failure.
-            Err(e) => return Err(last.unwrap_or(e)),
+            Err(e) => {
+                if last.is_none() && e.status == Some(503) {
+                    lb.unavailable.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(last.unwrap_or(e));
+            }
         };
         backend.requests.fetch_add(1, Ordering::Relaxed);
         backend.active.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +220,11 @@ fn balance(
         backend.active.fetch_sub(1, Ordering::Relaxed);
         match result {
             Ok(f) => {
+                if f.cut_short {
+                    // The body broke off after its head went out: still the
+                    // backend's fault, though nothing more can be answered.
+                    backend.failures.fetch_add(1, Ordering::Relaxed);
+                }
                 backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
                 backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
                 return Ok((backend.addr.clone(), f));

@@ -244,7 +244,12 @@ fn balance(
                 group.algorithm.on_response(index, latency);
                 node.backend.bytes_out.fetch_add(f.bytes_up, Ordering::Relaxed);
                 node.backend.bytes_in.fetch_add(f.bytes_down, Ordering::Relaxed);
-                record_request(node, true, &lb.options.health, Instant::now());
+                if f.cut_short {
+                    // The body broke off after its head went out: still the
+                    // backend's fault, though nothing more can be answered.
+                    node.backend.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                record_request(node, !f.cut_short, &lb.options.health, Instant::now());
                 return Ok((node.addr().to_string(), request_id, f));
             }
             // The backend's fault (chapter 2's one rule): it is charged,

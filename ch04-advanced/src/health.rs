@@ -149,8 +149,11 @@ pub fn record_request(node: &Node, ok: bool, config: &HealthConfig, now: Instant
     let mut h = node.health();
     if ok {
         h.passive_failures = 0;
-        // Without probes, a successful retry is how a node comes back.
-        if !node.is_healthy() && config.probe == Probe::Off {
+        // Without probes, a successful retry is how a node comes back: a
+        // request sent once its fail_timeout is over. A success that
+        // arrives earlier was in flight when the node went down, and says
+        // nothing about it now.
+        if !node.is_healthy() && config.probe == Probe::Off && node.backend.is_available(now) {
             h.recovered_at = Some(now);
             node.backend.mark_up();
             tracing::info!(backend = %node.addr(), "backend is UP (a request succeeded)");
@@ -232,6 +235,21 @@ mod tests {
     }
 
     #[test]
+    fn a_late_success_from_before_the_fall_does_not_bring_a_node_back() {
+        let n = node();
+        let c = HealthConfig { probe: Probe::Off, fail_timeout: Duration::from_secs(3600), ..HealthConfig::default() };
+        let now = Instant::now();
+        for _ in 0..3 {
+            record_request(&n, false, &c, now);
+        }
+        assert!(!n.is_healthy());
+        // A request that was already in flight answers: still down until
+        // a request sent after fail_timeout succeeds.
+        record_request(&n, true, &c, Instant::now());
+        assert!(!n.is_healthy());
+    }
+
+    #[test]
     fn a_success_breaks_a_failure_streak() {
         let (n, c, now) = (node(), HealthConfig::default(), Instant::now());
         for ok in [false, false, true, false, false] {
@@ -250,7 +268,7 @@ mod tests {
         }
         assert!(!n.is_healthy());
         assert!(n.backend.is_available(Instant::now()), "fail_timeout zero: retried at once");
-        record_request(&n, true, &c, now);
+        record_request(&n, true, &c, Instant::now());
         assert!(n.is_healthy());
     }
 

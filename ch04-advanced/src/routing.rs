@@ -55,10 +55,7 @@ impl Router {
             .and_then(|&(_, i)| self.routed.get(i))
             .unwrap_or(&self.default)
     }
-}
-// ANCHOR_END: router
 
-impl Router {
     /// The default group.
     pub fn default_group(&self) -> &Group {
         &self.default
@@ -68,7 +65,10 @@ impl Router {
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         std::iter::once(&self.default).chain(&self.routed)
     }
+}
+// ANCHOR_END: router
 
+impl Router {
     /// Health checkers for every group.
     pub fn checkers(&self, config: &crate::health::HealthConfig) -> Vec<HealthChecker> {
         self.groups().map(|g| HealthChecker { pool: Arc::clone(&g.pool), config: config.clone() }).collect()

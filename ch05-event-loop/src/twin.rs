@@ -194,20 +194,21 @@ async fn exchange(
         buf.drain(..n);
     }
     // The response head, within the response timeout.
+    // "Nothing received" means no byte of the final response: interim
+    // (1xx) responses are dropped as they come, as chapter 2 does.
     let mut from_up = Vec::new();
-    let mut received = false; // any byte of a response, interim ones too
     let head_read = timeout(lb.timeouts.response, async {
         loop {
             match parse_response(&from_up, &lb.limits, &head.method) {
                 Ok(Some((r, len))) if (100..200).contains(&r.status) => drop(from_up.drain(..len)),
                 Ok(Some(parsed)) => return Ok(parsed),
                 Ok(None) => match upstream.read_buf(&mut from_up).await {
-                    Ok(0) if !received => {
+                    Ok(0) if from_up.is_empty() => {
                         return Err(ProxyError::backend_silent(502, "the backend closed without answering"));
                     }
                     Ok(0) => return Err(ProxyError::new(502, "the backend closed in the middle of a head")),
-                    Ok(_) => received = true,
-                    Err(e) if !received => return Err(silent(e)),
+                    Ok(_) => {}
+                    Err(e) if from_up.is_empty() => return Err(silent(e)),
                     Err(e) => return Err(up_err(e)),
                 },
                 Err(e) => return Err(ProxyError::new(502, format!("invalid response: {e}"))),
@@ -217,7 +218,9 @@ async fn exchange(
     .await;
     let (mut response, len) = match head_read {
         Ok(parsed) => parsed?,
-        Err(_) if !received => return Err(ProxyError::backend_silent(504, "the backend did not answer in time")),
+        Err(_) if from_up.is_empty() => {
+            return Err(ProxyError::backend_silent(504, "the backend did not answer in time"));
+        }
         Err(_) => return Err(ProxyError::new(504, "the backend's response head stalled")),
     };
     let keep_alive = keep_alive && response.framing != Framing::UntilClose;
@@ -232,7 +235,8 @@ async fn exchange(
     let mut body = BodyTracker::new(response.framing);
     from_up.drain(..len);
     loop {
-        let n = body.feed(&from_up).map_err(ProxyError::client_gone)?;
+        // The head is out: a failure now cannot be answered, only charged.
+        let n = body.feed(&from_up).map_err(|why| ProxyError::backend_cut(format!("malformed body: {why}")))?;
         client.write_all(from_up.get(..n).unwrap_or(&from_up)).await.map_err(gone)?;
         from_up.clear();
         if body.is_done() {
@@ -240,9 +244,11 @@ async fn exchange(
         }
         let read = timeout(lb.timeouts.idle, upstream.read_buf(&mut from_up)).await;
         match read {
-            Ok(Ok(0)) => return Ok(keep_alive && body.is_done()),
+            Ok(Ok(0)) if body.until_close() => return Ok(false),
+            Ok(Ok(0)) => return Err(ProxyError::backend_cut("the backend closed in the middle of a body")),
             Ok(Ok(_)) => {}
-            _ => return Err(ProxyError::client_gone("the backend stalled in the middle of a body")),
+            Ok(Err(e)) => return Err(ProxyError::backend_cut(format!("reading the body from the backend: {e}"))),
+            Err(_) => return Err(ProxyError::backend_cut("the backend stalled in the middle of a body")),
         }
     }
 }
@@ -313,6 +319,8 @@ async fn answer(client: &mut TcpStream, e: &ProxyError) -> io::Result<()> {
     if let Some(status) = e.status {
         tracing::warn!(status, error = %e.detail, "request failed");
         client.write_all(&error_response(status, &e.detail)).await?;
+    } else if e.blames_backend() {
+        tracing::warn!(error = %e.detail, "response cut short");
     }
     Ok(())
 }

@@ -70,6 +70,11 @@ impl Server {
         self.child.id()
     }
 
+    /// Whether the process is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Waits up to `timeout` for a log line for which `pred` is true,
     /// returning it, or `None` if it did not come.
     pub fn wait_for_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {

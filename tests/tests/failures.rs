@@ -131,3 +131,22 @@ fn a_post_that_meets_a_backend_closing_without_answer_is_not_retried() {
         assert_eq!(statuses, [200, 502], "{}: the POST it dropped is a 502, never sent twice", which.1);
     }
 }
+
+#[test]
+fn a_body_cut_short_by_the_backend_ends_the_connection_and_is_logged_by_every_balancer() {
+    let (cutter, _) = fake(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b");
+    for which in BALANCERS {
+        let lb = balancer(which, &[cutter]);
+        let mut conn = client::connect(lb.addr).unwrap();
+        conn.write_all(GET).unwrap();
+        let mut got = Vec::new();
+        // The head went out before the body broke off: the client gets the
+        // 200 and then the connection ends early, never a second response.
+        let _ = conn.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "{}: {text}", which.1);
+        assert!(text.ends_with("only ten b"), "{}: nothing is added after the cut: {text:?}", which.1);
+        let logged = lb.wait_for_line(Duration::from_secs(10), |l| l.contains("cut short"));
+        assert!(logged.is_some(), "{}: the log says the response was cut short", which.1);
+    }
+}

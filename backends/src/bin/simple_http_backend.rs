@@ -69,10 +69,18 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.count {
         let port = base.checked_add(i).context("ports run past 65535")?;
         let addr = SocketAddr::new(args.host, port);
+        // A deep accept queue (tokio's bind asks for 1024): a load balancer
+        // may open thousands of connections at once.
+        let listener = ch01_fundamentals::net::listen(addr, 4096)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        // The bound address: with port 0 the kernel chose the port.
+        let addr = listener.local_addr()?;
         let name = match (&args.name, args.count) {
             (Some(n), 1) => n.clone(),
             (Some(n), _) => format!("{n}-{}", i + 1),
-            (None, _) => format!("backend-{port}"),
+            (None, _) => format!("backend-{}", addr.port()),
         };
         let config = BackendConfig {
             addr,
@@ -83,14 +91,6 @@ async fn main() -> anyhow::Result<()> {
             header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
             ..BackendConfig::default()
         };
-        // A deep accept queue (tokio's bind asks for 1024): a load balancer
-        // may open thousands of connections at once.
-        let listener = ch01_fundamentals::net::listen(addr, 4096)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .and_then(TcpListener::from_std)
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        // The bound address: with port 0 the kernel chose the port.
-        let addr = listener.local_addr()?;
         tracing::info!(%addr, %name, "backend listening");
         let state = State::new(config);
         servers.push(tokio::spawn(run(listener, state, async {

@@ -1099,8 +1099,10 @@ impl Reactor<'_> {
                     self.drop_upstream(up);
                     self.connect_failed(node, &format!("no connection within {t:?}"));
                 }
+                // A retry keeps the failure that started it for the client.
+                let retrying = c.req.as_ref().is_some_and(|r| r.last_error.is_some());
                 self.connect_next(i, c, now);
-                if c.state == State::Closing && !c.to_client.is_empty() {
+                if c.state == State::Closing && !c.to_client.is_empty() && !retrying {
                     // All tried: the last failure was a timeout.
                     let detail = format!("no backend accepted a connection within {t:?}");
                     c.to_client.clear();
@@ -1182,7 +1184,12 @@ impl Reactor<'_> {
         stats.open.fetch_sub(1, Ordering::Relaxed);
         stats.buffered.fetch_sub(c.buffered as u64, Ordering::Relaxed);
         self.conns.release(i);
-        // Dropping `c` closes the client socket.
+        // Dropping `c` closes the client socket: one descriptor free for a
+        // request waiting in line.
+        drop(c);
+        if !self.waiting.is_empty() {
+            self.resume_one_waiting();
+        }
     }
 }
 

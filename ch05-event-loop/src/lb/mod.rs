@@ -135,12 +135,14 @@ impl Lb {
         Ok(Self { pool, algorithm, addrs, config, stats: Arc::new(Stats::default()) })
     }
 
+    // ANCHOR: node_index
     /// Node `i` of the pool. Every node index the reactor holds came from
     /// picking in this pool, whose size never changes after `new`.
     #[expect(clippy::indexing_slicing, reason = "node indexes come from picks in this fixed-size pool")]
     pub(crate) fn node(&self, i: usize) -> &ch04_advanced::node::Node {
         &self.pool.nodes[i]
     }
+    // ANCHOR_END: node_index
 }
 
 /// What a token names: the listener, one side of a connection, or a probe.
@@ -367,24 +369,19 @@ impl Reactor<'_> {
             if !self.accepting {
                 return;
             }
+            if !self.waiting.is_empty() {
+                // Requests are waiting for a descriptor: a descriptor freed
+                // now is theirs, not a new client's. New clients wait in
+                // the backlog meanwhile.
+                return self.pause_accept("requests are waiting for a descriptor");
+            }
             let (stream, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
-                    // Out of file descriptors: the connection stays in the
-                    // backlog, so the listener stays readable; a level-
-                    // triggered loop would spin. Stop watching it briefly.
-                    tracing::warn!(error = %e, "out of file descriptors; pausing accept for 100 ms");
-                    let _ = self.poller.reregister(
-                        listener,
-                        Token::Listener.encode(),
-                        Interest { readable: false, writable: false },
-                        Trigger::Level,
-                    );
-                    self.accepting = false;
-                    self.timers.insert(Instant::now() + Duration::from_millis(100), Due::ResumeAccept);
-                    return;
+                    tracing::warn!(error = %e, "out of file descriptors");
+                    return self.pause_accept("out of file descriptors");
                 }
                 Err(e) => {
                     // ECONNABORTED and friends: that client is gone, not us.
@@ -396,6 +393,22 @@ impl Reactor<'_> {
         }
     }
     // ANCHOR_END: accept
+
+    /// Stops accepting for 100 ms. The connections stay in the backlog, so
+    /// the listener stays readable: a level-triggered loop would spin on
+    /// it, so it is not watched meanwhile.
+    fn pause_accept(&mut self, why: &str) {
+        let Some(listener) = &self.listener else { return };
+        tracing::debug!(reason = why, "pausing accept for 100 ms");
+        let _ = self.poller.reregister(
+            listener,
+            Token::Listener.encode(),
+            Interest { readable: false, writable: false },
+            Trigger::Level,
+        );
+        self.accepting = false;
+        self.timers.insert(Instant::now() + Duration::from_millis(100), Due::ResumeAccept);
+    }
 
     fn add_client(&mut self, stream: TcpStream, peer: SocketAddr) {
         let stats = &self.lb.stats;

@@ -14,7 +14,7 @@
 //! stream), then joins all the threads.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -117,11 +117,23 @@ pub struct ServerConfig {
     /// on their own before they are cut (zero: cut at once). The listener
     /// is closed first, so no new connection arrives meanwhile.
     pub drain_timeout: Duration,
+    /// What a connection that cannot be served (the limit is reached, or
+    /// the process is out of descriptors or threads) is told before it is
+    /// closed: an HTTP server says 503 here. Empty: it is just closed.
+    pub busy_reply: &'static [u8],
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { max_connections: DEFAULT_MAX_CONNECTIONS, drain_timeout: Duration::ZERO }
+        Self { max_connections: DEFAULT_MAX_CONNECTIONS, drain_timeout: Duration::ZERO, busy_reply: b"" }
+    }
+}
+
+/// Refuses a connection we cannot serve: one try at telling it why,
+/// never blocking the accept loop, then the close.
+fn refuse(stream: TcpStream, reply: &[u8]) {
+    if !reply.is_empty() && stream.set_nonblocking(true).is_ok() {
+        let _ = (&stream).write(reply);
     }
 }
 
@@ -178,7 +190,8 @@ where
         if lock(&conns.sockets).len() >= config.max_connections {
             stats.refused += 1;
             tracing::warn!(%peer, max = config.max_connections, "connection limit reached, closing");
-            continue; // Dropping `stream` closes it.
+            refuse(stream, config.busy_reply);
+            continue;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = super::net::tune_accepted(&stream) {
@@ -187,7 +200,14 @@ where
         match stream.try_clone() {
             Ok(clone) => lock(&conns.sockets).insert(id, clone),
             Err(e) => {
+                stats.refused += 1;
                 tracing::warn!(%peer, error = %e, "could not clone socket, closing");
+                refuse(stream, config.busy_reply);
+                if super::net::is_out_of_descriptors(&e) {
+                    // Out of descriptors: accepting more now would only
+                    // refuse them too. Back off; the rest wait in the backlog.
+                    thread::sleep(Duration::from_millis(10));
+                }
                 continue;
             }
         };
@@ -208,7 +228,10 @@ where
             }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "could not spawn a thread, closing");
-                lock(&conns.sockets).remove(&id);
+                stats.refused += 1;
+                if let Some(socket) = lock(&conns.sockets).remove(&id) {
+                    refuse(socket, config.busy_reply);
+                }
             }
         }
     }
@@ -377,6 +400,31 @@ mod tests {
         // The panicked connection was closed, not leaked.
         bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         assert_eq!(bad.read(&mut b).unwrap(), 0);
+    }
+
+    #[test]
+    fn connections_over_the_limit_hear_the_busy_reply_then_the_close() {
+        let listener = crate::net::listen("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let s2 = shutdown.clone();
+        let config = ServerConfig { max_connections: 1, busy_reply: b"busy\n", ..ServerConfig::default() };
+        let t = thread::spawn(move || {
+            serve(listener, s2, config, |mut s: TcpStream| {
+                let mut buf = [0u8; 16];
+                while s.read(&mut buf)? > 0 {}
+                Ok(())
+            })
+        });
+        let mut first = TcpStream::connect(addr).unwrap();
+        first.write_all(b"hold").unwrap();
+        let mut second = TcpStream::connect(addr).unwrap();
+        second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        second.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"busy\n");
+        shutdown.trigger();
+        assert_eq!(t.join().unwrap().unwrap(), ServeStats { accepted: 1, refused: 1 });
     }
 
     #[test]

@@ -96,7 +96,11 @@ fn port_list(ports: &BTreeSet<u16>) -> String {
 
 /// Runs the forward proxy on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, config: ForwardConfig, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: config.max_connections, ..ServerConfig::default() };
+    let server_config = ServerConfig {
+        max_connections: config.max_connections,
+        busy_reply: crate::proxy::BUSY_REPLY,
+        ..ServerConfig::default()
+    };
     let config = Arc::new(config);
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &config))
 }

@@ -153,6 +153,12 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// What a proxy tells a client it has no room for (connection limit, no
+/// descriptor or thread left): chapter 1's `ServerConfig::busy_reply`. A
+/// constant, because it is sent from the accept loop with nothing to spare.
+pub const BUSY_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 57\r\nConnection: close\r\n\r\n503 Service Unavailable: too many connections; try again\n";
+
 // ANCHOR: error_response
 /// A complete error response whose body says what happened, in words a
 /// person reading curl's output can act on.
@@ -508,6 +514,11 @@ mod tests {
         assert_eq!(host_and_port("[::1]", 80).unwrap(), ("::1".to_string(), 80));
         assert_eq!(host_and_port("[::1]:81", 80).unwrap(), ("::1".to_string(), 81));
         assert!(host_and_port("h:port", 80).is_err());
+    }
+
+    #[test]
+    fn the_busy_reply_is_the_503_error_response() {
+        assert_eq!(BUSY_REPLY, &error_response(503, "too many connections; try again")[..]);
     }
 
     #[test]

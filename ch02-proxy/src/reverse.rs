@@ -77,7 +77,11 @@ impl ReverseConfig {
 // ANCHOR: run
 /// Runs the reverse proxy on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, config: ReverseConfig, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: config.max_connections, ..ServerConfig::default() };
+    let server_config = ServerConfig {
+        max_connections: config.max_connections,
+        busy_reply: crate::proxy::BUSY_REPLY,
+        ..ServerConfig::default()
+    };
     let config = Arc::new(config);
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &config))
 }

@@ -155,7 +155,11 @@ impl LoadBalancer {
 // ANCHOR: run
 /// Runs the load balancer on `listener` until `shutdown` fires.
 pub fn run(listener: TcpListener, lb: Arc<LoadBalancer>, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let server_config = ServerConfig { max_connections: lb.config.max_connections, ..ServerConfig::default() };
+    let server_config = ServerConfig {
+        max_connections: lb.config.max_connections,
+        busy_reply: ch02_proxy::proxy::BUSY_REPLY,
+        ..ServerConfig::default()
+    };
     serve(listener, shutdown, server_config, move |stream| handle_client(stream, &lb))
 }
 // ANCHOR_END: run

@@ -134,7 +134,11 @@ impl AdvancedLb {
 /// Runs until `shutdown` fires, then drains: the listener closes at once
 /// and requests in progress get `drain_timeout` to finish.
 pub fn run(listener: TcpListener, lb: Arc<AdvancedLb>, shutdown: Shutdown) -> io::Result<ServeStats> {
-    let config = ServerConfig { max_connections: lb.options.max_connections, drain_timeout: lb.options.drain_timeout };
+    let config = ServerConfig {
+        max_connections: lb.options.max_connections,
+        drain_timeout: lb.options.drain_timeout,
+        busy_reply: ch02_proxy::proxy::BUSY_REPLY,
+    };
     serve(listener, shutdown, config, move |stream| handle_client(stream, &lb))
 }
 // ANCHOR_END: run

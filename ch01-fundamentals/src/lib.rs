@@ -12,11 +12,13 @@
 //! | signals in a threaded server: block them, `sigwait` in one thread | `signals` (Unix) |
 //! | raising the open-files limit | [`net::raise_fd_limit`] |
 //! | log set-up shared by every binary (`RUST_LOG`, `--log-format`) | [`logging`] |
+//! | the flags every server shares (`-H/--host`, `-p/--port`, `--log-format`) | [`cli`] |
 //! | the chapter's labs (stubs, or reference solutions with `reference`) | [`labs`] |
 //!
 //! Binaries: `echo_server [PORT]` (the default) and `echo_client`.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod echo;
 pub mod io;
 pub mod labs;

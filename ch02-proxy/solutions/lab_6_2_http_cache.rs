@@ -129,5 +129,7 @@ pub fn cache_ttl(request: &RequestHead, response: &ResponseHead) -> Option<Durat
         return None;
     }
     let max_age = directives.iter().find_map(|d| d.strip_prefix("max-age=")?.trim_matches('"').parse::<u64>().ok())?;
-    (max_age > 0).then(|| Duration::from_secs(max_age))
+    // RFC 9111 1.2.2: a larger delta-seconds counts as 2^31; unbounded, a
+    // huge max-age would overflow `now + ttl` in `put` (found by fuzzing).
+    (max_age > 0).then(|| Duration::from_secs(max_age.min(1 << 31)))
 }

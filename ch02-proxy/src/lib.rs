@@ -10,6 +10,7 @@
 //! | error responses, connecting upstream, carrying one exchange | [`proxy`] |
 //! | X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host | [`forwarding`] |
 //! | the CONNECT forward proxy with a port allow-list | [`forward`] |
+//! | the timeout flags every proxy and balancer shares | [`cli`] |
 //! | the reverse proxy in front of one backend | [`reverse`] |
 //! | the chapter's labs (stubs, or reference solutions with `reference`) | [`labs`] |
 //!
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod body;
+pub mod cli;
 pub mod forward;
 pub mod forwarding;
 pub mod http;

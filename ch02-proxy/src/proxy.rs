@@ -470,6 +470,23 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix.as_bytes()).then(|| s.get(prefix.len()..)).flatten()
 }
 
+/// Why a backend that speaks TLS is refused on the command line.
+pub const NO_TLS_TO_BACKENDS: &str = "TLS to backends is not part of this curriculum yet: an https:// or port-443 \
+backend would be spoken to in plain text. Give a plain-HTTP backend (TLS is discussed in Part IV of the book)";
+
+/// Whether a backend given as `spec` (`https://host`, `host:443`,
+/// `host:443:weight`) expects TLS, which our balancers do not speak.
+pub fn is_tls_backend(spec: &str) -> bool {
+    if strip_prefix_ignore_case(spec, "https://").is_some() {
+        return true;
+    }
+    let spec = strip_prefix_ignore_case(spec, "http://").unwrap_or(spec);
+    // `host:443[:w]` splits into host, port, weight; `[v6]:443[:w]` leaves
+    // `:443[:w]` after the bracket, which splits into "", port, weight.
+    let rest = spec.rsplit_once(']').map_or(spec, |(_, after)| after);
+    rest.split(':').nth(1) == Some("443")
+}
+
 /// Splits an authority into host and port, with `default_port` when it has
 /// none.
 pub fn host_and_port(authority: &str, default_port: u16) -> Result<(String, u16), ProxyError> {
@@ -505,6 +522,16 @@ mod tests {
         // (`a€€€`) once panicked on a `[..8]` slice.
         assert_eq!(split_absolute_http("a\u{20ac}\u{20ac}\u{20ac}").unwrap_err().status, Some(400));
         assert_eq!(split_absolute_http("http://\u{20ac}/\u{20ac}").unwrap(), ("\u{20ac}", "/\u{20ac}".to_string()));
+    }
+
+    #[test]
+    fn tls_backends_are_recognised() {
+        for tls in ["https://h", "HTTPS://h:8443", "h:443", "h:443:2", "[::1]:443", "[::1]:443:5", "http://h:443"] {
+            assert!(is_tls_backend(tls), "{tls}");
+        }
+        for plain in ["h:80", "h:4430", "h:8443:443", "[::443]:80", "http://h:9001", "127.0.0.1:9001"] {
+            assert!(!is_tls_backend(plain), "{plain}");
+        }
     }
 
     #[test]

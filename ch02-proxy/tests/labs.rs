@@ -125,6 +125,21 @@ fn lab_6_2_ttl_comes_from_max_age() {
     assert_eq!(cache_ttl(&req, &two_lines), Some(Duration::from_secs(7)));
 }
 
+// Found by fuzzing (fuzz/fuzz_targets/response_head.rs): an origin's
+// `max-age=18446744073709551615` became a time to live that overflowed
+// `now + ttl` in `put`, a panic in the forward proxy's connection thread.
+#[test]
+fn lab_6_2_a_huge_max_age_counts_as_2_to_the_31_seconds() {
+    let huge =
+        response("HTTP/1.1 200 OK\r\nCache-Control: max-age=18446744073709551615\r\nContent-Length: 2\r\n\r\nok");
+    let ttl = cache_ttl(&get_request(), &huge);
+    assert_eq!(ttl, Some(Duration::from_secs(1 << 31)));
+    let cache = HttpCache::new(10, 1000);
+    let now = Instant::now();
+    assert!(cache.put("k", b"response".to_vec(), ttl.unwrap(), now));
+    assert_eq!(cache.get("k", now + Duration::from_secs(3600)), Some(b"response".to_vec()));
+}
+
 #[test]
 fn lab_6_2_only_get_and_200_are_cached() {
     let fresh = response("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n");

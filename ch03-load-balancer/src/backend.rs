@@ -56,9 +56,16 @@ impl Backend {
         }
     }
 
-    /// Parses `host:port` or `host:port:weight` (`[v6]:port[:weight]`).
+    /// Parses `host:port` or `host:port:weight` (`[v6]:port[:weight]`),
+    /// with or without `http://` in front. A TLS backend (`https://`, port
+    /// 443) is refused: we would speak plain HTTP to it.
     pub fn parse(spec: &str) -> Result<Self, BackendSpecError> {
         let err = |why| BackendSpecError { spec: spec.to_string(), why };
+        if ch02_proxy::proxy::is_tls_backend(spec) {
+            return Err(err(ch02_proxy::proxy::NO_TLS_TO_BACKENDS));
+        }
+        let spec = spec.trim_end_matches('/');
+        let spec = spec.strip_prefix("http://").or_else(|| spec.strip_prefix("HTTP://")).unwrap_or(spec);
         let parts: Vec<&str> = if let Some(rest) = spec.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(|| err("unclosed ["))?;
             let after = after.strip_prefix(':').ok_or_else(|| err("missing port"))?;
@@ -163,6 +170,16 @@ mod tests {
             assert!(Backend::parse(bad).is_err(), "{bad}");
         }
         assert!(Backend::parse("h:80:x").unwrap_err().to_string().contains("weight"));
+        let b = Backend::parse("http://127.0.0.1:9001/").unwrap();
+        assert_eq!(b.addr, "127.0.0.1:9001", "the seeds write backends as URLs");
+    }
+
+    #[test]
+    fn tls_backends_are_refused_with_a_reason() {
+        for tls in ["https://example.com", "example.com:443", "10.0.0.1:443:2"] {
+            let e = Backend::parse(tls).unwrap_err().to_string();
+            assert!(e.contains("TLS to backends is not part of this curriculum"), "{tls}: {e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! | choosing a backend, failover on connect failure, 503 | [`balancer`] |
 //! | the statistics report (SIGUSR1, shutdown) | [`stats`] |
 //! | signals in a threaded server: block them, `sigwait` in one thread | `signals` (Unix) |
-//! | `--demo`: three backends in the same process | [`demo`] |
+//! | `--demo`, and demo backends when none is given or found (zero setup) | [`demo`] |
+//! | the backend flags every balancer shares | [`cli`] |
 //! | a seeded random generator (splitmix64) | [`rng`] |
 //! | labs: random (4.1) and weighted (4.2) selection | [`labs`] |
 //!
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod balancer;
+pub mod cli;
 pub mod demo;
 pub mod labs;
 pub mod rng;

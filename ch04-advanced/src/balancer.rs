@@ -21,7 +21,7 @@ use ch02_proxy::proxy::{
 use ch03_load_balancer::rng::Rng;
 
 use crate::algorithm::{Context, pick_untried};
-use crate::headers::{cookie, ensure_request_id};
+use crate::headers::{Cidr, client_ip, cookie, ensure_request_id};
 use crate::health::{HealthConfig, record_request};
 use crate::labs::BackendLine;
 use crate::labs::lab_4_5_statistics::PeriodicReporter;
@@ -59,6 +59,8 @@ pub struct Options {
     pub stats_path: Option<String>,
     /// The weights file reloaded on SIGHUP (lab 8.4).
     pub weights_file: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             stats_every: 0,
             stats_path: None,
             weights_file: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -203,6 +206,9 @@ fn balance(
     peer: SocketAddr,
     lb: &AdvancedLb,
 ) -> Result<(String, String, Forwarded), ProxyError> {
+    // The client behind our trusted proxies, read before we add ourselves
+    // to X-Forwarded-For.
+    let client_addr = client_ip(peer.ip(), &head.headers, &lb.options.trusted_proxies);
     prepare_upstream_request(&mut head, peer.ip(), "http")?;
     let path = head.target.split('?').next().unwrap_or("/").to_string();
     let group = lb.router.route(&path);
@@ -211,10 +217,10 @@ fn balance(
     let request_id = ensure_request_id(&mut head.headers, &mut lb.ids.lock().unwrap_or_else(PoisonError::into_inner));
 
     let key = match lb.options.hash_key {
-        HashKey::Ip => peer.ip().to_string(),
+        HashKey::Ip => client_addr.to_string(),
         HashKey::Path => path.clone(),
     };
-    let ctx = Context { client_ip: peer.ip(), key: &key, cookie: cookie_value.as_deref(), now: Instant::now() };
+    let ctx = Context { client_ip: client_addr, key: &key, cookie: cookie_value.as_deref(), now: Instant::now() };
     let mut tried = vec![false; group.pool.nodes.len()];
     let mut last: Option<ProxyError> = None;
     loop {

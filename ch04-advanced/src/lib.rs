@@ -7,7 +7,8 @@
 //! | a node: weight, health streaks, slow start, latency histogram; pools | [`node`] |
 //! | the selection trait and one file per algorithm | [`algorithm`] |
 //! | active (TCP/HTTP) and passive health checks, rise/fall thresholds | [`health`] |
-//! | X-Request-ID, cookies | [`headers`] |
+//! | X-Request-ID, cookies, the client behind trusted proxies | [`headers`] |
+//! | the algorithm and health flags every later balancer shares | [`cli`] |
 //! | path-prefix routing to backend groups | [`routing`] |
 //! | the balancer: failover, sticky cookies, stats, draining | [`balancer`] |
 //! | the statistics table | [`stats`] |
@@ -18,6 +19,7 @@
 
 pub mod algorithm;
 pub mod balancer;
+pub mod cli;
 pub mod headers;
 pub mod health;
 pub mod labs;

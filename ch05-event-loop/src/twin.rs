@@ -13,7 +13,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ch02_proxy::http::{Framing, Limits, RequestHead, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{ProxyError, Timeouts, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
-use ch04_advanced::headers::cookie;
+use ch04_advanced::headers::{Cidr, client_ip, cookie};
 use ch04_advanced::health::{HealthConfig, record_request};
 use ch04_advanced::node::{Node, Pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +49,8 @@ pub struct Twin {
     pub health: HealthConfig,
     /// How long requests in progress may take to finish after shutdown.
     pub drain_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 // ANCHOR: twin
@@ -108,6 +110,7 @@ async fn serve(
             Err(_) => return answer(&mut client, &ProxyError::new(408, "no complete head in time")).await,
         };
         let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
+        let client_addr = client_ip(peer.ip(), &head.headers, &lb.trusted_proxies);
         if let Err(e) = prepare_upstream_request(&mut head, peer.ip(), "http") {
             return answer(&mut client, &e).await;
         }
@@ -118,7 +121,7 @@ async fn serve(
         let mut last: Option<ProxyError> = None;
         let keep = loop {
             let started = Instant::now();
-            let (node, n, mut upstream) = match connect(lb, peer, cookie_value.as_deref(), &mut tried).await {
+            let (node, n, mut upstream) = match connect(lb, client_addr, cookie_value.as_deref(), &mut tried).await {
                 Ok(picked) => picked,
                 // Nobody left to retry on: the client hears the real failure.
                 Err(e) => return answer(&mut client, &last.unwrap_or(e)).await,
@@ -283,13 +286,13 @@ async fn read_head(
 /// Picks and connects, trying each backend at most once.
 async fn connect<'a>(
     lb: &'a Twin,
-    peer: SocketAddr,
+    client: IpAddr,
     cookie: Option<&str>,
     tried: &mut [bool],
 ) -> Result<(usize, &'a Node, TcpStream), ProxyError> {
-    let key = peer.ip().to_string();
+    let key = client.to_string();
     loop {
-        let ctx = Context { client_ip: peer.ip(), key: &key, cookie, now: Instant::now() };
+        let ctx = Context { client_ip: client, key: &key, cookie, now: Instant::now() };
         let Some(i) = pick_untried(lb.algorithm.as_ref(), &lb.pool, &ctx, tried) else {
             let what = if tried.contains(&true) { "no backend could be reached" } else { "no healthy backend" };
             return Err(ProxyError::unavailable(what));

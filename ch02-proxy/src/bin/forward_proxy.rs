@@ -1,14 +1,14 @@
 //! `forward_proxy`: a CONNECT and plain-HTTP forward proxy that is not an
 //! open relay.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
-use ch01_fundamentals::logging::{self, LogFormat};
+use anyhow::{Context, anyhow};
+use ch01_fundamentals::cli::{ListenArgs, LogArgs};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::Shutdown;
+use ch02_proxy::cli::TimeoutArgs;
 use ch02_proxy::forward::{ForwardConfig, run};
 use ch02_proxy::labs::lab_6_2_http_cache::HttpCache;
 use clap::Parser;
@@ -22,29 +22,15 @@ use clap::Parser;
 /// `cargo run -p ch02-proxy --bin forward_proxy -- --allow-port 9001` and
 /// `curl -p -x http://127.0.0.1:3128 http://127.0.0.1:9001/`.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, mut_arg("port", |a| a.help("Port to listen on [default: 3128]")))]
 struct Args {
-    /// Port to listen on.
-    #[arg(short, long, default_value_t = 3128)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: IpAddr,
+    #[command(flatten)]
+    listen: ListenArgs,
     /// Also allow this port, for CONNECT and plain requests (repeatable).
     #[arg(long = "allow-port", value_name = "PORT")]
     allow_ports: Vec<u16>,
-    /// Milliseconds to wait for a connection to the target (then 504).
-    #[arg(long, default_value_t = 5_000)]
-    connect_timeout_ms: u64,
-    /// Milliseconds to wait for a plain request's response head (then 504).
-    #[arg(long, default_value_t = 30_000)]
-    response_timeout_ms: u64,
-    /// Milliseconds a client has to send its request head (then 408).
-    #[arg(long, default_value_t = 10_000)]
-    header_timeout_ms: u64,
-    /// Milliseconds a tunnel or body may stay silent before it is closed.
-    #[arg(long, default_value_t = 60_000)]
-    idle_timeout_ms: u64,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -54,27 +40,24 @@ struct Args {
     /// Bytes of responses the cache may hold.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     cache_bytes: usize,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    logging::init(args.log.log_format);
     let mut config = ForwardConfig::default();
     for port in &args.allow_ports {
         config.allow_port(*port);
     }
-    config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
-    config.timeouts.response = Duration::from_millis(args.response_timeout_ms);
-    config.timeouts.idle = Duration::from_millis(args.idle_timeout_ms);
-    config.limits.header_timeout = Duration::from_millis(args.header_timeout_ms);
+    config.timeouts = args.timeouts.timeouts();
+    config.limits = args.timeouts.limits(config.limits);
     config.max_connections = args.max_connections;
     if args.cache_entries > 0 {
         config.cache = Some(Arc::new(HttpCache::new(args.cache_entries, args.cache_bytes)));
     }
-    let addr = SocketAddr::new(args.host, args.port);
+    let addr = args.listen.addr(3128).map_err(|e| anyhow!(e))?;
     let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(
         addr = %listener.local_addr()?,

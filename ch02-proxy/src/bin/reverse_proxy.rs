@@ -1,14 +1,14 @@
 //! `reverse_proxy`: one backend behind one address.
 
 use std::fs::OpenOptions;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-use ch01_fundamentals::logging::{self, LogFormat};
+use anyhow::{Context, anyhow, bail};
+use ch01_fundamentals::cli::{DEFAULT_PORT, ListenArgs, LogArgs};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::Shutdown;
+use ch02_proxy::cli::TimeoutArgs;
 use ch02_proxy::http::split_authority;
 use ch02_proxy::labs::RequestLogger;
 use ch02_proxy::reverse::{ReverseConfig, run};
@@ -20,31 +20,24 @@ use clap::Parser;
 ///
 /// Try it: `cargo run -p backends` (a backend on 9001) in one terminal,
 /// `cargo run -p ch02-proxy -- --backend 127.0.0.1:9001` in another, then
-/// `curl -i 127.0.0.1:8080/echo`.
+/// `curl -i 127.0.0.1:8080/echo`. The C book's form works too:
+/// `reverse_proxy 8080 127.0.0.1 9001`.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Port to listen on.
-    #[arg(short, long, default_value_t = 8080)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// The backend, host:port.
-    #[arg(short, long, default_value = "127.0.0.1:9001")]
-    backend: String,
-    /// Milliseconds to wait for a connection to the backend (then 504).
-    #[arg(long, default_value_t = 5_000)]
-    connect_timeout_ms: u64,
-    /// Milliseconds to wait for the backend's response head (then 504).
-    #[arg(long, default_value_t = 30_000)]
-    response_timeout_ms: u64,
-    /// Milliseconds a client has to send its request head (then 408).
-    #[arg(long, default_value_t = 10_000)]
-    header_timeout_ms: u64,
-    /// Milliseconds without a byte moving before a body transfer is cut.
-    #[arg(long, default_value_t = 60_000)]
-    idle_timeout_ms: u64,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// The backend's host, positionally (`reverse_proxy 8080 127.0.0.1 9001`).
+    #[arg(value_name = "BACKEND_HOST", requires = "backend_port", conflicts_with = "backend")]
+    backend_host: Option<String>,
+    /// The backend's port, positionally.
+    #[arg(value_name = "BACKEND_PORT", requires = "backend_host")]
+    backend_port: Option<u16>,
+    /// The backend, host:port [default: 127.0.0.1:9001].
+    #[arg(short, long)]
+    backend: Option<String>,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
     /// Largest request head in bytes (then 431).
     #[arg(long, default_value_t = ch02_proxy::http::DEFAULT_MAX_HEAD_BYTES)]
     max_head_bytes: usize,
@@ -57,22 +50,28 @@ struct Args {
     /// Also add an RFC 7239 Forwarded header (lab 6.3).
     #[arg(long)]
     forwarded: bool,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
-    if split_authority(&args.backend).is_none() {
-        bail!("--backend must be host:port, got {:?}", args.backend);
+    logging::init(args.log.log_format);
+    let backend = match (&args.backend_host, args.backend_port, &args.backend) {
+        (Some(host), Some(port), _) if host.contains(':') => format!("[{host}]:{port}"),
+        (Some(host), Some(port), _) => format!("{host}:{port}"),
+        (_, _, Some(b)) => b.clone(),
+        _ => "127.0.0.1:9001".to_string(),
+    };
+    if ch02_proxy::proxy::is_tls_backend(&backend) {
+        bail!("--backend {backend}: {}", ch02_proxy::proxy::NO_TLS_TO_BACKENDS);
     }
-    let mut config = ReverseConfig::new(args.backend.clone());
-    config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
-    config.timeouts.response = Duration::from_millis(args.response_timeout_ms);
-    config.timeouts.idle = Duration::from_millis(args.idle_timeout_ms);
-    config.limits.header_timeout = Duration::from_millis(args.header_timeout_ms);
+    if split_authority(&backend).is_none() {
+        bail!("--backend must be host:port, got {backend:?}");
+    }
+    let mut config = ReverseConfig::new(backend.clone());
+    config.timeouts = args.timeouts.timeouts();
+    config.limits = args.timeouts.limits(config.limits);
     config.limits.max_head_bytes = args.max_head_bytes;
     config.max_connections = args.max_connections;
     config.add_forwarded = args.forwarded;
@@ -84,9 +83,9 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot open access log {}", path.display()))?;
         config.on_exchange = Some(Arc::new(RequestLogger::new(Box::new(file))).hook());
     }
-    let addr = SocketAddr::new(args.host, args.port);
+    let addr = args.listen.addr(DEFAULT_PORT).map_err(|e| anyhow!(e))?;
     let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, backend = %args.backend, "reverse proxy listening");
+    tracing::info!(addr = %listener.local_addr()?, %backend, "reverse proxy listening");
     run(listener, config, Shutdown::new())?;
     Ok(())
 }

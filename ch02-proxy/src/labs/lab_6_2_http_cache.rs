@@ -8,7 +8,10 @@
 //!   to live is N seconds), and never when either the request's or the
 //!   response's `Cache-Control` says `no-store`, or the response's says
 //!   `no-cache` or `private`. Directive names ignore case; `Cache-Control`
-//!   may be one header with commas or several headers.
+//!   may be one header with commas or several headers. A `max-age` above
+//!   2147483648 (2^31 seconds, 68 years) counts as 2147483648 (RFC 9111
+//!   section 1.2.2): the origin server chooses the number, and `Instant +
+//!   Duration` panics on overflow.
 //! - [`HttpCache`] holds whole responses (the bytes as sent to the client)
 //!   by key (the absolute URL). It is bounded two ways: at most
 //!   `max_entries` responses and at most `max_bytes` bytes of responses in

@@ -1,28 +1,32 @@
 //! `load_balancer`: the chapter 3 load balancer.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
-use ch01_fundamentals::logging::{self, LogFormat};
+use anyhow::{Context, anyhow, bail};
+use ch01_fundamentals::cli::{DEFAULT_PORT, ListenArgs, LogArgs};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::Shutdown;
+use ch02_proxy::cli::TimeoutArgs;
 use ch03_load_balancer::backend::Backend;
 use ch03_load_balancer::balancer::{LbConfig, LoadBalancer, Strategy, run};
+use ch03_load_balancer::cli::BackendArgs;
 use ch03_load_balancer::labs::lab_4_1_random_selection::RandomSelector;
 use ch03_load_balancer::labs::lab_4_2_weighted_selection::WeightedSelector;
-use ch03_load_balancer::{demo, stats};
+use ch03_load_balancer::stats;
 use clap::{Parser, ValueEnum};
 
 /// How the next backend is chosen.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StrategyArg {
     /// Round robin: each backend in turn.
+    #[value(alias = "round-robin")]
     Rr,
     /// Uniformly at random (lab 4.1).
     Random,
-    /// In proportion to weights, host:port:WEIGHT (lab 4.2).
+    /// At random, in proportion to weights, host:port:WEIGHT (lab 4.2).
+    #[value(alias = "weighted-random", alias = "wrandom")]
     Weighted,
 }
 
@@ -33,50 +37,34 @@ enum StrategyArg {
 /// later try succeeds. `kill -USR1 <pid>` prints statistics; so does
 /// stopping it with Ctrl-C.
 ///
-/// Try it: `cargo run -p ch03-load-balancer -- --demo`, then
-/// `curl localhost:8080/` a few times.
+/// Try it: `cargo run -p ch03-load-balancer`, then `curl localhost:8080/`
+/// a few times (with nothing on 127.0.0.1:9001-9003 it starts three demo
+/// backends itself and says so). `load_balancer 8080` works too.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Port to listen on.
-    #[arg(short, long, default_value_t = 8080)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// A backend, host:port[:weight] (repeatable).
-    /// [default: 127.0.0.1:9001, 127.0.0.1:9002, 127.0.0.1:9003]
-    #[arg(short, long = "backend", value_name = "HOST:PORT[:WEIGHT]")]
-    backends: Vec<String>,
-    /// Start three test backends in this process and balance over them.
-    #[arg(long, conflicts_with = "backends")]
-    demo: bool,
-    /// How to choose a backend.
-    #[arg(short, long, value_enum, default_value_t = StrategyArg::Rr)]
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    backends: BackendArgs,
+    /// How to choose a backend (also --algorithm/-a, as in later chapters).
+    #[arg(short, long, value_enum, default_value_t = StrategyArg::Rr, alias = "algorithm", short_alias = 'a')]
     strategy: StrategyArg,
     /// Seconds a backend that refused a connection is skipped.
     #[arg(long, default_value_t = 10)]
     retry_after_secs: u64,
-    /// Milliseconds to wait for a connection to a backend.
-    #[arg(long, default_value_t = 2_000)]
-    connect_timeout_ms: u64,
-    /// Milliseconds to wait for a backend's response head (then 504).
-    #[arg(long, default_value_t = 30_000)]
-    response_timeout_ms: u64,
-    /// Milliseconds a client has to send its request head (then 408).
-    #[arg(long, default_value_t = 10_000)]
-    header_timeout_ms: u64,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    logging::init(args.log.log_format);
     let shutdown = Shutdown::new();
 
     // Signals first: the mask is inherited by every thread started after.
@@ -104,8 +92,8 @@ fn main() -> anyhow::Result<()> {
         })?;
     }
 
-    let demo_backends = if args.demo { demo::start(3)? } else { Vec::new() };
-    let specs = demo::backend_specs(&demo_backends, &[], &args.backends);
+    let chosen = args.backends.choose(&[])?;
+    let specs = &chosen.specs;
     let backends = specs.iter().map(|s| Backend::parse(s)).collect::<Result<Vec<_>, _>>()?;
     if backends.is_empty() {
         bail!("no backends");
@@ -118,22 +106,18 @@ fn main() -> anyhow::Result<()> {
     };
     let mut config =
         LbConfig { strategy, retry_after: Duration::from_secs(args.retry_after_secs), ..LbConfig::default() };
-    config.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
-    config.timeouts.response = Duration::from_millis(args.response_timeout_ms);
-    config.limits.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
+    config.timeouts = args.timeouts.timeouts();
+    config.limits = args.timeouts.limits(config.limits);
     config.max_connections = args.max_connections;
     let lb = LoadBalancer::new(backends, config);
     #[cfg(unix)]
     let _ = lb_slot.set(Arc::clone(&lb));
 
-    let addr = SocketAddr::new(args.host, args.port);
+    let addr = args.listen.addr(DEFAULT_PORT).map_err(|e| anyhow!(e))?;
     let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backends = %specs.join(", "), strategy = ?args.strategy, "load balancer listening");
-    if args.demo {
-        eprintln!("demo: backends {} are running in this process", specs.join(", "));
-        eprintln!("demo: try `curl http://localhost:{}/` several times", local.port());
-    }
+    chosen.announce(local.port());
     run(listener, Arc::clone(&lb), shutdown)?;
     eprint!("{}", stats::report(&lb));
     Ok(())

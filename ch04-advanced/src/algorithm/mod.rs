@@ -73,22 +73,29 @@ pub fn pick_untried(algorithm: &dyn Algorithm, pool: &Pool, ctx: &Context<'_>, t
     }
 }
 
-/// The algorithms, by their command-line names.
+/// The algorithms, by their command-line names. The names the C
+/// curriculum and the Zig and Pingora examples use work too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// Round robin.
+    #[value(alias = "round-robin", alias = "round_robin")]
     Rr,
     /// Smooth weighted round robin (nginx's).
+    #[value(alias = "weighted", alias = "weighted-round-robin", alias = "weighted_round_robin")]
     Wrr,
     /// Weighted least connections.
+    #[value(alias = "least-conn", alias = "least-connections", alias = "least_connections")]
     Lc,
     /// Client IP hash.
+    #[value(alias = "ip-hash", alias = "ip_hash")]
     Iphash,
     /// Uniform random.
     Random,
     /// Weighted random.
+    #[value(alias = "weighted-random", alias = "weighted_random")]
     Wrandom,
     /// Consistent hashing (ketama ring).
+    #[value(alias = "consistent-hash", alias = "consistent_hash")]
     Hash,
     /// Cookie sticky sessions (round robin for new clients).
     Sticky,

@@ -1,106 +1,57 @@
 //! `advanced_lb`: the chapter 4 load balancer.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
-use ch01_fundamentals::logging::{self, LogFormat};
+use anyhow::{Context, anyhow, bail};
+use ch01_fundamentals::cli::{DEFAULT_PORT, ListenArgs, LogArgs};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::Shutdown;
-use ch04_advanced::algorithm::{self, Kind};
+use ch02_proxy::cli::TimeoutArgs;
+use ch03_load_balancer::cli::BackendArgs;
+use ch04_advanced::algorithm;
 use ch04_advanced::balancer::{AdvancedLb, HashKey, Options, run};
-use ch04_advanced::health::Probe;
+use ch04_advanced::cli::{AlgorithmArgs, HealthArgs};
 use ch04_advanced::node::{Backend, Pool};
 use ch04_advanced::routing::{Group, Router};
 use ch04_advanced::stats;
-use clap::{Parser, ValueEnum};
-
-/// Active health-check kind.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CheckArg {
-    /// Passive checks only (failed requests).
-    Off,
-    /// A TCP connection must succeed.
-    Tcp,
-    /// GET --health-path must answer 2xx.
-    Http,
-}
+use clap::Parser;
 
 /// The advanced load balancer: many algorithms, active and passive health
 /// checks with slow start, X-Request-ID, sticky sessions, path routing,
 /// per-backend statistics (kill -USR1) and draining on SIGTERM or Ctrl-C.
 ///
-/// Try it: `cargo run -p ch04-advanced -- --demo --algorithm wrr`, then
-/// `curl -i localhost:8080/`.
+/// Try it: `cargo run -p ch04-advanced -- --algorithm wrr`, then
+/// `curl -i localhost:8080/` (with nothing on 127.0.0.1:9001-9003 it starts
+/// three demo backends, weights 3, 2, 1, and says so). `advanced_lb 8080`
+/// works too.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Port to listen on.
-    #[arg(short, long, default_value_t = 8080)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// A backend of the default group, host:port[:weight] (repeatable).
-    /// [default: 127.0.0.1:9001, 127.0.0.1:9002, 127.0.0.1:9003]
-    #[arg(short, long = "backend", value_name = "HOST:PORT[:WEIGHT]")]
-    backends: Vec<String>,
-    /// Start three test backends in this process (weights 3, 2, 1) and use them.
-    #[arg(long, conflicts_with = "backends")]
-    demo: bool,
-    /// How to choose a backend.
-    #[arg(short, long, value_enum, default_value_t = Kind::Rr)]
-    algorithm: Kind,
-    /// Cookie name for --algorithm sticky.
-    #[arg(long, default_value = "lbs_backend")]
-    cookie_name: String,
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    backends: BackendArgs,
+    #[command(flatten)]
+    algorithm: AlgorithmArgs,
     /// What --algorithm hash hashes.
     #[arg(long, value_enum, default_value_t = HashKey::Ip)]
     hash_key: HashKey,
     /// Route a path prefix to its own backends: PREFIX=HOST:PORT[:W][,HOST:PORT[:W]...] (repeatable).
     #[arg(long = "route", value_name = "PREFIX=BACKENDS")]
     routes: Vec<String>,
-    /// Active health check.
-    #[arg(long, value_enum, default_value_t = CheckArg::Http)]
-    health_check: CheckArg,
-    /// Path probed by --health-check http.
-    #[arg(long, default_value = "/health")]
-    health_path: String,
-    /// Milliseconds between health-check rounds.
-    #[arg(long, default_value_t = 2_000)]
-    health_interval_ms: u64,
-    /// Milliseconds a probe may take.
-    #[arg(long, default_value_t = 1_000)]
-    health_timeout_ms: u64,
-    /// Successful probes in a row that bring a backend back.
-    #[arg(long, default_value_t = 2)]
-    healthy_threshold: u32,
-    /// Failed probes in a row that take a backend down.
-    #[arg(long, default_value_t = 3)]
-    unhealthy_threshold: u32,
-    /// Failed requests in a row that take a backend down (passive check).
-    #[arg(long, default_value_t = 3)]
-    max_fails: u32,
-    /// With --health-check off: seconds before a down backend is retried.
-    #[arg(long, default_value_t = 10)]
-    fail_timeout_secs: u64,
+    #[command(flatten)]
+    health: HealthArgs,
     /// Seconds over which a recovered backend's weight ramps up.
     #[arg(long, default_value_t = 0)]
     slow_start_secs: u64,
     /// Seconds in-flight requests get to finish on SIGTERM/Ctrl-C.
     #[arg(long, default_value_t = 30)]
     drain_timeout_secs: u64,
-    /// Milliseconds to wait for a connection to a backend.
-    #[arg(long, default_value_t = 2_000)]
-    connect_timeout_ms: u64,
-    /// Milliseconds to wait for a backend's response head (then 504).
-    #[arg(long, default_value_t = 30_000)]
-    response_timeout_ms: u64,
-    /// Milliseconds a client has to send its request head (then 408).
-    #[arg(long, default_value_t = 10_000)]
-    header_timeout_ms: u64,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -113,9 +64,8 @@ struct Args {
     /// Reload the default group's weights from this file on SIGHUP (lab 8.4).
     #[arg(long)]
     weights_file: Option<PathBuf>,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn parse_backends(specs: &[String]) -> anyhow::Result<Vec<Backend>> {
@@ -128,7 +78,7 @@ fn parse_backends(specs: &[String]) -> anyhow::Result<Vec<Backend>> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    logging::init(args.log.log_format);
     let shutdown = Shutdown::new();
 
     // Signals first: their mask is inherited by every thread started later.
@@ -163,17 +113,18 @@ fn main() -> anyhow::Result<()> {
         })?;
     }
 
-    let demo = if args.demo { ch03_load_balancer::demo::start(3)? } else { Vec::new() };
-    let specs = ch03_load_balancer::demo::backend_specs(&demo, &[3, 2, 1], &args.backends);
+    let chosen = args.backends.choose(&[3, 2, 1])?;
+    let specs = &chosen.specs;
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-    let alg_options = algorithm::Options { cookie_name: args.cookie_name.clone(), seed, ..Default::default() };
+    let alg_options =
+        algorithm::Options { cookie_name: args.algorithm.cookie_name.clone(), seed, ..Default::default() };
     let slow_start = Duration::from_secs(args.slow_start_secs);
     let group = |name: &str, backends: Vec<Backend>| {
         let pool = Pool { slow_start, ..Pool::new(backends) };
-        let algorithm = algorithm::build(args.algorithm, &pool, &alg_options);
+        let algorithm = algorithm::build(args.algorithm.algorithm, &pool, &alg_options);
         Group { name: name.to_string(), pool: Arc::new(pool), algorithm }
     };
-    let mut router = Router::new(group("default", parse_backends(&specs)?));
+    let mut router = Router::new(group("default", parse_backends(specs)?));
     for route in &args.routes {
         let (prefix, list) =
             route.split_once('=').with_context(|| format!("--route {route:?}: expected PREFIX=HOST:PORT[,...]"))?;
@@ -191,22 +142,12 @@ fn main() -> anyhow::Result<()> {
         stats_every: args.stats_every,
         stats_path: args.stats_path.clone(),
         weights_file: args.weights_file.clone(),
+        trusted_proxies: args.algorithm.trusted_proxies.clone(),
+        health: args.health.config(),
+        timeouts: args.timeouts.timeouts(),
         ..Options::default()
     };
-    options.timeouts.connect = Duration::from_millis(args.connect_timeout_ms);
-    options.timeouts.response = Duration::from_millis(args.response_timeout_ms);
-    options.limits.header_timeout = Duration::from_millis(args.header_timeout_ms.max(1));
-    options.health.probe = match args.health_check {
-        CheckArg::Off => Probe::Off,
-        CheckArg::Tcp => Probe::Tcp,
-        CheckArg::Http => Probe::Http(args.health_path.clone()),
-    };
-    options.health.interval = Duration::from_millis(args.health_interval_ms.max(10));
-    options.health.timeout = Duration::from_millis(args.health_timeout_ms.max(1));
-    options.health.rise = args.healthy_threshold.max(1);
-    options.health.fall = args.unhealthy_threshold.max(1);
-    options.health.max_fails = args.max_fails.max(1);
-    options.health.fail_timeout = Duration::from_secs(args.fail_timeout_secs);
+    options.limits = args.timeouts.limits(options.limits);
 
     let lb = AdvancedLb::new(router, options);
     #[cfg(unix)]
@@ -216,14 +157,11 @@ fn main() -> anyhow::Result<()> {
         checkers.push(checker.spawn(shutdown.clone())?);
     }
 
-    let addr = SocketAddr::new(args.host, args.port);
+    let addr = args.listen.addr(DEFAULT_PORT).map_err(|e| anyhow!(e))?;
     let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, backends = %specs.join(", "), algorithm = ?args.algorithm, "advanced load balancer listening");
-    if args.demo {
-        eprintln!("demo: backends {} (weights 3, 2, 1) are running in this process", specs.join(", "));
-        eprintln!("demo: try `curl -i http://localhost:{}/`", local.port());
-    }
+    tracing::info!(addr = %local, backends = %specs.join(", "), algorithm = ?args.algorithm.algorithm, "advanced load balancer listening");
+    chosen.announce(local.port());
     run(listener, Arc::clone(&lb), shutdown.clone())?;
     shutdown.trigger();
     for c in checkers {

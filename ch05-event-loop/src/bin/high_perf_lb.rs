@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use ch01_fundamentals::logging;
@@ -11,7 +11,7 @@ use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
-use ch05_event_loop::cli::{LbArgs, announce_demo};
+use ch05_event_loop::cli::LbArgs;
 use ch05_event_loop::lb::{Config, Lb, Stats, run};
 use ch05_event_loop::poller;
 use clap::Parser;
@@ -22,8 +22,9 @@ use clap::Parser;
 /// 2's head rules and error responses. Statistics on SIGUSR1 and at exit;
 /// SIGTERM or Ctrl-C drains.
 ///
-/// Try it: `cargo run -p ch05-event-loop -- --demo`, then
-/// `curl -i localhost:8080/`.
+/// Try it: `cargo run -p ch05-event-loop`, then `curl -i localhost:8080/`
+/// (with nothing on 127.0.0.1:9001-9003 it starts three demo backends and
+/// says so). `high_perf_lb 8080` works too.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -59,7 +60,7 @@ fn report(pool: &Pool, stats: &Stats, started: Instant) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.lb.log_format);
+    logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
 
@@ -96,10 +97,12 @@ fn main() -> anyhow::Result<()> {
         health: setup.health.clone(),
         max_connections: args.max_connections.max(1),
         buffer_size: args.buffer_kib.max(1) * 1024,
-        drain_timeout: Duration::from_secs(args.lb.drain_timeout_secs),
+        drain_timeout: args.lb.drain_timeout(),
         poller: args.poller,
+        algorithm: setup.algorithm.clone(),
+        trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
     };
-    let lb = Lb::new(std::mem::take(&mut setup.backends), args.lb.algorithm, config)?;
+    let lb = Lb::new(std::mem::take(&mut setup.backends), args.lb.algorithm.algorithm, config)?;
     let _ = slot.set((Arc::clone(&lb.pool), Arc::clone(&lb.stats)));
 
     // Every connection is a file descriptor; the default soft limit (often
@@ -107,9 +110,9 @@ fn main() -> anyhow::Result<()> {
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let listener = listen(setup.listen, 4096).with_context(|| format!("cannot listen on {}", setup.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm,
+    tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
         poller = %args.poller, fd_limit = fds, "high-performance load balancer listening");
-    announce_demo(&setup, local.port());
+    setup.chosen.announce(local.port());
     run(listener, &lb, shutdown)?;
     eprint!("{}", report(&lb.pool, &lb.stats, started));
     Ok(())

@@ -8,7 +8,7 @@ use ch01_fundamentals::net::raise_fd_limit;
 use ch04_advanced::algorithm;
 use ch04_advanced::health::HealthChecker;
 use ch04_advanced::node::Pool;
-use ch05_event_loop::cli::{LbArgs, announce_demo};
+use ch05_event_loop::cli::LbArgs;
 use ch05_event_loop::twin::{Twin, run};
 use clap::Parser;
 
@@ -16,7 +16,9 @@ use clap::Parser;
 /// checks, written as straight-line async code. By default on one thread,
 /// like high_perf_lb; --threads N runs tokio's multi-threaded scheduler.
 ///
-/// Try it: `cargo run -p ch05-event-loop --bin tokio_lb -- --demo`.
+/// Try it: `cargo run -p ch05-event-loop --bin tokio_lb`, then
+/// `curl -i localhost:8080/` (with nothing on 127.0.0.1:9001-9003 it
+/// starts three demo backends and says so). `tokio_lb 8080` works too.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -29,11 +31,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.lb.log_format);
+    logging::init(args.lb.log.log_format);
     let mut setup = args.lb.setup()?;
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let pool = Arc::new(Pool::new(std::mem::take(&mut setup.backends)));
-    let algorithm = algorithm::build(args.lb.algorithm, &pool, &algorithm::Options::default());
+    let algorithm = algorithm::build(args.lb.algorithm.algorithm, &pool, &setup.algorithm);
     let shutdown = ch01_fundamentals::server::Shutdown::new();
     // Active checks from chapter 4's checker thread: short, and blocking
     // there does not matter.
@@ -45,7 +47,8 @@ fn main() -> anyhow::Result<()> {
         limits: setup.limits,
         timeouts: setup.timeouts,
         health: setup.health.clone(),
-        drain_timeout: std::time::Duration::from_secs(args.lb.drain_timeout_secs),
+        drain_timeout: args.lb.drain_timeout(),
+        trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
     });
     let started = std::time::Instant::now();
     let runtime = if args.threads <= 1 {
@@ -63,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, backends = setup.addrs.len(), threads = args.threads, fd_limit = fds,
             "tokio load balancer listening");
-        announce_demo(&setup, local.port());
+        setup.chosen.announce(local.port());
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         // SIGUSR1 prints the statistics, as high_perf_lb does.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use ch02_proxy::http::{Framing, HeadScan, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{Fault, error_response, prepare_upstream_request};
 use ch04_advanced::algorithm::{Context, pick_untried};
-use ch04_advanced::headers::cookie;
+use ch04_advanced::headers::{client_ip, cookie};
 use ch04_advanced::health::record_request;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -156,7 +156,9 @@ struct Request {
     replay: Option<Vec<u8>>,
     /// The failure that started a retry, answered if no backend is left.
     last_error: Option<(u16, String)>,
-    /// The hashing key and the sticky cookie, to pick again on failover.
+    /// The client (behind trusted proxies), the hashing key and the
+    /// sticky cookie, to pick again on failover.
+    client: std::net::IpAddr,
     key: String,
     cookie: Option<String>,
     set_cookie: Option<String>,
@@ -560,6 +562,8 @@ impl Reactor<'_> {
         c.scan = HeadScan::default();
         Stats::add(&self.lb.stats.requests, 1);
         c.keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
+        // The client behind our trusted proxies, before we add ourselves.
+        let client = client_ip(c.peer.ip(), &head.headers, &self.lb.config.trusted_proxies);
         if let Err(e) = prepare_upstream_request(&mut head, c.peer.ip(), "http") {
             self.fail(c, e.status.unwrap_or(400), &e.detail);
             return true;
@@ -585,7 +589,8 @@ impl Reactor<'_> {
             tried: vec![false; pool.nodes.len()],
             replay: None,
             last_error: None,
-            key: c.peer.ip().to_string(),
+            client,
+            key: client.to_string(),
             cookie: cookie_value,
             set_cookie: None,
             bytes_up: 0,
@@ -629,7 +634,7 @@ impl Reactor<'_> {
         let pool = &self.lb.pool;
         loop {
             let Some(req) = c.req.as_mut() else { return };
-            let ctx = Context { client_ip: c.peer.ip(), key: &req.key, cookie: req.cookie.as_deref(), now };
+            let ctx = Context { client_ip: req.client, key: &req.key, cookie: req.cookie.as_deref(), now };
             let Some(node) = pick_untried(self.lb.algorithm.as_ref(), pool, &ctx, &req.tried) else {
                 let tried: Vec<&str> =
                     pool.nodes.iter().zip(&req.tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();

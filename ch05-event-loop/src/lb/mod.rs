@@ -33,6 +33,7 @@ use ch01_fundamentals::server::Shutdown;
 use ch02_proxy::http::Limits;
 use ch02_proxy::proxy::Timeouts;
 use ch04_advanced::algorithm::{self, Algorithm, Kind};
+use ch04_advanced::headers::Cidr;
 use ch04_advanced::health::{HealthConfig, Probe};
 use ch04_advanced::node::{Backend, Pool};
 
@@ -58,6 +59,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Which system call waits.
     pub poller: poller::Backend,
+    /// The algorithm's options (the sticky cookie's name).
+    pub algorithm: algorithm::Options,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             buffer_size: 16 * 1024,
             drain_timeout: Duration::from_secs(30),
             poller: poller::Backend::best(),
+            algorithm: algorithm::Options::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -131,7 +138,7 @@ impl Lb {
             addrs.push(addr);
         }
         let pool = Arc::new(Pool::new(backends));
-        let algorithm = algorithm::build(kind, &pool, &algorithm::Options::default());
+        let algorithm = algorithm::build(kind, &pool, &config.algorithm);
         Ok(Self { pool, algorithm, addrs, config, stats: Arc::new(Stats::default()) })
     }
 

@@ -8,15 +8,7 @@ use std::collections::HashSet;
 use std::process::Command;
 
 use backends::client;
-use tests::{binary, run, start};
-
-/// Each chapter's default balancer, its package and the line it logs.
-const BALANCERS: [(&str, &str, &str); 4] = [
-    ("ch03-load-balancer", "load_balancer", "load balancer listening"),
-    ("ch04-advanced", "advanced_lb", "advanced load balancer listening"),
-    ("ch05-event-loop", "high_perf_lb", "high-performance load balancer listening"),
-    ("ch05-event-loop", "tokio_lb", "tokio load balancer listening"),
-];
+use tests::{BALANCERS, binary, run, start};
 
 fn curl(url: &str, headers: &[&str]) -> String {
     let mut cmd = Command::new("curl");

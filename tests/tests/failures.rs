@@ -12,15 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use backends::client;
-use tests::{binary, start};
-
-/// The balancers, with what each needs to start and the line it logs.
-const BALANCERS: [(&str, &str, &str); 4] = [
-    ("ch03-load-balancer", "load_balancer", "load balancer listening"),
-    ("ch04-advanced", "advanced_lb", "advanced load balancer listening"),
-    ("ch05-event-loop", "high_perf_lb", "high-performance load balancer listening"),
-    ("ch05-event-loop", "tokio_lb", "tokio load balancer listening"),
-];
+use tests::{BALANCERS, binary, start};
 
 fn balancer(which: (&str, &str, &str), backends: &[SocketAddr]) -> tests::Server {
     let (package, bin, message) = which;

@@ -110,7 +110,8 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
 /// Limits of a [`serve`] loop.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
-    /// Connections handled at once; more are accepted and closed at once,
+    /// Connections handled at once; more are accepted, told `busy_reply`
+    /// and closed at once,
     /// so a flood of clients cannot exhaust threads or memory.
     pub max_connections: usize,
     /// On shutdown, how long connections in progress may take to finish
@@ -142,7 +143,8 @@ fn refuse(stream: TcpStream, reply: &[u8]) {
 pub struct ServeStats {
     /// Connections handed to the handler.
     pub accepted: u64,
-    /// Connections closed at once because `max_connections` was reached.
+    /// Connections refused at once (told `busy_reply`): `max_connections`
+    /// was reached, or no descriptor or thread was left for them.
     pub refused: u64,
 }
 

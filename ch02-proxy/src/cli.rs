@@ -10,7 +10,8 @@ use crate::proxy::Timeouts;
 /// A timeout for every phase of an exchange.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TimeoutArgs {
-    /// Milliseconds to connect to a backend (then the next one, or 504).
+    /// Milliseconds to connect upstream (a balancer then tries the next
+    /// backend; with none left, 504).
     #[arg(long, default_value_t = 2_000)]
     pub connect_timeout_ms: u64,
     /// Milliseconds for a backend's response head (then 504).

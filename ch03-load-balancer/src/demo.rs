@@ -85,6 +85,7 @@ fn answers(addr: &str) -> bool {
     addr.parse::<SocketAddr>().is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_ok())
 }
 
+// ANCHOR: announce
 impl Chosen {
     /// Says, once the balancer listens on `port`, where its backends came
     /// from when that is not obvious, with the curl to try.
@@ -104,6 +105,7 @@ impl Chosen {
         }
     }
 }
+// ANCHOR_END: announce
 
 #[cfg(test)]
 mod tests {

@@ -17,11 +17,12 @@ pub enum CheckArg {
     Http,
 }
 
+// ANCHOR: algorithm_args
 /// How a backend is chosen.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AlgorithmArgs {
-    /// How to choose a backend (also -s/--strategy). The seeds' names work
-    /// too: round-robin, weighted, weighted-round-robin, least-conn,
+    /// How to choose a backend (also -s/--strategy). The names the C
+    /// curriculum and the Zig and Pingora examples use work too: round-robin, weighted, weighted-round-robin, least-conn,
     /// least-connections, ip-hash, weighted-random, consistent-hash.
     #[arg(short, long, value_enum, default_value_t = Kind::Rr, alias = "strategy", short_alias = 's')]
     pub algorithm: Kind,
@@ -34,6 +35,7 @@ pub struct AlgorithmArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<crate::headers::Cidr>,
 }
+// ANCHOR_END: algorithm_args
 
 // ANCHOR: health_args
 /// Active and passive health checking.

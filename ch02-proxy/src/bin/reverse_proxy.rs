@@ -16,7 +16,8 @@ use clap::Parser;
 
 /// A reverse proxy: forwards every request to one backend, adding
 /// X-Forwarded-For, X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host, and
-/// answers 400, 405, 408, 414, 431, 501, 502 or 504 with a body that says why.
+/// answers 400, 405, 408, 414, 431, 501, 502, 503 or 504 with a body that
+/// says why.
 ///
 /// Try it: `cargo run -p backends` (a backend on 9001) in one terminal,
 /// `cargo run -p ch02-proxy -- --backend 127.0.0.1:9001` in another, then
@@ -60,7 +61,11 @@ fn main() -> anyhow::Result<()> {
     let backend = match (&args.backend_host, args.backend_port, &args.backend) {
         (Some(host), Some(port), _) if host.contains(':') => format!("[{host}]:{port}"),
         (Some(host), Some(port), _) => format!("{host}:{port}"),
-        (_, _, Some(b)) => b.clone(),
+        // `http://host:port/` as the seeds write it, or plain `host:port`.
+        (_, _, Some(b)) => {
+            let b = b.trim_end_matches('/');
+            b.strip_prefix("http://").or_else(|| b.strip_prefix("HTTP://")).unwrap_or(b).to_string()
+        }
         _ => "127.0.0.1:9001".to_string(),
     };
     if ch02_proxy::proxy::is_tls_backend(&backend) {

@@ -227,6 +227,7 @@ impl Target {
         }
     }
 
+    // ANCHOR: check
     /// After `attack`: the process runs, a plain GET gets 200, and the log
     /// holds no panic.
     fn check(&mut self, attack: &str) {
@@ -243,6 +244,7 @@ impl Target {
         assert!(panics.is_empty(), "{name}: the log shows a panic after {attack}:\n{panics:#?}");
         assert!(self.server.is_running(), "{name}: the process exited after {attack}");
     }
+    // ANCHOR_END: check
 }
 
 /// The command line for `bin` in front of `upstreams`.
@@ -774,6 +776,7 @@ fn generate_load(addr: SocketAddr, path: &str, keep_alive: bool, n: usize, progr
 /// the first 150. No GET fails (what the dead backend refused, or dropped
 /// before answering, goes to the other), and the dead backend is marked
 /// down.
+// ANCHOR: killed_backend
 #[test]
 fn a_backend_killed_under_load_fails_no_get_and_is_marked_down() {
     each_in_parallel(&BALANCERS, |bin| {
@@ -809,6 +812,7 @@ fn a_backend_killed_under_load_fails_no_get_and_is_marked_down() {
         t.check("a backend killed under load");
     });
 }
+// ANCHOR_END: killed_backend
 
 // ---------------------------------------------------------------------------
 // 9. Descriptor exhaustion

@@ -15,7 +15,7 @@
 //! | the smallest complete event loop: a one-thread echo server | [`echo`] |
 //! | where a body ends, found as its bytes stream past | [`framing`] |
 //! | `high_perf_lb`: the loop, accept, shutdown | [`lb`] |
-//! | one connection as a state machine; backpressure; non-blocking connect | [`lb::conn`] |
+//! | one connection as a state machine; backpressure; non-blocking connect | [`lb::conn`] (a folder: one file per concern) |
 //! | health checks without blocking | [`lb::probe`] |
 //! | the same load balancer on tokio (`tokio_lb`) | [`twin`] |
 //! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | [`labs`] |

@@ -13,7 +13,14 @@
 //! | piece | where |
 //! |---|---|
 //! | the loop: wait, accept, dispatch, timers, shutdown | this file |
-//! | one connection's state machine, buffers, backpressure | [`conn`] |
+//! | the table of connections (and probes) by slot | `lb/slab.rs` |
+//! | one connection: its `State`, `drive` and the backstop | [`conn`] (`lb/conn/mod.rs`) |
+//! | bounded byte buffers | `lb/conn/buffer.rs` |
+//! | the socket calls: read, write, non-blocking connect | `lb/conn/sockets.rs` |
+//! | the exchange: request head, response head, bodies, the end | `lb/conn/exchange.rs` |
+//! | failover, retry, the line of requests waiting for a descriptor | `lb/conn/failover.rs` |
+//! | interest: what each socket is watched for (backpressure) | `lb/conn/interest.rs` |
+//! | one lazy timer per connection, and what a deadline means | `lb/conn/deadlines.rs` |
 //! | active health checks without blocking | [`probe`] |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
@@ -21,6 +28,7 @@
 
 pub mod conn;
 pub mod probe;
+mod slab;
 
 use std::collections::VecDeque;
 use std::io;
@@ -40,6 +48,7 @@ use ch04_advanced::node::{Backend, Pool};
 use crate::poller::{self, Event, Interest, Poller, Trigger};
 use crate::timers::Timers;
 use conn::Conn;
+use slab::Slab;
 
 /// Everything configurable about `high_perf_lb`.
 #[derive(Debug, Clone)]
@@ -197,73 +206,6 @@ pub(crate) enum Due {
     HealthRound,
     /// Accepting paused after running out of file descriptors; resume.
     ResumeAccept,
-}
-
-/// A table of values addressed by small integers, reusing freed slots.
-#[derive(Debug)]
-pub(crate) struct Slab<T> {
-    slots: Vec<Option<T>>,
-    free: Vec<usize>,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Self { slots: Vec::new(), free: Vec::new() }
-    }
-}
-
-impl<T> Slab<T> {
-    fn insert(&mut self, value: T) -> usize {
-        match self.free.pop() {
-            Some(i) if i < self.slots.len() => {
-                self.put(i, value);
-                i
-            }
-            _ => {
-                self.slots.push(Some(value));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        self.slots.get_mut(i).and_then(Option::as_mut)
-    }
-
-    fn remove(&mut self, i: usize) -> Option<T> {
-        let value = self.slots.get_mut(i).and_then(Option::take);
-        if value.is_some() {
-            self.free.push(i);
-        }
-        value
-    }
-
-    /// Takes a value out while it is worked on; its slot stays reserved
-    /// until [`put`](Self::put) or [`release`](Self::release).
-    fn take(&mut self, i: usize) -> Option<T> {
-        self.slots.get_mut(i).and_then(Option::take)
-    }
-
-    fn put(&mut self, i: usize, value: T) {
-        if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some(value);
-        }
-    }
-
-    /// Frees a slot whose value was taken and will not come back.
-    fn release(&mut self, i: usize) {
-        if self.slots.get(i).is_some_and(Option::is_none) {
-            self.free.push(i);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    fn indices(&self) -> Vec<usize> {
-        self.slots.iter().enumerate().filter(|(_, v)| v.is_some()).map(|(i, _)| i).collect()
-    }
 }
 
 /// The loop's state: the poller, the timers, every connection.
@@ -522,17 +464,5 @@ mod tests {
         // Its client sees the connection close, not a hang.
         clients[0].set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(clients[0].read(&mut [0; 16]).unwrap(), 0);
-    }
-
-    #[test]
-    fn slab_reuses_freed_slots() {
-        let mut s = Slab::default();
-        let a = s.insert("a");
-        let b = s.insert("b");
-        assert_eq!(s.remove(a), Some("a"));
-        assert_eq!(s.remove(a), None, "removing twice is harmless");
-        assert_eq!(s.insert("c"), a);
-        assert_eq!(s.len(), 2);
-        assert_eq!(s.indices(), vec![a, b]);
     }
 }

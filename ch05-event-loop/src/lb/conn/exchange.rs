@@ -1,0 +1,391 @@
+//! The exchange: the client's bytes read as a head and a body, the
+//! backend's as a head (checked and edited) and a body, and the two ways an
+//! exchange ends: a complete response, or an error answered with a status.
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ch02_proxy::http::{Framing, HeadScan, Version, parse_request, parse_response, remove_hop_by_hop};
+use ch02_proxy::proxy::{Fault, error_response, prepare_upstream_request};
+use ch04_advanced::headers::{client_ip, cookie};
+use ch04_advanced::health::record_request;
+use socket2::SockRef;
+
+use super::buffer::split;
+use super::sockets::read_some;
+use super::{Conn, Flow, Request, Response, State, Upstream};
+use crate::framing::BodyTracker;
+use crate::lb::{Reactor, Stats};
+
+impl Reactor<'_> {
+    /// Reads what the client sent, as far as the state wants it.
+    pub(super) fn read_client(&mut self, c: &mut Conn, now: Instant) -> Flow {
+        let limits = self.lb.config.limits;
+        let buffer = self.lb.config.buffer_size;
+        let scratch = &mut self.scratch;
+        let result = match &mut c.state {
+            State::Head { .. } => {
+                let room = (limits.max_head_bytes + 1).saturating_sub(c.from_client.len());
+                let from = &mut c.from_client;
+                read_some(&mut c.client, scratch, room, |b| {
+                    from.push(b);
+                    Ok(())
+                })
+            }
+            State::Queued { req } | State::Connecting { req, .. } | State::Exchange { req, .. } => {
+                // Body bytes go up (bounded by the buffer); once the body is
+                // complete, what comes is the next request (bounded like a head).
+                let room = if req.body.is_done() {
+                    (limits.max_head_bytes + 1).saturating_sub(c.from_client.len())
+                } else {
+                    buffer.saturating_sub(c.to_upstream.len())
+                };
+                let (up, rest) = (&mut c.to_upstream, &mut c.from_client);
+                read_some(&mut c.client, scratch, room, |b| {
+                    let n = req.body.feed(b).map_err(|why| (400, why))?;
+                    let (body, next) = split(b, n);
+                    up.push(body);
+                    req.bytes_up += n as u64;
+                    // Bytes after the body are the next request: keep them.
+                    rest.push(next);
+                    Ok(())
+                })
+            }
+            State::Closing { .. } => {
+                // Lingering: read and drop what the client still sends.
+                read_some(&mut c.client, scratch, 64 * 1024, |_| Ok(()))
+            }
+        };
+        match result {
+            Err(e) => {
+                tracing::debug!(peer = %c.peer, error = %e, "client connection failed");
+                Flow::Close
+            }
+            Ok(Err((status, why))) => {
+                self.fail(c, status, &format!("malformed request body: {why}"));
+                Flow::Go
+            }
+            Ok(Ok(got)) => {
+                if got.bytes > 0 {
+                    c.last_active = now;
+                }
+                if got.eof {
+                    // A half-close: the client has sent everything it will
+                    // send. Requests already received are still answered.
+                    c.client_eof = true;
+                    if c.state.request().is_some_and(|r| !r.body.is_done()) {
+                        tracing::debug!(peer = %c.peer, "client closed in the middle of a request body");
+                        return Flow::Close;
+                    }
+                }
+                Flow::Go
+            }
+        }
+    }
+
+    /// Parses the head in `from_client`; a complete one starts the request.
+    /// Returns whether anything changed.
+    pub(super) fn parse_head(&mut self, i: usize, c: &mut Conn, now: Instant) -> bool {
+        let limits = &self.lb.config.limits;
+        let (mut head, len) = match parse_request(c.from_client.bytes(), limits) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) if c.from_client.len() >= limits.max_head_bytes => {
+                self.fail(c, 431, &format!("header section larger than {} bytes", limits.max_head_bytes));
+                return true;
+            }
+            Ok(None) => return false,
+            Err(e) => {
+                let status = e.status().unwrap_or(400);
+                self.fail(c, status, &e.to_string());
+                return true;
+            }
+        };
+        c.from_client.consume(len);
+        Stats::add(&self.lb.stats.requests, 1);
+        let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
+        // The client behind our trusted proxies, before we add ourselves.
+        let client = client_ip(c.peer.ip(), &head.headers, &self.lb.config.trusted_proxies);
+        if let Err(e) = prepare_upstream_request(&mut head, c.peer.ip(), "http") {
+            self.fail(c, e.status.unwrap_or(400), &e.detail);
+            return true;
+        }
+        // We answer `Expect: 100-continue` ourselves, as chapter 2 does.
+        if head.headers.has_token("expect", "100-continue") && head.framing != Framing::Empty {
+            c.to_client.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        head.headers.remove("expect");
+        let pool = &self.lb.pool;
+        let cookie_value =
+            self.lb.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+        let mut req = Request {
+            method: head.method.clone(),
+            target: head.target.clone(),
+            body: BodyTracker::new(head.framing),
+            keep_alive,
+            started: now,
+            tried: vec![false; pool.nodes.len()],
+            replay: None,
+            last_error: None,
+            client,
+            key: client.to_string(),
+            cookie: cookie_value,
+            set_cookie: None,
+            bytes_up: 0,
+            bytes_down: 0,
+        };
+        if head.headers.get("host").is_none() {
+            head.headers.set("Host", "backend");
+        }
+        let bytes = head.to_bytes();
+        req.bytes_up = bytes.len() as u64;
+        c.to_upstream.push(&bytes);
+        if head.is_idempotent() && head.framing == Framing::Empty {
+            req.replay = Some(bytes);
+        }
+        // Body bytes that came with the head go up too; bytes after the
+        // body stay for the next request.
+        let rest = c.from_client.take_all();
+        match req.body.feed(&rest) {
+            Ok(n) => {
+                let (body, next) = split(&rest, n);
+                c.to_upstream.push(body);
+                req.bytes_up += n as u64;
+                c.from_client.push(next);
+            }
+            Err(why) => {
+                self.fail_with(c, Some(req), None, false, 400, &format!("malformed request body: {why}"));
+                return true;
+            }
+        }
+        // The state leaves Head: Connecting, Queued, or Closing with an error.
+        self.connect_next(i, c, req, now);
+        true
+    }
+
+    /// Reads the backend's answer: first its head (checked, edited), then
+    /// its body, as far as the client's buffer has room.
+    pub(super) fn read_upstream(&mut self, i: usize, c: &mut Conn, now: Instant) {
+        let limits = self.lb.config.limits;
+        let buffer = self.lb.config.buffer_size;
+        let State::Exchange { req, up, response, .. } = &mut c.state else { return };
+        let scratch = &mut self.scratch;
+        let result = match response {
+            Response::Head { bytes: head } => {
+                let room = (limits.max_head_bytes + 1).saturating_sub(head.len());
+                read_some(&mut up.stream, scratch, room, |b| {
+                    head.extend_from_slice(b);
+                    Ok(())
+                })
+            }
+            Response::Body { body, .. } => {
+                let room = buffer.saturating_sub(c.to_client.len());
+                let (to_client, down) = (&mut c.to_client, &mut req.bytes_down);
+                read_some(&mut up.stream, scratch, room, |b| {
+                    let n = body.feed(b).map_err(|why| (502, why))?;
+                    to_client.push(split(b, n).0);
+                    *down += n as u64;
+                    Ok(())
+                })
+            }
+        };
+        let got = match result {
+            Ok(Ok(got)) => got,
+            Ok(Err((_, why))) => {
+                self.fail(c, 502, &format!("the backend sent a malformed body: {why}"));
+                return;
+            }
+            Err(e) => {
+                self.retry_or_fail(i, c, 502, &format!("reading from the backend failed: {e}"), now);
+                return;
+            }
+        };
+        if got.bytes > 0 {
+            c.last_active = now;
+        }
+        if got.eof {
+            up.eof = true;
+        }
+        if let Response::Head { .. } = response {
+            self.parse_response_head(i, c, got.eof, now);
+        }
+        let State::Exchange { req, up, response: Response::Body { body, done, .. }, .. } = &mut c.state else {
+            return;
+        };
+        if !*done {
+            if body.is_done() {
+                *done = true;
+            } else if up.eof {
+                if !body.until_close() {
+                    // Cut short: the head is out, so all we can do is end
+                    // the connection, which tells the client.
+                    tracing::warn!(peer = %c.peer, target = %req.target, "response body cut short by the backend");
+                    req.keep_alive = false;
+                }
+                *done = true;
+            }
+        }
+    }
+
+    /// Turns the backend's response head, once complete, into ours.
+    fn parse_response_head(&mut self, i: usize, c: &mut Conn, eof: bool, now: Instant) {
+        let limits = self.lb.config.limits;
+        let State::Exchange { req, response, .. } = &mut c.state else { return };
+        let Response::Head { bytes: so_far } = response else { return };
+        loop {
+            let parsed = match parse_response(so_far, &limits, &req.method) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) if eof && so_far.is_empty() => {
+                    return self.retry_or_fail(i, c, 502, "the backend closed the connection without answering", now);
+                }
+                Ok(None) if eof => {
+                    return self.fail(c, 502, "the backend closed the connection in the middle of a head");
+                }
+                Ok(None) if so_far.len() > limits.max_head_bytes => {
+                    return self.fail(c, 502, "the backend's response head is too large");
+                }
+                Ok(None) => return,
+                Err(e) => return self.fail(c, 502, &format!("the backend sent an invalid response: {e}")),
+            };
+            let (mut head, len) = parsed;
+            let rest = so_far.split_off(len);
+            if (100..200).contains(&head.status) {
+                // 100 Continue and friends: the real response follows.
+                *so_far = rest;
+                continue;
+            }
+            remove_hop_by_hop(&mut head.headers);
+            // Keep the client's connection only when the response has an
+            // end of its own, the whole request went up (a backend may
+            // answer early; the rest of the body must not be read as the
+            // next request), and the client has not left.
+            if head.framing == Framing::UntilClose || !req.body.is_done() || (c.client_eof && c.from_client.is_empty())
+            {
+                req.keep_alive = false;
+            }
+            head.headers.set("Connection", if req.keep_alive { "keep-alive" } else { "close" });
+            if let Some(value) = &req.set_cookie {
+                head.headers.push("Set-Cookie", value.clone());
+            }
+            let bytes = head.to_bytes();
+            req.bytes_down = bytes.len() as u64;
+            c.to_client.push(&bytes);
+            let mut body = BodyTracker::new(head.framing);
+            let fed = body.feed(&rest);
+            // From here on the response has started: an error can only cut it short.
+            *response = Response::Body { body, status: head.status, done: false };
+            match fed {
+                Ok(n) => {
+                    c.to_client.push(split(&rest, n).0);
+                    req.bytes_down += n as u64;
+                }
+                Err(why) => return self.fail(c, 502, &format!("the backend sent a malformed body: {why}")),
+            }
+            return;
+        }
+    }
+
+    /// The response is complete and sent: log, count, and wait for the
+    /// next request or close.
+    pub(super) fn end_exchange(&mut self, c: &mut Conn, now: Instant) {
+        let (req, up, response) = match c.take_state() {
+            State::Exchange { req, up, response, .. } => (req, up, response),
+            other => {
+                c.state = other;
+                return;
+            }
+        };
+        let status = match response {
+            Response::Body { status, .. } => status,
+            Response::Head { .. } => 0,
+        };
+        let node = self.lb.node(up.node);
+        let latency = now.saturating_duration_since(req.started);
+        node.latency.record(latency);
+        self.lb.algorithm.on_response(up.node, latency);
+        node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
+        node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
+        record_request(node, true, &self.lb.config.health, now);
+        if !up.eof {
+            // The backend has not closed yet, so closing now would make
+            // us the side that closes first, and that side keeps the
+            // connection in TIME_WAIT for a minute. A load balancer
+            // opening thousands of connections a second to one backend
+            // would soon hold all ~28,000 local ports that way, and
+            // connect() would fail with EADDRNOTAVAIL. The response is
+            // complete, so end with a reset instead: no TIME_WAIT.
+            let _ = SockRef::from(&up.stream).set_linger(Some(Duration::ZERO));
+        }
+        tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
+            status, ms = latency.as_millis() as u64, "request");
+        self.drop_upstream(up);
+        c.served += 1;
+        c.to_upstream.clear();
+        c.since = now;
+        if req.keep_alive && !(c.client_eof && c.from_client.is_empty()) {
+            c.state = State::Head { scan: HeadScan::default() };
+            c.to_upstream.shrink();
+            c.to_client.shrink();
+            c.from_client.shrink();
+        } else {
+            c.state = State::Closing { shut_down: false };
+        }
+    }
+
+    /// Answers the client with an error (when nothing of a response has
+    /// been sent yet) and ends the connection.
+    pub(super) fn fail(&mut self, c: &mut Conn, status: u16, detail: &str) {
+        let (req, up, started_response) = match c.take_state() {
+            State::Queued { req } => (Some(req), None, false),
+            State::Connecting { req, up } => (Some(req), Some(up), false),
+            State::Exchange { req, up, response, .. } => {
+                let started = response.started();
+                (Some(req), Some(up), started)
+            }
+            State::Head { .. } | State::Closing { .. } => (None, None, false),
+        };
+        self.fail_with(c, req, up, started_response, status, detail);
+    }
+
+    /// [`fail`](Self::fail) for a state already taken apart: the request
+    /// (for the log), the backend (charged when the failure is its fault)
+    /// and whether the response had started.
+    pub(super) fn fail_with(
+        &mut self,
+        c: &mut Conn,
+        req: Option<Request>,
+        up: Option<Upstream>,
+        started_response: bool,
+        status: u16,
+        detail: &str,
+    ) {
+        let method = req.as_ref().map_or("-", |r| r.method.as_str());
+        let target = req.as_ref().map_or("-", |r| r.target.as_str());
+        if let Some(up) = up {
+            // The backend's failures count against it (passive health);
+            // the rule is chapter 2's `Fault`, the same in every balancer.
+            if Fault::of_status(status) == Fault::Backend {
+                let node = self.lb.node(up.node);
+                node.backend.failures.fetch_add(1, Ordering::Relaxed);
+                record_request(node, false, &self.lb.config.health, Instant::now());
+            }
+            self.drop_upstream(up);
+        }
+        c.to_upstream.clear();
+        c.state = State::Closing { shut_down: false };
+        c.since = Instant::now();
+        if started_response {
+            tracing::warn!(peer = %c.peer, %method, %target, error = detail, "response cut short");
+            // The client sees the connection end early; that is all we can say.
+            c.to_client.clear();
+            c.client_eof = true;
+            return;
+        }
+        Stats::add(&self.lb.stats.errors, 1);
+        tracing::warn!(peer = %c.peer, %method, %target, status, error = detail, "request failed");
+        c.to_client.clear();
+        c.to_client.push(&error_response(status, detail));
+    }
+}

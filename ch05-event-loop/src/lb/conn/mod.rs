@@ -1,0 +1,440 @@
+//! One client connection as a state machine.
+//!
+//! A thread-per-connection server keeps its place in the code: "I am
+//! blocked in `read_request_head`", and the stack holds the rest. An event
+//! loop serves thousands of connections with one stack, so each one keeps
+//! its place in data instead:
+//!
+//! ```text
+//!   Head ──head ok──▶ Connecting ──connected──▶ Exchange ──response done──▶ Head (keep-alive)
+//!    │                    │ refused: next backend          │                  or Closing
+//!    └─ bad head / 408 ───┴─────────── 502 / 503 / 504 ────┴──────────────▶ Closing ──▶ closed
+//! ```
+//!
+//! Each [`State`] owns what only it needs: the request exists from
+//! `Queued` on, the backend socket only while `Connecting` or in the
+//! `Exchange`, the response only in the `Exchange`. So "a backend socket
+//! with no request" or "a response before the connect finished" cannot be
+//! written down, and leaving a state drops what it held.
+//!
+//! Every event for the connection calls [`Reactor::drive`], which moves
+//! as far as the sockets allow and stops at the first `WouldBlock`. Three
+//! bounded buffers hold what is in flight: the head so far (`from_client`),
+//! bytes for the backend (`to_upstream`) and bytes for the client
+//! (`to_client`). A full buffer stops the reads that fill it:
+//! backpressure, so a client that reads slowly holds a few KiB here, not
+//! the whole response.
+//!
+//! | concern | file |
+//! |---|---|
+//! | the states, `drive`, the backstop | `conn/mod.rs` |
+//! | `Buf`, the bounded buffers | `conn/buffer.rs` |
+//! | reading, writing, the non-blocking connect | `conn/sockets.rs` |
+//! | the request and response heads, the bodies, the end of an exchange | `conn/exchange.rs` |
+//! | picking, failing over, retrying, waiting for a descriptor | `conn/failover.rs` |
+//! | what each socket is watched for (backpressure) | `conn/interest.rs` |
+//! | the connection's timer and what a deadline means | `conn/deadlines.rs` |
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
+
+mod buffer;
+mod deadlines;
+mod exchange;
+mod failover;
+mod interest;
+mod sockets;
+
+use std::net::{Shutdown as Half, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use ch02_proxy::http::HeadScan;
+
+use super::{Reactor, Stats};
+use crate::framing::BodyTracker;
+use crate::poller::{Event, Interest};
+use crate::timers::TimerId;
+pub use buffer::Buf;
+use sockets::flush;
+pub(crate) use sockets::start_connect;
+
+/// Where a connection is, and what it holds there.
+#[derive(Debug)]
+pub enum State {
+    /// Waiting for (the rest of) a request head.
+    Head {
+        /// How far the head so far has been looked at.
+        scan: HeadScan,
+    },
+    /// Waiting for a file descriptor to connect with (all in use): the
+    /// request waits in line, as in HAProxy's queue, rather than failing.
+    Queued {
+        /// The request.
+        req: Request,
+    },
+    /// A non-blocking connect to a backend is in progress.
+    Connecting {
+        /// The request.
+        req: Request,
+        /// The socket being connected.
+        up: Upstream,
+    },
+    /// The request goes up, the response comes down.
+    Exchange {
+        /// The request.
+        req: Request,
+        /// The connected backend.
+        up: Upstream,
+        /// When the last request byte went to the backend.
+        sent_at: Option<Instant>,
+        /// The response so far.
+        response: Response,
+    },
+    /// Sending the last bytes, then closing.
+    Closing {
+        /// Our sending side is shut.
+        shut_down: bool,
+    },
+}
+
+impl State {
+    /// The request being served, from `Queued` to the end of the exchange.
+    fn request(&self) -> Option<&Request> {
+        match self {
+            State::Queued { req } | State::Connecting { req, .. } | State::Exchange { req, .. } => Some(req),
+            State::Head { .. } | State::Closing { .. } => None,
+        }
+    }
+}
+
+/// The backend's answer during an exchange.
+#[derive(Debug)]
+pub enum Response {
+    /// Its head has not all arrived.
+    Head {
+        /// The bytes so far.
+        bytes: Vec<u8>,
+    },
+    /// Our edited head has gone into `to_client`; the body streams through.
+    Body {
+        /// Where the body ends.
+        body: BodyTracker,
+        /// The status, for the log.
+        status: u16,
+        /// The whole body has been read (or the backend closed).
+        done: bool,
+    },
+}
+
+impl Response {
+    /// Not one byte of a response yet: the request may be retried.
+    fn nothing_received(&self) -> bool {
+        matches!(self, Response::Head { bytes } if bytes.is_empty())
+    }
+
+    /// The client may have seen part of it: an error can no longer be sent.
+    fn started(&self) -> bool {
+        matches!(self, Response::Body { .. })
+    }
+
+    /// The body has been read to its end.
+    fn is_done(&self) -> bool {
+        matches!(self, Response::Body { done: true, .. })
+    }
+}
+
+/// The backend side of a connection.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The socket (non-blocking).
+    pub stream: TcpStream,
+    /// Which node of the pool.
+    pub node: usize,
+    eof: bool,
+    interest: Interest,
+}
+
+/// The request being served.
+#[derive(Debug)]
+pub struct Request {
+    method: String,
+    target: String,
+    /// Where the request body ends in the client's bytes.
+    body: BodyTracker,
+    /// The client's connection may serve another request after this one.
+    keep_alive: bool,
+    /// When the head arrived; the latency is measured from here.
+    started: Instant,
+    /// Nodes tried so far (failover tries each at most once).
+    tried: Vec<bool>,
+    /// The request head as sent, kept while the request may be retried
+    /// (idempotent, no body): `None` otherwise.
+    replay: Option<Vec<u8>>,
+    /// The failure that started a retry, answered if no backend is left.
+    last_error: Option<(u16, String)>,
+    /// The client (behind trusted proxies), the hashing key and the
+    /// sticky cookie, to pick again on failover.
+    client: std::net::IpAddr,
+    key: String,
+    cookie: Option<String>,
+    set_cookie: Option<String>,
+    bytes_up: u64,
+    bytes_down: u64,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The client's socket (non-blocking).
+    pub client: TcpStream,
+    peer: SocketAddr,
+    state: State,
+    from_client: Buf,
+    to_upstream: Buf,
+    to_client: Buf,
+    /// The armed timer and when it fires.
+    pub timer: Option<(TimerId, Instant)>,
+    /// When the current phase began.
+    since: Instant,
+    last_active: Instant,
+    /// What the poller watches the client socket for.
+    pub client_interest: Interest,
+    client_eof: bool,
+    served: u32,
+    /// Bytes in the three buffers, as last counted in the stats.
+    pub buffered: usize,
+}
+
+impl Conn {
+    /// A connection that has just been accepted.
+    pub fn new(client: TcpStream, peer: SocketAddr, now: Instant) -> Self {
+        Self {
+            client,
+            peer,
+            state: State::Head { scan: HeadScan::default() },
+            from_client: Buf::default(),
+            to_upstream: Buf::default(),
+            to_client: Buf::default(),
+            timer: None,
+            since: now,
+            last_active: now,
+            client_interest: Interest::READABLE,
+            client_eof: false,
+            served: 0,
+            buffered: 0,
+        }
+    }
+
+    /// Where the connection is.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Waiting for a request with nothing received: safe to close on shutdown.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head { .. }) && self.from_client.is_empty()
+    }
+
+    /// Takes the state out to move on from it, leaving `Closing` behind:
+    /// the caller puts the next state in its place.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(&mut self.state, State::Closing { shut_down: false })
+    }
+}
+
+/// What the poller said, from the point of view of one connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    client_read: bool,
+    client_gone: bool,
+    up_read: bool,
+    up_write: bool,
+}
+
+impl Ready {
+    /// An event on the client socket.
+    pub fn client(e: &Event) -> Self {
+        Self { client_read: e.readable, client_gone: e.error || e.closed, ..Self::default() }
+    }
+
+    /// An event on the upstream socket.
+    pub fn upstream(e: &Event) -> Self {
+        Self { up_read: e.readable, up_write: e.writable || e.error, ..Self::default() }
+    }
+}
+
+/// What a step decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Go,
+    Close,
+}
+
+impl Reactor<'_> {
+    // ANCHOR: drive
+    /// Moves connection `i` forward as far as its sockets allow.
+    pub(crate) fn drive(&mut self, i: usize, ready: Ready) {
+        // The connection is taken out of the table while we work on it, so
+        // the rest of the reactor (poller, timers) can be borrowed freely.
+        let Some(c) = self.conns.take(i) else { return };
+        let now = Instant::now();
+        self.guarded(i, c, now, |r, c| Some(r.step(i, c, ready, now)));
+    }
+
+    fn step(&mut self, i: usize, c: &mut Conn, ready: Ready, now: Instant) -> Flow {
+        if ready.client_read {
+            if c.client_interest.readable {
+                if self.read_client(c, now) == Flow::Close {
+                    return Flow::Close;
+                }
+            } else if ready.client_gone {
+                // Not reading it, yet told it hung up or failed: the client
+                // is gone; nobody is left to answer.
+                return Flow::Close;
+            }
+        }
+        if ready.up_write && matches!(c.state, State::Connecting { .. }) {
+            self.finish_connect(i, c, now);
+        }
+        if ready.up_read && matches!(c.state, State::Exchange { .. }) {
+            self.read_upstream(i, c, now);
+        }
+        // Now make every move the buffers allow, until nothing changes.
+        for _ in 0..64 {
+            let mut moved = false;
+            if let State::Head { scan } = &mut c.state
+                && !c.from_client.is_empty()
+                && scan.worth_parsing(c.from_client.bytes(), &self.lb.config.limits)
+            {
+                moved |= self.parse_head(i, c, now);
+            }
+            if matches!(c.state, State::Head { .. }) && c.client_eof {
+                if c.from_client.is_empty() {
+                    return Flow::Close;
+                }
+                // Whatever could be parsed has been: the rest is half a head.
+                self.fail(c, 400, "connection closed in the middle of a head");
+                moved = true;
+            }
+            if let State::Exchange { up, .. } = &mut c.state
+                && !c.to_upstream.is_empty()
+            {
+                match flush(&mut up.stream, &mut c.to_upstream) {
+                    Ok(wrote) => moved |= wrote,
+                    Err(e) => {
+                        self.retry_or_fail(i, c, 502, &format!("sending the request to the backend failed: {e}"), now);
+                        moved = true;
+                    }
+                }
+            }
+            if let State::Exchange { req, sent_at, .. } = &mut c.state
+                && sent_at.is_none()
+                && req.body.is_done()
+                && c.to_upstream.is_empty()
+            {
+                *sent_at = Some(now);
+            }
+            if !c.to_client.is_empty() {
+                match flush(&mut c.client, &mut c.to_client) {
+                    Ok(wrote) => {
+                        if wrote {
+                            c.last_active = now;
+                            moved = true;
+                        }
+                    }
+                    Err(_) => return Flow::Close,
+                }
+            }
+            if c.to_client.is_empty() {
+                if let State::Closing { shut_down } = &mut c.state {
+                    // Tell the client we are done, then close once it has
+                    // read (or after LINGER): closing with unread bytes in
+                    // our receive queue would send RST, and RST can destroy
+                    // the error response before the client reads it.
+                    if !*shut_down {
+                        let _ = c.client.shutdown(Half::Write);
+                        *shut_down = true;
+                    }
+                    if c.client_eof {
+                        return Flow::Close;
+                    }
+                }
+                if let State::Exchange { response, .. } = &c.state
+                    && response.is_done()
+                {
+                    self.end_exchange(c, now);
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        Flow::Go
+    }
+    // ANCHOR_END: drive
+
+    // ANCHOR: backstop
+    /// Runs `work` on connection `i` (taken out of the table), then puts it
+    /// back, syncs its interest and timer, or closes it, as `work` says
+    /// (`None`: put back untouched).
+    ///
+    /// The backstop: a panic inside `work` is a bug in our code, and one
+    /// connection's bug must not end every other connection this thread
+    /// serves. The panic is caught here, the connection is closed, logged
+    /// with its slot and peer, and counted; the loop goes on. This is not
+    /// error handling: errors are values, answered with a status. Only a
+    /// bug lands here, and the log line is there so it gets fixed.
+    pub(crate) fn guarded(
+        &mut self,
+        i: usize,
+        mut c: Conn,
+        now: Instant,
+        work: impl FnOnce(&mut Self, &mut Conn) -> Option<Flow>,
+    ) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let flow = work(self, &mut c);
+            if flow == Some(Flow::Go) {
+                self.sync(i, &mut c, now);
+            }
+            flow
+        }));
+        match outcome {
+            Ok(None | Some(Flow::Go)) => self.conns.put(i, c),
+            Ok(Some(Flow::Close)) => self.dispose(i, c),
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Stats::add(&self.lb.stats.panics, 1);
+                tracing::error!(conn = i, peer = %c.peer, panic = %what, "a bug panicked while serving this connection: closed it; the loop goes on");
+                self.dispose(i, c);
+            }
+        }
+    }
+    // ANCHOR_END: backstop
+
+    /// Closes a connection that has been taken out of the table.
+    pub(crate) fn dispose(&mut self, i: usize, mut c: Conn) {
+        if let Some((id, _)) = c.timer.take() {
+            self.timers.cancel(id);
+        }
+        let _ = self.poller.deregister(&c.client);
+        if let State::Connecting { up, .. } | State::Exchange { up, .. } = c.take_state() {
+            self.drop_upstream(up);
+        }
+        let stats = &self.lb.stats;
+        stats.open.fetch_sub(1, Ordering::Relaxed);
+        stats.buffered.fetch_sub(c.buffered as u64, Ordering::Relaxed);
+        self.conns.release(i);
+        // Dropping `c` closes the client socket: one descriptor free for a
+        // request waiting in line.
+        drop(c);
+        if !self.waiting.is_empty() {
+            self.resume_one_waiting();
+        }
+    }
+}

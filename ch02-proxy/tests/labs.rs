@@ -245,6 +245,39 @@ fn lab_6_2_the_forward_proxy_answers_a_repeated_get_from_the_cache() {
     assert_eq!((second.status, second.text()), (200, "cached".to_string()));
 }
 
+// Found by fuzzing (fuzz/fuzz_targets/response_head.rs): the cached bytes
+// are the origin's head plus our `Connection: close`. An origin head just
+// under the head limit was stored, but could then not be read back within
+// that limit, and every hit was a 500 until it expired. Now such a
+// response is passed on and not stored.
+#[test]
+fn lab_6_2_a_response_whose_head_grows_past_the_limit_is_not_cached() {
+    let start = "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nX-Pad: ";
+    let end = "\r\nContent-Length: 6\r\n\r\n";
+    let pad = Limits::default().max_head_bytes - 1 - start.len() - end.len();
+    let head = format!("{start}{}{end}", "a".repeat(pad));
+    assert_eq!(head.len(), Limits::default().max_head_bytes - 1, "within the limit, by one byte");
+    let origin = common::upstream(move |mut s| {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(format!("{head}cached").as_bytes());
+    });
+    let oport = origin.addr.port();
+    let cache = Arc::new(HttpCache::new(16, 1 << 20));
+    let c2 = Arc::clone(&cache);
+    let proxy = forward_proxy(move |c| {
+        c.allow_port(oport);
+        c.cache = Some(c2);
+    });
+    let get = format!("GET http://127.0.0.1:{oport}/x HTTP/1.1\r\nHost: h\r\n\r\n");
+    for _ in 0..2 {
+        let answer = common::raw_exchange(proxy.addr, get.as_bytes());
+        assert_eq!(common::status_of(&answer), 200, "{}", answer.get(..100).unwrap_or(&answer));
+        assert!(answer.ends_with("\r\n\r\ncached"));
+    }
+    assert_eq!(cache.len(), 0);
+}
+
 // ---------------------------------------------------------------- lab 6.3
 
 #[test]

@@ -8,11 +8,13 @@
 //! | `student-edition DIR [--verify]` | copies the repo without solutions | `edition.rs` |
 //! | `book-check` | every `{{#include}}` resolves, `mdbook build` has no ERROR | `book.rs` |
 //! | `bench [--quick] [--only ...]` | the performance ladder beside nginx and HAProxy: table, CSV, SVG | `bench.rs` |
+//! | `fuzz [--secs N] [TARGET...]` | the cargo-fuzz targets in `fuzz/`, N seconds each; fails on a crash | `fuzz.rs` |
 
 mod bench;
 mod book;
 mod cargo;
 mod edition;
+mod fuzz;
 mod labs;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +73,11 @@ enum Command {
     /// once, memory per idle connection; prints a table and writes a CSV
     /// and SVG charts.
     Bench(bench::BenchArgs),
+    /// Run the coverage-guided fuzz targets (cargo-fuzz, libFuzzer) for N
+    /// seconds each, from their seeds and the corpus of earlier runs;
+    /// prints executions per target and fails on any crash, naming the
+    /// crashing input. Needs `cargo install cargo-fuzz --locked`.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 /// The workspace root: xtask lives one level below it.
@@ -91,5 +98,6 @@ fn main() -> Result<()> {
             book::book_check(&book)
         }
         Command::Bench(args) => bench::bench(&root, args),
+        Command::Fuzz(args) => fuzz::fuzz(&root, args),
     }
 }

@@ -11,22 +11,16 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use backends::{BackendConfig, BackendHandle, spawn};
+use backends::BackendHandle;
 
 /// The C original's backends: 127.0.0.1:9001 to 9003.
 pub const DEFAULT_BACKENDS: [&str; 3] = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
 
-/// Starts backends named `backend-1` to `backend-n` on `host`, on free
-/// ports chosen by the kernel (so nothing else on 9001-9003 gets in the way).
+/// Starts backends named `backend-1` to `backend-n` on 127.0.0.1, on free
+/// ports chosen by the kernel (so nothing else on 9001-9003 gets in the
+/// way): the test backends' own `spawn_many`.
 pub fn start(n: usize) -> io::Result<Vec<BackendHandle>> {
-    (1..=n)
-        .map(|i| {
-            spawn(BackendConfig {
-                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                ..BackendConfig::named(format!("backend-{i}"))
-            })
-        })
-        .collect()
+    backends::spawn_many(n)
 }
 
 /// Why a balancer runs with the backends it runs with.

@@ -254,7 +254,8 @@ pub struct Forwarded {
 /// Carries one request (its head already edited for the upstream) and the
 /// response across: head, body by its framing, response head, response
 /// body by its framing. The connection closes afterwards (one request per
-/// connection in this chapter; chapter 6 adds keep-alive).
+/// connection in this chapter; chapter 5 keeps client connections open
+/// between requests, chapter 6 backend connections).
 pub fn forward_exchange(
     client: &mut Buffered,
     client_out: &mut dyn Write,

@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 
 use ch01_fundamentals::server::Shutdown;
 
-use crate::poller::{Backend, Event, Interest, Poller, Trigger};
+use crate::poller::{Event, Interest, Mechanism, Poller, Trigger};
 
 /// Longest line relayed, in bytes.
 pub const MAX_LINE: usize = 1024;
@@ -96,7 +96,7 @@ fn read_lines(c: &mut Client) -> (Vec<Option<Vec<u8>>>, bool) {
 }
 
 /// Runs the chat server until `shutdown` fires.
-pub fn run(listener: TcpListener, backend: Backend, shutdown: Shutdown) -> io::Result<()> {
+pub fn run(listener: TcpListener, backend: Mechanism, shutdown: Shutdown) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(backend)?;

@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::Shutdown;
 
-use crate::poller::{Backend, Event, Interest, Poller, Trigger};
+use crate::poller::{Event, Interest, Mechanism, Poller, Trigger};
 use crate::timers::{TimerId, Timers};
 
 /// How the event-loop echo server behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct EchoConfig {
     /// Which readiness system call to use.
-    pub backend: Backend,
+    pub backend: Mechanism,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// Connections served at once; more are closed on arrival.
@@ -41,7 +41,7 @@ pub struct EchoConfig {
 impl Default for EchoConfig {
     fn default() -> Self {
         Self {
-            backend: Backend::best(),
+            backend: Mechanism::best(),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             buffer: 16 * 1024,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ch01_fundamentals::server::Shutdown;
 use ch05_event_loop::echo::{EchoConfig, EchoStats, run};
-use ch05_event_loop::poller::Backend;
+use ch05_event_loop::poller::Mechanism;
 
 struct Server {
     addr: SocketAddr,
@@ -45,8 +45,8 @@ impl Drop for Server {
     }
 }
 
-fn backends() -> Vec<Backend> {
-    Backend::available().to_vec()
+fn backends() -> Vec<Mechanism> {
+    Mechanism::available().to_vec()
 }
 
 fn client(addr: SocketAddr) -> TcpStream {

@@ -19,7 +19,7 @@ use ch04_advanced::algorithm::Kind;
 use ch04_advanced::health::Probe;
 use ch04_advanced::node::{Backend as Node, Pool};
 use ch05_event_loop::lb::{Config, Lb, Stats, run};
-use ch05_event_loop::poller::Backend;
+use ch05_event_loop::poller::Mechanism;
 
 struct Running {
     addr: SocketAddr,
@@ -61,7 +61,7 @@ impl Drop for Running {
 }
 
 /// No active probes unless a test wants them: they would add requests.
-fn config(poller: Backend) -> Config {
+fn config(poller: Mechanism) -> Config {
     let mut c = Config { poller, ..Config::default() };
     c.health.probe = Probe::Off;
     c
@@ -89,7 +89,7 @@ fn exchange(reader: &mut BufReader<TcpStream>, raw: &str) -> HttpResponse {
 #[test]
 fn answers_come_from_the_backends_in_turn_on_one_keep_alive_connection() {
     let b = backends(3);
-    for poller in Backend::available().iter().copied() {
+    for poller in Mechanism::available().iter().copied() {
         let lb = Running::start(&addrs(&b), config(poller));
         let mut conn = BufReader::new(client(lb.addr));
         let mut names = Vec::new();
@@ -135,7 +135,7 @@ fn answers_come_from_the_backends_in_turn_on_one_keep_alive_connection() {
 #[test]
 fn the_head_rules_of_chapter_2_apply() {
     let b = backends(1);
-    let lb = Running::start(&addrs(&b), config(Backend::best()));
+    let lb = Running::start(&addrs(&b), config(Mechanism::best()));
     let cases = [
         ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\n\r\n", 400),
@@ -157,7 +157,7 @@ fn the_head_rules_of_chapter_2_apply() {
 #[test]
 fn a_thousand_concurrent_clients_are_all_answered() {
     let b = backends(3);
-    for poller in Backend::available().iter().copied() {
+    for poller in Mechanism::available().iter().copied() {
         let lb = Running::start(&addrs(&b), config(poller));
         let mut conns: Vec<TcpStream> = (0..1000).map(|_| client(lb.addr)).collect();
         for (i, c) in conns.iter_mut().enumerate() {
@@ -177,7 +177,7 @@ fn a_thousand_concurrent_clients_are_all_answered() {
 fn a_backend_that_never_answers_gets_the_client_a_504() {
     // Accepts (the kernel completes the handshake) and never reads or writes.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut cfg = config(Backend::best());
+    let mut cfg = config(Mechanism::best());
     cfg.timeouts.response = Duration::from_millis(200);
     let lb = Running::start(&[silent.local_addr().unwrap()], cfg);
     let r = exchange(&mut BufReader::new(client(lb.addr)), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -189,7 +189,7 @@ fn a_backend_that_never_answers_gets_the_client_a_504() {
 #[test]
 fn a_client_that_sends_half_a_head_and_stalls_gets_a_408() {
     let b = backends(1);
-    let mut cfg = config(Backend::best());
+    let mut cfg = config(Mechanism::best());
     cfg.limits.header_timeout = Duration::from_millis(200);
     let lb = Running::start(&addrs(&b), cfg);
     let mut conn = BufReader::new(client(lb.addr));
@@ -206,14 +206,14 @@ fn a_client_that_sends_half_a_head_and_stalls_gets_a_408() {
 fn refused_backends_are_skipped_and_an_unreachable_pool_is_a_503() {
     let b = backends(1);
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // dropped: refuses
-    let lb = Running::start(&[closed, b[0].addr()], config(Backend::best()));
+    let lb = Running::start(&[closed, b[0].addr()], config(Mechanism::best()));
     for _ in 0..4 {
         let r = exchange(&mut BufReader::new(client(lb.addr)), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(r.status, 200, "failover to the live backend");
     }
     assert!(lb.pool.nodes[0].backend.failures.load(Ordering::Relaxed) >= 1);
     drop(lb);
-    let lb = Running::start(&[closed], config(Backend::best()));
+    let lb = Running::start(&[closed], config(Mechanism::best()));
     let r = exchange(&mut BufReader::new(client(lb.addr)), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     // Every backend refused: 503, as from every balancer (chapter 2's Fault).
     assert_eq!(r.status, 503);
@@ -257,7 +257,7 @@ fn firehose(total: usize) -> (SocketAddr, mpsc::Receiver<usize>) {
 fn a_slow_reader_is_held_back_by_backpressure_with_bounded_buffers() {
     const TOTAL: usize = 64 << 20;
     let (backend, stalled) = firehose(TOTAL);
-    let lb = Running::start(&[backend], config(Backend::best()));
+    let lb = Running::start(&[backend], config(Mechanism::best()));
     let mut conn = client(lb.addr);
     conn.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // The client reads nothing until the backend cannot write any more.
@@ -276,7 +276,7 @@ fn a_slow_reader_is_held_back_by_backpressure_with_bounded_buffers() {
 #[test]
 fn in_loop_health_checks_take_a_failing_backend_out_and_bring_it_back() {
     let b = backends(2);
-    let mut cfg = config(Backend::best());
+    let mut cfg = config(Mechanism::best());
     cfg.health.probe = Probe::Http("/health".into());
     cfg.health.interval = Duration::from_millis(10);
     cfg.health.fall = 2;
@@ -308,7 +308,7 @@ fn in_loop_health_checks_take_a_failing_backend_out_and_bring_it_back() {
 #[test]
 fn shutdown_closes_idle_clients_and_lets_a_request_in_flight_finish() {
     let b = backends(1);
-    let lb = Running::start(&addrs(&b), config(Backend::best()));
+    let lb = Running::start(&addrs(&b), config(Mechanism::best()));
     let mut idle = client(lb.addr);
     let mut busy = BufReader::new(client(lb.addr));
     busy.get_mut().write_all(b"GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();

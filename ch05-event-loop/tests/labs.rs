@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ch01_fundamentals::server::Shutdown;
 use ch05_event_loop::labs::lab_4_chat_poller::{self, MAX_LINE};
 use ch05_event_loop::labs::lab_8_1_idle_timeout::IdleTracker;
-use ch05_event_loop::poller::{Backend, Interest, Poller, Trigger};
+use ch05_event_loop::poller::{Interest, Mechanism, Poller, Trigger};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,7 +71,7 @@ fn lab_8_1_closes_the_silent_connection_in_a_real_loop() {
     let (busy_server, _) = listener.accept().unwrap();
     let (silent_server, _) = listener.accept().unwrap();
     let mut servers = [Some(busy_server), Some(silent_server)];
-    let mut poller = Poller::new(Backend::best()).unwrap();
+    let mut poller = Poller::new(Mechanism::best()).unwrap();
     let mut tracker = IdleTracker::new(ms(100));
     for (token, s) in servers.iter().enumerate() {
         let s = s.as_ref().unwrap();
@@ -120,7 +120,7 @@ struct Chat {
 }
 
 impl Chat {
-    fn start(backend: Backend) -> Chat {
+    fn start(backend: Mechanism) -> Chat {
         let listener = ch01_fundamentals::net::listen("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
@@ -153,8 +153,8 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
     s
 }
 
-fn backends() -> Vec<Backend> {
-    Backend::available().to_vec()
+fn backends() -> Vec<Mechanism> {
+    Mechanism::available().to_vec()
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn lab_4_welcomes_and_broadcasts_to_the_others_only() {
 
 #[test]
 fn lab_4_a_long_line_is_refused_to_its_sender_only() {
-    let chat = Chat::start(Backend::best());
+    let chat = Chat::start(Mechanism::best());
     let (mut a, mut ra, _) = chat.join();
     let (_b, mut rb, _) = chat.join();
     let mut long = vec![b'x'; MAX_LINE * 3];
@@ -190,7 +190,7 @@ fn lab_4_a_long_line_is_refused_to_its_sender_only() {
 
 #[test]
 fn lab_4_a_client_that_never_reads_is_cut_off_and_blocks_nobody() {
-    let chat = Chat::start(Backend::best());
+    let chat = Chat::start(Mechanism::best());
     let (slow, _slow_reader, _) = chat.join();
     let (mut a, _ra, _) = chat.join();
     let (_b, mut rb, _) = chat.join();
@@ -217,7 +217,7 @@ fn lab_4_a_client_that_never_reads_is_cut_off_and_blocks_nobody() {
 
 #[test]
 fn lab_4_a_leaving_client_is_forgotten_and_run_returns_on_shutdown() {
-    let mut chat = Chat::start(Backend::best());
+    let mut chat = Chat::start(Mechanism::best());
     let (a, _ra, _) = chat.join();
     let (mut b, rb, _) = chat.join();
     drop(a);

@@ -1,5 +1,5 @@
 //! The Poller against real sockets, for every backend this system has
-//! (`Backend::available()`: epoll and poll on Linux, kqueue and poll on
+//! (`Mechanism::available()`: epoll and poll on Linux, kqueue and poll on
 //! macOS and the BSDs).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
@@ -8,10 +8,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
-use ch05_event_loop::poller::{Backend, Event, Interest, Poller, Trigger};
+use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
 
-fn backends() -> impl Iterator<Item = Backend> {
-    Backend::available().iter().copied()
+fn backends() -> impl Iterator<Item = Mechanism> {
+    Mechanism::available().iter().copied()
 }
 
 /// Watching for nothing: how a loop pauses a socket without forgetting it.
@@ -89,7 +89,7 @@ fn edge_triggered_reports_once_per_arrival() {
         p.register(&b, 1, Interest::READABLE, Trigger::Edge).unwrap();
         a.write_all(b"first").unwrap();
         assert_eq!(wait(&mut p, LONG).len(), 1, "{backend}");
-        if backend != Backend::Poll {
+        if backend != Mechanism::Poll {
             // Not read, but no new edge: epoll (EPOLLET) and kqueue
             // (EV_CLEAR) stay quiet. A handler that read only part would
             // never hear about the rest: drain until WouldBlock. poll(2)
@@ -247,17 +247,17 @@ fn registering_twice_and_unknown_fds_are_errors() {
 
 #[test]
 fn every_available_backend_works_and_others_are_unsupported() {
-    for backend in [Backend::Epoll, Backend::Poll, Backend::Kqueue] {
+    for backend in [Mechanism::Epoll, Mechanism::Poll, Mechanism::Kqueue] {
         match Poller::new(backend) {
             Ok(p) => {
-                assert!(Backend::available().contains(&backend), "{backend}");
+                assert!(Mechanism::available().contains(&backend), "{backend}");
                 assert_eq!(p.backend(), backend);
             }
             Err(e) => {
-                assert!(!Backend::available().contains(&backend), "{backend}: {e}");
+                assert!(!Mechanism::available().contains(&backend), "{backend}: {e}");
                 assert_eq!(e.kind(), ErrorKind::Unsupported, "{backend}");
             }
         }
     }
-    assert_eq!(Backend::best(), Backend::available()[0]);
+    assert_eq!(Mechanism::best(), Mechanism::available()[0]);
 }

@@ -32,8 +32,8 @@ struct Args {
     lb: LbArgs,
     /// Which system call waits for readiness: epoll (Linux), kqueue (BSD,
     /// macOS) or poll (everywhere).
-    #[arg(long, default_value_t = poller::Backend::best(), value_parser = parse_poller)]
-    poller: poller::Backend,
+    #[arg(long, default_value_t = poller::Mechanism::best(), value_parser = parse_poller)]
+    poller: poller::Mechanism,
     /// Client connections held at once (more get 503).
     #[arg(long, default_value_t = 50_000)]
     max_connections: usize,
@@ -42,8 +42,8 @@ struct Args {
     buffer_kib: usize,
 }
 
-fn parse_poller(s: &str) -> Result<poller::Backend, String> {
-    s.parse::<poller::Backend>().map_err(|e| e.to_string())
+fn parse_poller(s: &str) -> Result<poller::Mechanism, String> {
+    s.parse::<poller::Mechanism>().map_err(|e| e.to_string())
 }
 
 fn report(pool: &Pool, stats: &Stats, started: Instant) -> String {

@@ -32,7 +32,7 @@ use std::net::TcpListener;
 
 use ch01_fundamentals::server::Shutdown;
 
-use crate::poller::Backend;
+use crate::poller::Mechanism;
 
 /// Longest line relayed, in bytes.
 pub const MAX_LINE: usize = 1024;
@@ -40,7 +40,7 @@ pub const MAX_LINE: usize = 1024;
 pub const MAX_OWED: usize = 64 * 1024;
 
 /// Runs the chat server until `shutdown` fires.
-pub fn run(listener: TcpListener, backend: Backend, shutdown: Shutdown) -> io::Result<()> {
+pub fn run(listener: TcpListener, backend: Mechanism, shutdown: Shutdown) -> io::Result<()> {
     // TODO: a Poller, a table of clients (socket, id, partial line, owed
     // bytes), and the loop: accept, read lines, broadcast, write.
     let _ = (listener, backend, shutdown);

@@ -67,7 +67,7 @@ pub struct Config {
     /// How long requests in progress may take to finish after shutdown.
     pub drain_timeout: Duration,
     /// Which system call waits.
-    pub poller: poller::Backend,
+    pub poller: poller::Mechanism,
     /// The algorithm's options (the sticky cookie's name).
     pub algorithm: algorithm::Options,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -83,7 +83,7 @@ impl Default for Config {
             max_connections: 50_000,
             buffer_size: 16 * 1024,
             drain_timeout: Duration::from_secs(30),
-            poller: poller::Backend::best(),
+            poller: poller::Mechanism::best(),
             algorithm: algorithm::Options::default(),
             trusted_proxies: Vec::new(),
         }

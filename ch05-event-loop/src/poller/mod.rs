@@ -3,7 +3,7 @@
 //! A non-blocking socket answers `WouldBlock` instead of waiting. A server
 //! with ten thousand of them needs one call that sleeps until *any* of them
 //! is ready. Each system has its own, and this module has a backend for
-//! each (see [`Backend`]):
+//! each (see [`Mechanism`]):
 //!
 //! - `epoll` (Linux, `epoll.rs`) and `kqueue` (macOS and the BSDs,
 //!   `kqueue.rs`): the kernel keeps the interest list, so a wait costs
@@ -100,9 +100,9 @@ pub struct Event {
 /// Every variant exists on every system, so a command line can name any of
 /// them (`--poller epoll|poll|kqueue`, parsed with [`FromStr`]); asking
 /// [`Poller::new`] for one this system lacks is an `Unsupported` error.
-/// [`Backend::available`] lists the ones it has.
+/// [`Mechanism::available`] lists the ones it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
+pub enum Mechanism {
     /// epoll(7): O(ready) per wait, edge triggering (Linux).
     Epoll,
     /// poll(2): O(registered) per wait, level only, portable.
@@ -112,11 +112,11 @@ pub enum Backend {
     Kqueue,
 }
 
-impl Backend {
+impl Mechanism {
     /// The backends this system has, best first.
-    pub fn available() -> &'static [Backend] {
+    pub fn available() -> &'static [Mechanism] {
         if cfg!(target_os = "linux") {
-            &[Backend::Epoll, Backend::Poll]
+            &[Mechanism::Epoll, Mechanism::Poll]
         } else if cfg!(any(
             target_os = "macos",
             target_os = "ios",
@@ -125,58 +125,58 @@ impl Backend {
             target_os = "openbsd",
             target_os = "dragonfly"
         )) {
-            &[Backend::Kqueue, Backend::Poll]
+            &[Mechanism::Kqueue, Mechanism::Poll]
         } else {
-            &[Backend::Poll]
+            &[Mechanism::Poll]
         }
     }
 
     /// The best backend for this system: epoll on Linux, kqueue on macOS
     /// and the BSDs, poll(2) elsewhere.
-    pub fn best() -> Backend {
+    pub fn best() -> Mechanism {
         // Every list above holds at least Poll; the fallback is never used.
-        Backend::available().first().copied().unwrap_or(Backend::Poll)
+        Mechanism::available().first().copied().unwrap_or(Mechanism::Poll)
     }
 
     /// The name used on command lines and in logs: `epoll`, `poll` or
     /// `kqueue`.
     pub fn name(self) -> &'static str {
         match self {
-            Backend::Epoll => "epoll",
-            Backend::Poll => "poll",
-            Backend::Kqueue => "kqueue",
+            Mechanism::Epoll => "epoll",
+            Mechanism::Poll => "poll",
+            Mechanism::Kqueue => "kqueue",
         }
     }
 }
 
-impl fmt::Display for Backend {
+impl fmt::Display for Mechanism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `pad`, not `write_str`, so `{:>6}` and friends line names up.
         f.pad(self.name())
     }
 }
 
-/// A name that is not a [`Backend`]'s.
+/// A name that is not a [`Mechanism`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownBackend(pub String);
+pub struct UnknownMechanism(pub String);
 
-impl fmt::Display for UnknownBackend {
+impl fmt::Display for UnknownMechanism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "unknown poller `{}`: expected epoll, poll or kqueue", self.0)
     }
 }
 
-impl std::error::Error for UnknownBackend {}
+impl std::error::Error for UnknownMechanism {}
 
-impl FromStr for Backend {
-    type Err = UnknownBackend;
+impl FromStr for Mechanism {
+    type Err = UnknownMechanism;
 
-    /// Parses a [`Backend::name`], ignoring ASCII case (`EPOLL` works too).
+    /// Parses a [`Mechanism::name`], ignoring ASCII case (`EPOLL` works too).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Backend::Epoll, Backend::Poll, Backend::Kqueue]
+        [Mechanism::Epoll, Mechanism::Poll, Mechanism::Kqueue]
             .into_iter()
             .find(|b| s.eq_ignore_ascii_case(b.name()))
-            .ok_or_else(|| UnknownBackend(s.to_owned()))
+            .ok_or_else(|| UnknownMechanism(s.to_owned()))
     }
 }
 
@@ -194,7 +194,7 @@ pub(crate) trait Selector {
 
 /// The readiness multiplexer.
 pub struct Poller {
-    backend: Backend,
+    backend: Mechanism,
     selector: Box<dyn Selector>,
 }
 
@@ -219,13 +219,13 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> i32 {
 // ANCHOR: poller_api
 impl Poller {
     /// A poller using `backend`; `Unsupported` if this system lacks it.
-    pub fn new(backend: Backend) -> io::Result<Self> {
+    pub fn new(backend: Mechanism) -> io::Result<Self> {
         let unsupported = |what| io::Error::new(io::ErrorKind::Unsupported, what);
         let selector: Box<dyn Selector> = match backend {
             #[cfg(target_os = "linux")]
-            Backend::Epoll => Box::new(epoll::EpollPoller::new()?),
+            Mechanism::Epoll => Box::new(epoll::EpollPoller::new()?),
             #[cfg(not(target_os = "linux"))]
-            Backend::Epoll => return Err(unsupported("epoll is Linux-only")),
+            Mechanism::Epoll => return Err(unsupported("epoll is Linux-only")),
             #[cfg(any(
                 target_os = "macos",
                 target_os = "ios",
@@ -234,7 +234,7 @@ impl Poller {
                 target_os = "openbsd",
                 target_os = "dragonfly"
             ))]
-            Backend::Kqueue => Box::new(kqueue::KqueuePoller::new()?),
+            Mechanism::Kqueue => Box::new(kqueue::KqueuePoller::new()?),
             #[cfg(not(any(
                 target_os = "macos",
                 target_os = "ios",
@@ -243,14 +243,14 @@ impl Poller {
                 target_os = "openbsd",
                 target_os = "dragonfly"
             )))]
-            Backend::Kqueue => return Err(unsupported("kqueue is only on macOS and the BSDs")),
-            Backend::Poll => Box::new(poll::PollPoller::default()),
+            Mechanism::Kqueue => return Err(unsupported("kqueue is only on macOS and the BSDs")),
+            Mechanism::Poll => Box::new(poll::PollPoller::default()),
         };
         Ok(Self { backend, selector })
     }
 
     /// Which backend this poller uses.
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> Mechanism {
         self.backend
     }
 
@@ -293,33 +293,33 @@ impl Poller {
 
 #[cfg(test)]
 mod tests {
-    use super::{Backend, timeout_ms};
+    use super::{Mechanism, timeout_ms};
     use std::time::Duration;
 
     #[test]
     fn backend_names_round_trip() {
-        for b in [Backend::Epoll, Backend::Poll, Backend::Kqueue] {
-            assert_eq!(b.to_string().parse::<Backend>(), Ok(b));
+        for b in [Mechanism::Epoll, Mechanism::Poll, Mechanism::Kqueue] {
+            assert_eq!(b.to_string().parse::<Mechanism>(), Ok(b));
         }
-        assert_eq!(Backend::Kqueue.to_string(), "kqueue");
-        assert_eq!(format!("{:>7}|", Backend::Poll), "   poll|");
+        assert_eq!(Mechanism::Kqueue.to_string(), "kqueue");
+        assert_eq!(format!("{:>7}|", Mechanism::Poll), "   poll|");
     }
 
     #[test]
     fn backend_names_ignore_case_and_unknown_ones_list_the_valid() {
-        assert_eq!("EPoll".parse::<Backend>(), Ok(Backend::Epoll));
-        assert_eq!("POLL".parse::<Backend>(), Ok(Backend::Poll));
-        let err = "select".parse::<Backend>().unwrap_err();
+        assert_eq!("EPoll".parse::<Mechanism>(), Ok(Mechanism::Epoll));
+        assert_eq!("POLL".parse::<Mechanism>(), Ok(Mechanism::Poll));
+        let err = "select".parse::<Mechanism>().unwrap_err();
         assert_eq!(err.to_string(), "unknown poller `select`: expected epoll, poll or kqueue");
-        assert!("".parse::<Backend>().is_err());
+        assert!("".parse::<Mechanism>().is_err());
     }
 
     #[test]
     fn the_best_backend_is_the_first_available() {
-        assert_eq!(Backend::best(), Backend::available()[0]);
-        assert!(Backend::available().contains(&Backend::Poll), "poll(2) is everywhere");
+        assert_eq!(Mechanism::best(), Mechanism::available()[0]);
+        assert!(Mechanism::available().contains(&Mechanism::Poll), "poll(2) is everywhere");
         if cfg!(target_os = "linux") {
-            assert_eq!(Backend::available(), [Backend::Epoll, Backend::Poll]);
+            assert_eq!(Mechanism::available(), [Mechanism::Epoll, Mechanism::Poll]);
         }
     }
 

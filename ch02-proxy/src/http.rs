@@ -49,9 +49,10 @@ impl Default for Limits {
 /// Why a head was refused. Each kind has the status a server answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
-    /// The bytes break a rule: 400, and the connection is closed.
+    /// The bytes break a rule: a request is answered 400 and its connection
+    /// closed; a response from upstream becomes a 502 for the client.
     #[error("{0}")]
-    BadRequest(&'static str),
+    Malformed(&'static str),
     /// A transfer coding we do not implement (`gzip, chunked`): 501.
     #[error("transfer coding not implemented: {0}")]
     NotImplemented(String),
@@ -80,7 +81,7 @@ impl HeadError {
     /// is gone and nothing can be sent.
     pub fn status(&self) -> Option<u16> {
         match self {
-            HeadError::BadRequest(_) => Some(400),
+            HeadError::Malformed(_) => Some(400),
             HeadError::NotImplemented(_) => Some(501),
             HeadError::HeadTooLarge(_) | HeadError::TooManyHeaders(_) => Some(431),
             HeadError::TargetTooLong(_) => Some(414),
@@ -276,7 +277,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead,
     let Some(len) = head_length(req.parse(buf), buf, limits)? else { return Ok(None) };
     // httparse fills every field of a Complete parse.
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(HeadError::BadRequest("incomplete request line"));
+        return Err(HeadError::Malformed("incomplete request line"));
     };
     let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
     let headers = collect_headers(req.headers)?;
@@ -284,13 +285,13 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead,
     // Host: exactly one in HTTP/1.1 (RFC 9112 3.2), at most one in 1.0.
     let hosts = headers.get_all("host").count();
     if version == Version::Http11 && hosts == 0 {
-        return Err(HeadError::BadRequest("missing Host header"));
+        return Err(HeadError::Malformed("missing Host header"));
     }
     if hosts > 1 {
-        return Err(HeadError::BadRequest("more than one Host header"));
+        return Err(HeadError::Malformed("more than one Host header"));
     }
     if method == "CONNECT" {
-        split_authority(target).ok_or(HeadError::BadRequest("CONNECT target must be host:port"))?;
+        split_authority(target).ok_or(HeadError::Malformed("CONNECT target must be host:port"))?;
     }
     let framing = request_framing(version, &headers)?;
     let head = RequestHead { method: method.to_string(), target: target.to_string(), version, headers, framing };
@@ -314,7 +315,7 @@ fn head_length(parsed: httparse::Result<usize>, buf: &[u8], limits: &Limits) -> 
         return Err(HeadError::HeadTooLarge(limits.max_head_bytes));
     }
     // httparse's length is within what it was given; `get` says so too.
-    check_line_endings(buf.get(..len).ok_or(HeadError::BadRequest("head length past the buffer"))?)?;
+    check_line_endings(buf.get(..len).ok_or(HeadError::Malformed("head length past the buffer"))?)?;
     Ok(Some(len))
 }
 
@@ -337,7 +338,7 @@ fn check_target_length(buf: &[u8], limits: &Limits) -> Result<(), HeadError> {
 // ANCHOR: tokenizer_error
 /// Maps a tokenizer error to the reason we give.
 fn tokenizer_error(e: httparse::Error, limits: &Limits) -> HeadError {
-    HeadError::BadRequest(match e {
+    HeadError::Malformed(match e {
         httparse::Error::HeaderName => {
             "invalid header line (a folded continuation line, whitespace before the colon, or a non-token character)"
         }
@@ -355,7 +356,7 @@ fn tokenizer_error(e: httparse::Error, limits: &Limits) -> HeadError {
 /// another server might treat one as a line end, so we refuse them.
 fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
     let bare_cr = head.windows(2).any(|w| matches!(w, [b'\r', next] if *next != b'\n')) || head.last() == Some(&b'\r');
-    if bare_cr { Err(HeadError::BadRequest("bare CR in the head")) } else { Ok(()) }
+    if bare_cr { Err(HeadError::Malformed("bare CR in the head")) } else { Ok(()) }
 }
 
 /// Copies httparse's headers out, refusing control characters in values.
@@ -365,7 +366,7 @@ fn collect_headers(raw: &[httparse::Header<'_>]) -> Result<Headers, HeadError> {
         // Field values may hold visible ASCII, spaces, tabs and obs-text
         // (bytes >= 0x80); any other control character is refused.
         if h.value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err(HeadError::BadRequest("control character in a header value"));
+            return Err(HeadError::Malformed("control character in a header value"));
         }
         headers.push(h.name, h.value);
     }
@@ -380,11 +381,11 @@ pub fn request_framing(version: Version, headers: &Headers) -> Result<Framing, H
     let has_te = headers.get("transfer-encoding").is_some();
     let has_cl = headers.get("content-length").is_some();
     if has_te && has_cl {
-        return Err(HeadError::BadRequest("both Content-Length and Transfer-Encoding"));
+        return Err(HeadError::Malformed("both Content-Length and Transfer-Encoding"));
     }
     if has_te {
         if version == Version::Http10 {
-            return Err(HeadError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(HeadError::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
         }
         let codings: Vec<String> = headers.tokens("transfer-encoding").map(|t| t.to_ascii_lowercase()).collect();
         let chunked = codings.iter().filter(|c| *c == "chunked").count();
@@ -392,7 +393,7 @@ pub fn request_framing(version: Version, headers: &Headers) -> Result<Framing, H
             (Some("chunked"), 1, 1) => Ok(Framing::Chunked),
             // chunked last and once, after codings we do not implement.
             (Some("chunked"), 1, _) => Err(HeadError::NotImplemented(codings.join(", "))),
-            _ => Err(HeadError::BadRequest("Transfer-Encoding must be exactly one final chunked")),
+            _ => Err(HeadError::Malformed("Transfer-Encoding must be exactly one final chunked")),
         };
     }
     match content_length(headers)? {
@@ -408,15 +409,15 @@ pub fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
     let mut length = None;
     for value in headers.get_all("content-length") {
         if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-            return Err(HeadError::BadRequest("malformed Content-Length"));
+            return Err(HeadError::Malformed("malformed Content-Length"));
         }
         // Digits only, so only overflow can fail here.
         let n = std::str::from_utf8(value)
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(HeadError::BadRequest("Content-Length too large"))?;
+            .ok_or(HeadError::Malformed("Content-Length too large"))?;
         match length {
-            Some(previous) if previous != n => return Err(HeadError::BadRequest("differing Content-Length values")),
+            Some(previous) if previous != n => return Err(HeadError::Malformed("differing Content-Length values")),
             _ => length = Some(n),
         }
     }
@@ -449,12 +450,12 @@ pub fn parse_response(
     let mut res = httparse::Response::new(&mut slots);
     let Some(len) = head_length(res.parse(buf), buf, limits)? else { return Ok(None) };
     let (Some(minor), Some(status)) = (res.version, res.code) else {
-        return Err(HeadError::BadRequest("incomplete status line"));
+        return Err(HeadError::Malformed("incomplete status line"));
     };
     // Three digits, 100 to 599 (RFC 9110 section 15). httparse reads `000`
     // as 0, which `to_bytes` would write back as `HTTP/1.1 0`: no status line.
     if !(100..=599).contains(&status) {
-        return Err(HeadError::BadRequest("invalid status"));
+        return Err(HeadError::Malformed("invalid status"));
     }
     let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
     let reason = res.reason.unwrap_or("").to_string();
@@ -463,7 +464,7 @@ pub fn parse_response(
         Framing::Empty
     } else if headers.get("transfer-encoding").is_some() {
         if headers.get("content-length").is_some() {
-            return Err(HeadError::BadRequest("response with both Content-Length and Transfer-Encoding"));
+            return Err(HeadError::Malformed("response with both Content-Length and Transfer-Encoding"));
         }
         // A response whose final coding is not chunked runs until close.
         match headers.tokens("transfer-encoding").last() {
@@ -619,7 +620,7 @@ impl Buffered {
         let _ = self.stream.set_read_timeout(None);
         match result {
             Ok(0) if self.buf.is_empty() => Err(HeadError::Closed),
-            Ok(0) => Err(HeadError::BadRequest("connection closed in the middle of a head")),
+            Ok(0) => Err(HeadError::Malformed("connection closed in the middle of a head")),
             Ok(_) => Ok(()),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 Err(HeadError::Timeout(budget))
@@ -723,7 +724,7 @@ mod tests {
         let l = Limits::default();
         let found =
             b"HTTP/1.1 000 OK\xf8\xf5Transfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\x0f\n0\r\nT: 1\r\n\r\nJUNK";
-        assert_eq!(parse_response(found, &l, "POST"), Err(HeadError::BadRequest("invalid status")));
+        assert_eq!(parse_response(found, &l, "POST"), Err(HeadError::Malformed("invalid status")));
         for status in ["000", "099", "600", "999"] {
             let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
             assert!(parse_response(raw.as_bytes(), &l, "GET").is_err(), "{status}");

@@ -14,7 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::State;
-use crate::routes;
 
 /// Headers parsed per request at most; more gets 431.
 const MAX_HEADERS: usize = 100;
@@ -128,8 +127,16 @@ impl Conn {
     }
 }
 
-/// Serves requests on one connection until it ends.
-pub(crate) async fn serve(stream: TcpStream, state: &State) -> io::Result<()> {
+/// What answers a parsed request. This file is only HTTP; what each path
+/// means lives with the handler (`routes.rs`), which the caller passes in.
+pub(crate) trait Handler {
+    /// The response to `request`.
+    fn respond(&self, request: &Request, state: &State) -> impl Future<Output = Response> + Send;
+}
+
+/// Serves requests on one connection until it ends, each answered by
+/// `handler`.
+pub(crate) async fn serve(stream: TcpStream, state: &State, handler: &impl Handler) -> io::Result<()> {
     let mut conn = Conn { stream, buf: Vec::with_capacity(8192) };
     loop {
         let read = tokio::time::timeout(state.config.idle_timeout, read_request(&mut conn, state)).await;
@@ -143,7 +150,7 @@ pub(crate) async fn serve(stream: TcpStream, state: &State) -> io::Result<()> {
                 return Ok(());
             }
         };
-        let mut response = routes::respond(&request, state).await;
+        let mut response = handler.respond(&request, state).await;
         response.close |= !keep_alive;
         let close = response.close;
         // Counted before the answer goes out: a client that has its answer

@@ -200,7 +200,7 @@ pub async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     state.stats.active_connections.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
-    if let Err(e) = http::serve(stream, &state).await {
+    if let Err(e) = http::serve(stream, &state, &routes::Routes).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
     state.stats.active_connections.fetch_sub(1, Ordering::Relaxed);

@@ -11,6 +11,16 @@ const MAX_SLOW_MS: u64 = 60_000;
 const MAX_BYTES: u64 = 1 << 30;
 
 /// Answers one request.
+/// The test backend's paths, as an HTTP handler.
+pub(crate) struct Routes;
+
+impl crate::http::Handler for Routes {
+    async fn respond(&self, request: &Request, state: &State) -> Response {
+        respond(request, state).await
+    }
+}
+
+/// The response to `req`.
 pub(crate) async fn respond(req: &Request, state: &State) -> Response {
     let name = &state.config.name;
     // Control endpoints answer at once, whatever delay or failure is set.

@@ -209,8 +209,8 @@ mod tests {
 
     #[test]
     fn holds_connections_and_counts_answers() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap(); // test: a local port is free
-        let addr = listener.local_addr().unwrap(); // test: the socket is bound
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
         // Answers the first 20 connections with 200 and the rest with 503,
         // each once, then closes it.
         thread::spawn(move || {

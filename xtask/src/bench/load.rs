@@ -602,10 +602,10 @@ Transfer/sec:      4.02MB
 
     #[test]
     fn parses_a_wrk_report() {
-        let r = parse_wrk(WRK_OUTPUT).unwrap(); // test: the sample is well formed
+        let r = parse_wrk(WRK_OUTPUT).unwrap();
         assert!((r.requests_per_sec - 26_697.31).abs() < 1e-6);
         assert_eq!(r.p50_ms, Some(2.18));
-        assert!((r.p99_ms.unwrap() - 0.812).abs() < 1e-9); // test: the sample has a 99% line
+        assert!((r.p99_ms.unwrap() - 0.812).abs() < 1e-9);
         assert_eq!(r.errors, 3 + 12 + 1 + 4 + 7);
     }
 
@@ -616,29 +616,29 @@ Transfer/sec:      4.02MB
             .filter(|l| !l.contains("errors") && !l.contains("Non-2xx"))
             .map(|l| l.to_string() + "\n")
             .collect();
-        let r = parse_wrk(&clean).unwrap(); // test: the sample is well formed
+        let r = parse_wrk(&clean).unwrap();
         assert_eq!(r.errors, 0);
         assert!(parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n").is_err());
-        assert_eq!(parse_wrk_time("1.50s").unwrap(), 1_500.0); // test: a valid time
-        assert_eq!(parse_wrk_time("2.00m").unwrap(), 120_000.0); // test: a valid time
+        assert_eq!(parse_wrk_time("1.50s").unwrap(), 1_500.0);
+        assert_eq!(parse_wrk_time("2.00m").unwrap(), 120_000.0);
         assert!(parse_wrk_time("12").is_err());
     }
 
     #[test]
     fn response_heads_and_bodies() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
-        let head = parse_head(r).unwrap().unwrap(); // test: a complete head
+        let head = parse_head(r).unwrap().unwrap();
         assert_eq!(head, Head { status: 200, len: r.len() - 5, framing: Framing::Length(5), close: false });
         assert_eq!(body_len(&r[head.len..], head.framing), Ok(Some(5)));
         assert_eq!(body_len(b"hel", head.framing), Ok(None));
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Len"), Ok(None));
 
         let close = parse_head(b"HTTP/1.1 502 Bad Gateway\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n");
-        assert_eq!(close.unwrap().map(|h| (h.status, h.close)), Some((502, true))); // test: a complete head
-        let http10 = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap(); // test: a complete head
+        assert_eq!(close.unwrap().map(|h| (h.status, h.close)), Some((502, true)));
+        let http10 = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((http10.framing, http10.close), (Framing::UntilClose, true));
         let kept = parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n");
-        assert_eq!(kept.unwrap().map(|h| h.close), Some(false)); // test: a complete head
+        assert_eq!(kept.unwrap().map(|h| h.close), Some(false));
         assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n").is_err());
 
@@ -657,8 +657,8 @@ Transfer/sec:      4.02MB
         for us in 1..=10_000u64 {
             h.record(Duration::from_micros(us));
         }
-        let p50 = h.percentile(0.50).unwrap() as f64; // test: not empty
-        let p99 = h.percentile(0.99).unwrap() as f64; // test: not empty
+        let p50 = h.percentile(0.50).unwrap() as f64;
+        let p99 = h.percentile(0.99).unwrap() as f64;
         assert!((p50 - 5_000.0).abs() / 5_000.0 < 0.02, "p50 {p50}");
         assert!((p99 - 9_900.0).abs() / 9_900.0 < 0.02, "p99 {p99}");
         let mut small = Histogram::default();
@@ -677,8 +677,8 @@ Transfer/sec:      4.02MB
     /// answer on a connection says `Connection: close`, so the generator's
     /// reconnects are exercised too.
     fn test_server() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap(); // test: a local port is free
-        let addr = listener.local_addr().unwrap(); // test: the socket is bound
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 thread::spawn(move || serve(stream));
@@ -709,7 +709,7 @@ Transfer/sec:      4.02MB
     #[test]
     fn builtin_generator_drives_a_local_server() {
         let addr = test_server();
-        assert_eq!(get_once(addr, Duration::from_secs(5)).unwrap(), 200); // test: the server is up
+        assert_eq!(get_once(addr, Duration::from_secs(5)).unwrap(), 200);
         let r = builtin(addr, 8, Duration::from_millis(300));
         assert!(r.requests_per_sec > 0.0, "{r:?}");
         assert_eq!(r.errors, 0, "{r:?}");

@@ -543,8 +543,8 @@ mod tests {
     fn table_and_lines_show_ratios_and_checks() {
         let all = sample();
         let t = table(&all);
-        assert!(t.lines().next().unwrap().contains("vs nginx")); // test: a header line is always written
-        let ch05 = t.lines().find(|l| l.starts_with("ch05 high_perf_lb") && l.contains(" 64 ")).unwrap(); // test: row exists
+        assert!(t.lines().next().unwrap().contains("vs nginx"));
+        let ch05 = t.lines().find(|l| l.starts_with("ch05 high_perf_lb") && l.contains(" 64 ")).unwrap();
         assert!(ch05.trim_end().ends_with("0.95"), "{ch05}");
         let held = held_lines(&all);
         assert!(

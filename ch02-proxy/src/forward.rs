@@ -27,13 +27,33 @@ use std::time::Instant;
 use ch01_fundamentals::io::write_all;
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 
-use crate::http::{Buffered, Limits, RequestHead, remove_hop_by_hop, split_authority};
-use crate::labs::lab_6_2_http_cache::{HttpCache, cache_ttl};
+use crate::http::{Buffered, Limits, RequestHead, ResponseHead, remove_hop_by_hop, split_authority};
 use crate::proxy::{
     ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, forward_exchange, host_and_port,
     serve_one, split_absolute_http,
 };
 use crate::relay::{RelayEnd, relay};
+
+// ANCHOR: response_cache
+/// A store of whole responses for plain GETs, which the forward proxy
+/// consults before going to the origin. The proxy only carries bytes in
+/// and out; the cache decides what it keeps and for how long (lab 6.2's
+/// `HttpCache` is one, plugged in by the `forward_proxy` binary).
+pub trait ResponseCache: Send + Sync {
+    /// The stored response for `key` (the absolute URL), as sent to the
+    /// client, if there is one still fresh at `now`.
+    fn lookup(&self, key: &str, now: Instant) -> Option<Vec<u8>>;
+
+    /// Offers the response to `request`: `response` is its head, `bytes`
+    /// the whole response as sent to the client. The cache may keep it or
+    /// not.
+    fn store(&self, key: &str, request: &RequestHead, response: &ResponseHead, bytes: Vec<u8>, now: Instant);
+
+    /// The largest response worth offering: the proxy stops copying a
+    /// response for the cache past this many bytes.
+    fn max_bytes(&self) -> usize;
+}
+// ANCHOR_END: response_cache
 
 /// How a forward proxy behaves.
 #[derive(Clone)]
@@ -48,8 +68,8 @@ pub struct ForwardConfig {
     pub timeouts: Timeouts,
     /// Clients served at once.
     pub max_connections: usize,
-    /// A response cache for plain GETs (lab 6.2).
-    pub cache: Option<Arc<HttpCache>>,
+    /// A response cache for plain GETs (`--cache-entries`: lab 6.2's).
+    pub cache: Option<Arc<dyn ResponseCache>>,
     /// Called with every finished exchange.
     pub on_exchange: Option<ExchangeHook>,
 }
@@ -212,7 +232,7 @@ fn plain(
     let authority = authority.to_string();
     let cache = config.cache.as_ref().filter(|_| head.method == "GET");
     if let Some(cache) = cache
-        && let Some(response) = cache.get(&cache_key, Instant::now())
+        && let Some(response) = cache.lookup(&cache_key, Instant::now())
     {
         write_all(out, &response).map_err(client_io)?;
         let status = crate::http::parse_response(&response, &config.limits, "GET").ok().flatten();
@@ -238,15 +258,14 @@ fn plain(
     let request = head.clone();
     let mut tee = Tee { out, copy: Vec::new(), limit: cache.max_bytes(), overflow: false };
     let forwarded = forward_exchange(client, &mut tee, head, upstream, &config.limits, &config.timeouts)?;
-    if let Some(ttl) = cache_ttl(&request, &forwarded.response)
-        && !tee.overflow
+    if !tee.overflow
         && tee.copy.len() as u64 == forwarded.bytes_down
         // Our head is the origin's plus `Connection: close`: an origin head
         // just under the limits no longer fits them, and every hit would be
-        // a 500 (found by fuzzing). Store only what can be read back.
+        // a 500 (found by fuzzing). Offer only what can be read back.
         && matches!(crate::http::parse_response(&tee.copy, &config.limits, "GET"), Ok(Some(_)))
     {
-        cache.put(&cache_key, tee.copy, ttl, Instant::now());
+        cache.store(&cache_key, &request, &forwarded.response, tee.copy, Instant::now());
     }
     Ok(forwarded)
 }

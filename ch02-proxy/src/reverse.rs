@@ -15,16 +15,23 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 
 use ch01_fundamentals::server::{ServeStats, ServerConfig, Shutdown, serve};
 
-use crate::http::{Buffered, Limits, RequestHead};
+use crate::http::{Buffered, Headers, Limits, RequestHead};
 use crate::proxy::{
     ExchangeHook, Forwarded, ProxyError, Timeouts, client_io, connect_upstream, forward_exchange, host_and_port,
     prepare_upstream_request, serve_one,
 };
+
+/// Edits each request's headers on their way to the backend, after the
+/// forwarding headers are in: called with the headers, the client's
+/// address, our own address and the scheme clients used
+/// ([`ReverseConfig::proto`]). Lab 6.3's `add_forwarded` is one
+/// (`--forwarded`).
+pub type HeadersHook = Arc<dyn Fn(&mut Headers, IpAddr, IpAddr, &str) + Send + Sync>;
 
 /// How a reverse proxy behaves.
 #[derive(Clone)]
@@ -39,8 +46,8 @@ pub struct ReverseConfig {
     pub max_connections: usize,
     /// The scheme clients used to reach us (`X-Forwarded-Proto`).
     pub proto: String,
-    /// Also add an RFC 7239 `Forwarded` header (lab 6.3).
-    pub add_forwarded: bool,
+    /// Called on every request's headers (lab 6.3's `Forwarded` header).
+    pub edit_headers: Option<HeadersHook>,
     /// Called with every finished exchange (lab 6.1's access log).
     pub on_exchange: Option<ExchangeHook>,
 }
@@ -53,7 +60,7 @@ impl std::fmt::Debug for ReverseConfig {
             .field("timeouts", &self.timeouts)
             .field("max_connections", &self.max_connections)
             .field("proto", &self.proto)
-            .field("add_forwarded", &self.add_forwarded)
+            .field("edit_headers", &self.edit_headers.is_some())
             .field("on_exchange", &self.on_exchange.is_some())
             .finish()
     }
@@ -68,7 +75,7 @@ impl ReverseConfig {
             timeouts: Timeouts::default(),
             max_connections: ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS,
             proto: "http".to_string(),
-            add_forwarded: false,
+            edit_headers: None,
             on_exchange: None,
         }
     }
@@ -107,8 +114,8 @@ fn proxy_request(
     config: &ReverseConfig,
 ) -> Result<Forwarded, ProxyError> {
     prepare_upstream_request(&mut head, peer.ip(), &config.proto)?;
-    if config.add_forwarded {
-        crate::labs::lab_6_3_forwarding_chain::add_forwarded(&mut head.headers, peer.ip(), local.ip(), &config.proto);
+    if let Some(edit) = &config.edit_headers {
+        edit(&mut head.headers, peer.ip(), local.ip(), &config.proto);
     }
     let (host, port) = host_and_port(&config.backend, 80)?;
     let upstream = connect_upstream(&host, port, config.timeouts.connect)?;

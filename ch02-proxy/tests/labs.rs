@@ -19,6 +19,7 @@ use ch02_proxy::labs::{
     ConnectError, CopyEnd, RequestLogger, lab_6_1_request_logging, lab_6_3_forwarding_chain, lab_6_4_timeouts,
 };
 use ch02_proxy::proxy::Exchange;
+use ch02_proxy::reverse::ReverseConfig;
 use common::{TIMEOUT, blackhole, forward_proxy, reverse_proxy};
 
 // ---------------------------------------------------------------- lab 6.1
@@ -321,8 +322,10 @@ fn lab_6_3_the_chain_grows_by_one_element_per_hop() {
 #[test]
 fn lab_6_3_two_proxies_in_a_row_show_both_hops_to_the_backend() {
     let backend = spawn(BackendConfig::named("b")).unwrap();
-    let inner = reverse_proxy(backend.addr(), |c| c.add_forwarded = true);
-    let outer = reverse_proxy(inner.addr, |c| c.add_forwarded = true);
+    // `--forwarded`: lab 6.3 edits the headers of every request.
+    let forwarded = |c: &mut ReverseConfig| c.edit_headers = Some(Arc::new(lab_6_3_forwarding_chain::add_forwarded));
+    let inner = reverse_proxy(backend.addr(), forwarded);
+    let outer = reverse_proxy(inner.addr, forwarded);
     let r =
         client::send(outer.addr, b"GET /echo HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 203.0.113.1\r\n\r\n").unwrap();
     let seen = r.text();

@@ -12,6 +12,7 @@
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
+use std::fmt::Debug;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -26,19 +27,27 @@ use ch02_proxy::proxy::{
 };
 
 use crate::backend::{Backend, BackendSet};
-use crate::labs::lab_4_1_random_selection::RandomSelector;
-use crate::labs::lab_4_2_weighted_selection::WeightedSelector;
+
+// ANCHOR: selector
+/// A way of choosing a backend that the balancer is given rather than
+/// knowing itself: lab 4.1's random and lab 4.2's weighted choice are two,
+/// plugged in by the `load_balancer` binary. Every connection thread
+/// calls `pick` on the same value, so it takes `&self`.
+pub trait Selector: Send + Sync + Debug {
+    /// The index (into `backends`) of the backend for the next request, or
+    /// `None` when none is available at `now`.
+    fn pick(&self, backends: &[Arc<Backend>], now: Instant) -> Option<usize>;
+}
 
 /// How the next backend is chosen.
 #[derive(Debug)]
 pub enum Strategy {
     /// In turn.
     RoundRobin,
-    /// At random (lab 4.1).
-    Random(RandomSelector),
-    /// In proportion to weights (lab 4.2).
-    Weighted(WeightedSelector),
+    /// By a selector (`--strategy random` or `weighted`).
+    Select(Box<dyn Selector>),
 }
+// ANCHOR_END: selector
 
 /// How a load balancer behaves.
 #[derive(Debug)]
@@ -101,8 +110,7 @@ impl LoadBalancer {
         let all = self.backends.all();
         match &self.config.strategy {
             Strategy::RoundRobin => self.backends.next_round_robin(now),
-            Strategy::Random(r) => r.pick(all, now).and_then(|i| all.get(i)).map(Arc::clone),
-            Strategy::Weighted(w) => w.pick(all, now).and_then(|i| all.get(i)).map(Arc::clone),
+            Strategy::Select(selector) => selector.pick(all, now).and_then(|i| all.get(i)).map(Arc::clone),
         }
     }
     // ANCHOR_END: pick

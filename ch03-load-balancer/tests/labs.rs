@@ -122,7 +122,7 @@ fn lab_4_2_the_load_balancer_sends_traffic_in_proportion() {
     let handles = spawn_many(3).unwrap();
     let backends: Vec<Backend> =
         handles.iter().zip([3, 2, 1]).map(|(h, w)| Backend::new(h.addr().to_string(), w)).collect();
-    let config = LbConfig { strategy: Strategy::Weighted(WeightedSelector::new()), ..LbConfig::default() };
+    let config = LbConfig { strategy: Strategy::Select(Box::new(WeightedSelector::new())), ..LbConfig::default() };
     let lb = LoadBalancer::new(backends, config);
     let lb2 = Arc::clone(&lb);
     let server = spawn_server("127.0.0.1:0".parse().unwrap(), move |s| handle_client(s, &lb2)).unwrap();

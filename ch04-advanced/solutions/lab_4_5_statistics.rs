@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::BackendLine;
+use crate::stats::BackendLine;
 
 /// Reports every `every` requests.
 #[derive(Debug)]

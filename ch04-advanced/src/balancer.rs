@@ -23,10 +23,9 @@ use ch03_load_balancer::rng::Rng;
 use crate::algorithm::{Context, pick_untried};
 use crate::headers::{Cidr, client_ip, cookie, ensure_request_id};
 use crate::health::{HealthConfig, record_request};
-use crate::labs::BackendLine;
-use crate::labs::lab_4_5_statistics::PeriodicReporter;
 use crate::node::{Node, Pool};
 use crate::routing::{Group, Router};
+use crate::stats::{BackendLine, Reporter, StatsEndpoint};
 
 /// What the hashing algorithms hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -53,10 +52,11 @@ pub struct Options {
     pub health: HealthConfig,
     /// What consistent hashing hashes.
     pub hash_key: HashKey,
-    /// Print a report every N requests (lab 4.5); 0: never.
-    pub stats_every: u64,
-    /// Answer this path with the JSON statistics (lab 8.3).
-    pub stats_path: Option<String>,
+    /// Told of every request; prints the reports it returns
+    /// (`--stats-every`: lab 4.5's).
+    pub reporter: Option<Arc<dyn Reporter>>,
+    /// A path answered with statistics (`--stats-path`: lab 8.3's JSON).
+    pub stats_endpoint: Option<StatsEndpoint>,
     /// The weights file reloaded on SIGHUP (lab 8.4).
     pub weights_file: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -72,8 +72,8 @@ impl Default for Options {
             drain_timeout: Duration::from_secs(30),
             health: HealthConfig::default(),
             hash_key: HashKey::Ip,
-            stats_every: 0,
-            stats_path: None,
+            reporter: None,
+            stats_endpoint: None,
             weights_file: None,
             trusted_proxies: Vec::new(),
         }
@@ -92,7 +92,6 @@ pub struct AdvancedLb {
     /// Requests received with a valid head.
     pub requests: AtomicU64,
     ids: Mutex<Rng>,
-    reporter: Option<PeriodicReporter>,
 }
 
 impl AdvancedLb {
@@ -102,14 +101,12 @@ impl AdvancedLb {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7);
-        let reporter = (options.stats_every > 0).then(|| PeriodicReporter::new(options.stats_every));
         Arc::new(Self {
             router,
             options,
             started: Instant::now(),
             requests: AtomicU64::new(0),
             ids: Mutex::new(Rng::new(seed)),
-            reporter,
         })
     }
 
@@ -160,14 +157,10 @@ pub fn handle_client(stream: TcpStream, lb: &AdvancedLb) -> io::Result<()> {
     };
     // The statistics endpoint is an admin request: answered here, and not
     // counted as traffic.
-    if let Some(path) = &lb.options.stats_path
-        && head.target == *path
+    if let Some(endpoint) = &lb.options.stats_endpoint
+        && head.target == endpoint.path
     {
-        let json = crate::labs::lab_8_3_lb_stats_endpoint::stats_json(
-            lb.default_pool(),
-            lb.started.elapsed(),
-            lb.requests.load(Ordering::Relaxed),
-        );
+        let json = (endpoint.render)(lb.default_pool(), lb.started.elapsed(), lb.requests.load(Ordering::Relaxed));
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
             json.len()
@@ -190,7 +183,7 @@ pub fn handle_client(stream: TcpStream, lb: &AdvancedLb) -> io::Result<()> {
             }
         }
     }
-    if let Some(reporter) = &lb.reporter
+    if let Some(reporter) = &lb.options.reporter
         && let Some(report) = reporter.on_request(&lb.backend_lines())
     {
         eprint!("{report}");

@@ -1,7 +1,10 @@
 //! The per-backend statistics report: requests, failures, bytes both ways
-//! and latency (mean and p99), printed on SIGUSR1 and at shutdown.
+//! and latency (mean and p99), printed on SIGUSR1 and at shutdown; and the
+//! two places where a binary can plug in more statistics: a
+//! [`Reporter`] told of every request, and a [`StatsEndpoint`] that
+//! answers a path with a document.
 
-use std::fmt::Write as _;
+use std::fmt::{Debug, Write as _};
 use std::sync::atomic::Ordering;
 
 use std::time::Duration;
@@ -56,3 +59,40 @@ pub fn report_pools<'a>(
     out
 }
 // ANCHOR_END: report
+
+// ANCHOR: hooks
+/// One backend's line in a periodic report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendLine {
+    /// host:port.
+    pub addr: String,
+    /// Whether it is up.
+    pub up: bool,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Failures.
+    pub failures: u64,
+}
+
+/// Told of every request, with each backend's line; may answer with a
+/// report for the balancer to print. Every connection thread calls it, so
+/// it takes `&self`. Lab 4.5's `PeriodicReporter` is one (`--stats-every`).
+pub trait Reporter: Send + Sync + Debug {
+    /// Counts one request; the report to print, when one is due.
+    fn on_request(&self, lines: &[BackendLine]) -> Option<String>;
+}
+
+/// Renders a statistics document from the default group's pool, the
+/// uptime and the requests served. Lab 8.3's `stats_json` is one.
+pub type RenderStats = fn(&Pool, Duration, u64) -> String;
+
+/// A path the balancer answers itself, with statistics, instead of
+/// forwarding it (`--stats-path`).
+#[derive(Debug, Clone)]
+pub struct StatsEndpoint {
+    /// The exact request target answered, e.g. `/lb-stats`.
+    pub path: String,
+    /// The JSON document served there.
+    pub render: RenderStats,
+}
+// ANCHOR_END: hooks

@@ -68,7 +68,9 @@ fn start_lb(
     configure: impl FnOnce(&mut Options),
 ) -> (Arc<AdvancedLb>, RunningServer) {
     let pool = Pool::new(addrs.iter().map(|(a, w)| Backend::new(a.clone(), *w)).collect());
-    let algorithm = algorithm::build(kind, &pool, &algorithm::Options::default());
+    // As advanced_lb does: `fastest` is lab 7.2's.
+    let options = algorithm::Options { fastest: Some(ch04_advanced::labs::fastest), ..Default::default() };
+    let algorithm = algorithm::build(kind, &pool, &options);
     let group = Group { name: "default".into(), pool: Arc::new(pool), algorithm };
     let mut options = Options::default();
     options.health.probe = Probe::Off;
@@ -431,7 +433,7 @@ fn lab_4_5_reports_from_the_running_load_balancer() {
     let addrs = [(a.addr().to_string(), 1), (dead.clone(), 1), (b.addr().to_string(), 1)];
     // --stats-every 2; one refused connection takes a backend down.
     let (lb, server) = start_lb(&addrs, Kind::Rr, |o| {
-        o.stats_every = 2;
+        o.reporter = Some(Arc::new(PeriodicReporter::new(2)));
         o.health.max_fails = 1;
     });
     for _ in 0..6 {
@@ -830,7 +832,9 @@ fn lab_8_3_follows_pool_order_and_live_weights() {
 fn lab_8_3_the_load_balancer_serves_lb_stats() {
     let (a, b) = (backend("a"), backend("b"));
     let addrs = [(a.addr().to_string(), 1), (b.addr().to_string(), 2)];
-    let (lb, server) = start_lb(&addrs, Kind::Rr, |o| o.stats_path = Some("/lb-stats".into()));
+    let (lb, server) = start_lb(&addrs, Kind::Rr, |o| {
+        o.stats_endpoint = Some(ch04_advanced::labs::stats_endpoint("/lb-stats"));
+    });
     for _ in 0..4 {
         assert_eq!(get(server.addr, "/").status, 200);
     }

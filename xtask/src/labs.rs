@@ -2,7 +2,8 @@
 //!
 //! A lab is a file `chNN-*/src/labs/lab_<id>_<title>.rs` (the stub), a file
 //! `chNN-*/solutions/` of the same name (the reference), and tests in
-//! `chNN-*/tests/labs.rs` whose names start with `lab_<id>_`.
+//! `chNN-*/tests/labs.rs` whose names start with `lab_<id>_`. Only the
+//! binaries plug labs in: [`core_lines_naming_labs`] keeps the core clear.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,60 @@ pub fn labs_of(root: &Path, package: &str) -> Result<Vec<Lab>> {
     Ok(labs)
 }
 
+/// Where the core of a chapter calls into labs: every line of a Rust file
+/// under `chNN-*/src/`, outside `src/labs/` and `src/bin/`, that mentions
+/// `labs::`, as `path:line: text`. Empty when the rule holds.
+///
+/// The rule (issue 17): core modules never import lab modules; the
+/// binaries compose the labs in, through traits and hooks the core
+/// defines (a `ResponseCache`, a `Selector`, a `Reporter`, ...). So the
+/// core reads without the exercises, and a build with the stubs
+/// (`--no-default-features`, or a student edition) can reach a `todo!()`
+/// only through a flag that asks for that lab, never from the core's own
+/// paths. Another chapter's labs count too (`ch04_advanced::labs::` in
+/// chapter 5's core is the same mistake).
+///
+/// A text scan on purpose: any `use` or path into a lab module names
+/// `labs::`, the scan needs no parser, and a doc comment that names a lab
+/// item can say "lab 6.2's `HttpCache`" instead.
+pub fn core_lines_naming_labs(root: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, skip: &[PathBuf], files: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                if !skip.contains(&path) {
+                    walk(&path, skip, files)?;
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let chapter = entry?.path();
+        let src = chapter.join("src");
+        let is_chapter = chapter.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ch"));
+        if !is_chapter || !src.is_dir() {
+            continue;
+        }
+        let mut files = Vec::new();
+        walk(&src, &[src.join("labs"), src.join("bin")], &mut files)?;
+        for file in files {
+            let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                if line.contains("labs::") {
+                    let rel = file.strip_prefix(root).unwrap_or(&file);
+                    found.push(format!("{}:{}: {}", rel.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 fn selected(root: &Path, only: Option<&str>) -> Result<Vec<String>> {
     let all = chapters(root)?;
     match only {
@@ -99,6 +154,9 @@ fn lab_results<'a>(results: &'a Results, lab: &Lab) -> Vec<(&'a String, Outcome)
 /// `cargo xtask check-labs`.
 pub fn check_labs(root: &Path, only: Option<&str>) -> Result<()> {
     let mut problems = Vec::new();
+    for line in core_lines_naming_labs(root)? {
+        problems.push(format!("{line}: core code calls a lab; let the binary plug it in (see core_lines_naming_labs)"));
+    }
     println!("{:<20} {:<5} {:<24} {:>5}  {:<16} {:<16}", "chapter", "lab", "title", "tests", "reference", "stub");
     for package in selected(root, only)? {
         let labs = labs_of(root, &package)?;
@@ -223,6 +281,40 @@ mod tests {
         assert_eq!(parse_lab_stem("lab_2_calculator"), Some(("2".into(), "lab_2_".into(), "calculator".into())));
         assert_eq!(parse_lab_stem("mod"), None);
         assert_eq!(parse_lab_stem("lab_chat"), None);
+    }
+
+    #[test]
+    fn no_core_module_calls_a_lab() {
+        let found = core_lines_naming_labs(&crate::root()).unwrap();
+        assert!(
+            found.is_empty(),
+            "core modules name lab modules; define a trait or hook in the core and let the binary plug the lab in:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_lab_scan_skips_labs_and_bin_but_not_the_rest() {
+        let root = std::env::temp_dir().join(format!("xtask-lab-scan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let write = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write("ch09-x/src/labs/mod.rs", "use crate::labs::lab_1_a::A;\n");
+        write("ch09-x/src/bin/main.rs", "use ch09_x::labs::lab_1_a::A;\n");
+        write("ch09-x/src/core.rs", "//! Fine.\nuse crate::labs::lab_1_a::A;\n");
+        write("ch09-x/src/deep/inner.rs", "fn f() { ch04_advanced::labs::fastest; }\n");
+        write("ch09-x/tests/labs.rs", "use ch09_x::labs::lab_1_a::A;\n");
+        write("backends/src/lib.rs", "use crate::labs::x;\n");
+        let found = core_lines_naming_labs(&root).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        let expected = [
+            "ch09-x/src/core.rs:2: use crate::labs::lab_1_a::A;",
+            "ch09-x/src/deep/inner.rs:1: fn f() { ch04_advanced::labs::fastest; }",
+        ];
+        assert_eq!(found, expected);
     }
 
     #[test]

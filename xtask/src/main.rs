@@ -3,7 +3,7 @@
 //!
 //! | command | what it does | file |
 //! |---|---|---|
-//! | `check-labs [CHAPTER]` | every lab: reference passes, stub fails, stub has a TODO | `labs.rs` |
+//! | `check-labs [CHAPTER]` | every lab: reference passes, stub fails, stub has a TODO; no core module names `labs::` | `labs.rs` |
 //! | `grade [CHAPTER] [--stubs]` | runs the lab tests and prints a score table | `labs.rs` |
 //! | `student-edition DIR [--verify]` | copies the repo without solutions | `edition.rs` |
 //! | `book-check` | every `{{#include}}` resolves, `mdbook build` has no ERROR | `book.rs` |
@@ -33,7 +33,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Prove every lab both ways: the reference solution passes all of its
-    /// tests, the stub fails every one, and the stub says TODO.
+    /// tests, the stub fails every one, and the stub says TODO. Also fails
+    /// when a chapter's core (src/ outside labs/ and bin/) names `labs::`.
     CheckLabs {
         /// Only this chapter's package (e.g. ch01-fundamentals).
         chapter: Option<String>,

@@ -11,6 +11,7 @@ use ch01_fundamentals::server::Shutdown;
 use ch02_proxy::cli::TimeoutArgs;
 use ch02_proxy::http::split_authority;
 use ch02_proxy::labs::RequestLogger;
+use ch02_proxy::labs::lab_6_3_forwarding_chain::add_forwarded;
 use ch02_proxy::reverse::{ReverseConfig, run};
 use clap::Parser;
 
@@ -79,7 +80,9 @@ fn main() -> anyhow::Result<()> {
     config.limits = args.timeouts.limits(config.limits);
     config.limits.max_head_bytes = args.max_head_bytes;
     config.max_connections = args.max_connections;
-    config.add_forwarded = args.forwarded;
+    if args.forwarded {
+        config.edit_headers = Some(Arc::new(add_forwarded));
+    }
     if let Some(path) = &args.access_log {
         let file = OpenOptions::new()
             .create(true)

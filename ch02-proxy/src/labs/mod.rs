@@ -9,10 +9,16 @@
 //! ```
 //!
 //! Types that a lab's signature needs but that are not part of the
-//! exercise live here.
+//! exercise live here, and so does the glue that fits a lab to the trait
+//! the proxy defines for it, which the binaries then plug in: the core
+//! (`forward.rs`, `reverse.rs`) never calls a lab itself.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::forward::ResponseCache;
+use crate::http::{RequestHead, ResponseHead};
 
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_6_1_request_logging.rs")]
 pub mod lab_6_1_request_logging;
@@ -25,6 +31,25 @@ pub mod lab_6_3_forwarding_chain;
 
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_6_4_timeouts.rs")]
 pub mod lab_6_4_timeouts;
+
+/// Lab 6.2's cache as the forward proxy's [`ResponseCache`]: a response
+/// is stored when [`cache_ttl`](lab_6_2_http_cache::cache_ttl) gives it a
+/// time to live.
+impl ResponseCache for lab_6_2_http_cache::HttpCache {
+    fn lookup(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+        self.get(key, now)
+    }
+
+    fn store(&self, key: &str, request: &RequestHead, response: &ResponseHead, bytes: Vec<u8>, now: Instant) {
+        if let Some(ttl) = lab_6_2_http_cache::cache_ttl(request, response) {
+            self.put(key, bytes, ttl, now);
+        }
+    }
+
+    fn max_bytes(&self) -> usize {
+        lab_6_2_http_cache::HttpCache::max_bytes(self)
+    }
+}
 
 /// Lab 6.1's access log: lines go to any writer (a file, stderr, a buffer).
 pub struct RequestLogger {

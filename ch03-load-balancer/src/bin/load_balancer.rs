@@ -101,8 +101,8 @@ fn main() -> anyhow::Result<()> {
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
     let strategy = match args.strategy {
         StrategyArg::Rr => Strategy::RoundRobin,
-        StrategyArg::Random => Strategy::Random(RandomSelector::new(seed)),
-        StrategyArg::Weighted => Strategy::Weighted(WeightedSelector::new()),
+        StrategyArg::Random => Strategy::Select(Box::new(RandomSelector::new(seed))),
+        StrategyArg::Weighted => Strategy::Select(Box::new(WeightedSelector::new())),
     };
     let mut config =
         LbConfig { strategy, retry_after: Duration::from_secs(args.retry_after_secs), ..LbConfig::default() };

@@ -10,7 +10,15 @@
 //!
 //! Once a lab passes, the load balancer can use it:
 //! `load_balancer --strategy random` (lab 4.1) or `--strategy weighted`
-//! (lab 4.2).
+//! (lab 4.2). The balancer itself never calls a lab: it defines the
+//! [`Selector`] trait, the impls below fit the labs to it, and the binary
+//! plugs them in.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::balancer::Selector;
 
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_4_1_random_selection.rs")]
 pub mod lab_4_1_random_selection;
@@ -19,3 +27,15 @@ pub mod lab_4_1_random_selection;
 pub mod lab_4_2_weighted_selection;
 
 pub use crate::rng::Rng;
+
+impl Selector for lab_4_1_random_selection::RandomSelector {
+    fn pick(&self, backends: &[Arc<Backend>], now: Instant) -> Option<usize> {
+        lab_4_1_random_selection::RandomSelector::pick(self, backends, now)
+    }
+}
+
+impl Selector for lab_4_2_weighted_selection::WeightedSelector {
+    fn pick(&self, backends: &[Arc<Backend>], now: Instant) -> Option<usize> {
+        lab_4_2_weighted_selection::WeightedSelector::pick(self, backends, now)
+    }
+}

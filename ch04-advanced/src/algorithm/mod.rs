@@ -103,6 +103,10 @@ pub enum Kind {
     Fastest,
 }
 
+/// Makes an algorithm for a pool: how a caller supplies one that this
+/// module does not define (lab 7.2's, for [`Kind::Fastest`]).
+pub type MakeAlgorithm = fn(&Pool) -> Box<dyn Algorithm>;
+
 /// Options some algorithms take.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -112,15 +116,23 @@ pub struct Options {
     pub seed: u64,
     /// Points per node on the consistent-hash ring.
     pub virtual_nodes: usize,
+    /// Makes the `fastest` algorithm: the binaries plug in lab 7.2's.
+    pub fastest: Option<MakeAlgorithm>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { cookie_name: "lbs_backend".to_string(), seed: 0x5eed, virtual_nodes: 160 }
+        Self { cookie_name: "lbs_backend".to_string(), seed: 0x5eed, virtual_nodes: 160, fastest: None }
     }
 }
 
 /// Builds the algorithm `kind` for `pool`.
+///
+/// # Panics
+///
+/// For [`Kind::Fastest`] without [`Options::fastest`]: that algorithm is
+/// the caller's to supply, and asking for it without supplying it is a
+/// bug in the caller, not something a request can cause.
 pub fn build(kind: Kind, pool: &Pool, options: &Options) -> Box<dyn Algorithm> {
     match kind {
         Kind::Rr => Box::new(round_robin::RoundRobin::default()),
@@ -131,7 +143,12 @@ pub fn build(kind: Kind, pool: &Pool, options: &Options) -> Box<dyn Algorithm> {
         Kind::Wrandom => Box::new(weighted_random::WeightedRandom::new(options.seed)),
         Kind::Hash => Box::new(consistent_hash::ConsistentHash::new(pool, options.virtual_nodes)),
         Kind::Sticky => Box::new(sticky::Sticky::new(&options.cookie_name)),
-        Kind::Fastest => Box::new(crate::labs::lab_7_2_response_time::FastestResponse::new(pool.nodes.len(), 0.3)),
+        Kind::Fastest => match options.fastest {
+            Some(make) => make(pool),
+            None => {
+                panic!("--algorithm fastest: algorithm::Options::fastest is not set (the binary supplies lab 7.2's)")
+            }
+        },
     }
 }
 

@@ -14,6 +14,9 @@ use ch03_load_balancer::cli::BackendArgs;
 use ch04_advanced::algorithm;
 use ch04_advanced::balancer::{AdvancedLb, HashKey, Options, run};
 use ch04_advanced::cli::{AlgorithmArgs, HealthArgs};
+use ch04_advanced::labs;
+use ch04_advanced::labs::lab_4_5_statistics::PeriodicReporter;
+use ch04_advanced::labs::lab_8_4_weight_reload::reload_weights_file;
 use ch04_advanced::node::{Backend, Pool};
 use ch04_advanced::routing::{Group, Router};
 use ch04_advanced::stats;
@@ -93,14 +96,12 @@ fn main() -> anyhow::Result<()> {
             match request {
                 Request::Report => eprint!("{}", stats::report(lb)),
                 Request::Reload => match &weights {
-                    Some(path) => {
-                        match ch04_advanced::labs::lab_8_4_weight_reload::reload_weights_file(lb.default_pool(), path) {
-                            Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),
-                            Err(e) => {
-                                tracing::error!(file = %path.display(), error = %e, "weights not reloaded; keeping the old ones")
-                            }
+                    Some(path) => match reload_weights_file(lb.default_pool(), path) {
+                        Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),
+                        Err(e) => {
+                            tracing::error!(file = %path.display(), error = %e, "weights not reloaded; keeping the old ones")
                         }
-                    }
+                    },
                     None => tracing::warn!("SIGHUP: no --weights-file to reload"),
                 },
                 Request::Stop => {
@@ -116,8 +117,13 @@ fn main() -> anyhow::Result<()> {
     let chosen = args.backends.choose(&[3, 2, 1])?;
     let specs = &chosen.specs;
     let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-    let alg_options =
-        algorithm::Options { cookie_name: args.algorithm.cookie_name.clone(), seed, ..Default::default() };
+    // `--algorithm fastest` is lab 7.2's.
+    let alg_options = algorithm::Options {
+        cookie_name: args.algorithm.cookie_name.clone(),
+        seed,
+        fastest: Some(labs::fastest),
+        ..Default::default()
+    };
     let slow_start = Duration::from_secs(args.slow_start_secs);
     let group = |name: &str, backends: Vec<Backend>| {
         let pool = Pool { slow_start, ..Pool::new(backends) };
@@ -139,8 +145,10 @@ fn main() -> anyhow::Result<()> {
         max_connections: args.max_connections,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         hash_key: args.hash_key,
-        stats_every: args.stats_every,
-        stats_path: args.stats_path.clone(),
+        // Labs 4.5 and 8.3, when asked for.
+        reporter: (args.stats_every > 0)
+            .then(|| Arc::new(PeriodicReporter::new(args.stats_every)) as Arc<dyn stats::Reporter>),
+        stats_endpoint: args.stats_path.clone().map(labs::stats_endpoint),
         weights_file: args.weights_file.clone(),
         trusted_proxies: args.algorithm.trusted_proxies.clone(),
         health: args.health.config(),

@@ -19,7 +19,7 @@
 //! Run it: `cargo test -p ch04-advanced --no-default-features lab_4_5`,
 //! then `advanced_lb --demo --stats-every 5`.
 
-use super::BackendLine;
+use crate::stats::BackendLine;
 
 /// Reports every `every` requests.
 #[derive(Debug)]

@@ -13,7 +13,15 @@
 //! `--stats-path /lb-stats` (8.3) and `--weights-file FILE` with SIGHUP (8.4).
 //!
 //! Types that a lab's signature needs but that are not part of the
-//! exercise live here.
+//! exercise live here, and so does the glue that fits a lab to what the
+//! balancer defines for it
+//! ([`algorithm::Options::fastest`](crate::algorithm::Options::fastest),
+//! [`Reporter`], [`StatsEndpoint`]), which the binaries then plug in: the
+//! core modules never call a lab themselves.
+
+use crate::algorithm::Algorithm;
+use crate::node::Pool;
+use crate::stats::{Reporter, StatsEndpoint};
 
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_4_3_failure_counting.rs")]
 pub mod lab_4_3_failure_counting;
@@ -39,17 +47,28 @@ pub mod lab_8_3_lb_stats_endpoint;
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_8_4_weight_reload.rs")]
 pub mod lab_8_4_weight_reload;
 
-/// One backend's line in lab 4.5's periodic report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendLine {
-    /// host:port.
-    pub addr: String,
-    /// Whether it is up.
-    pub up: bool,
-    /// Requests sent to it.
-    pub requests: u64,
-    /// Failures.
-    pub failures: u64,
+/// The type of lab 4.5's report lines; the balancer makes them
+/// ([`crate::balancer::AdvancedLb::backend_lines`]).
+pub use crate::stats::BackendLine;
+
+/// Lab 4.5's reporter as the balancer's [`Reporter`] (`--stats-every`).
+impl Reporter for lab_4_5_statistics::PeriodicReporter {
+    fn on_request(&self, lines: &[BackendLine]) -> Option<String> {
+        lab_4_5_statistics::PeriodicReporter::on_request(self, lines)
+    }
+}
+
+/// Lab 7.2's algorithm for `pool`, smoothing factor 0.3: what the binaries
+/// put in [`algorithm::Options::fastest`](crate::algorithm::Options::fastest)
+/// for `--algorithm fastest`.
+pub fn fastest(pool: &Pool) -> Box<dyn Algorithm> {
+    Box::new(lab_7_2_response_time::FastestResponse::new(pool.nodes.len(), 0.3))
+}
+
+/// Lab 8.3's document at `path`, as the balancer's [`StatsEndpoint`]
+/// (`--stats-path`).
+pub fn stats_endpoint(path: impl Into<String>) -> StatsEndpoint {
+    StatsEndpoint { path: path.into(), render: lab_8_3_lb_stats_endpoint::stats_json }
 }
 
 /// What lab 7.3's health check expects of a backend.

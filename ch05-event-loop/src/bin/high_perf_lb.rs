@@ -91,6 +91,8 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     let mut setup = args.lb.setup()?;
+    // `--algorithm fastest` is chapter 4's lab 7.2.
+    setup.algorithm.fastest = Some(ch04_advanced::labs::fastest);
     let config = Config {
         limits: setup.limits,
         timeouts: setup.timeouts,

@@ -33,6 +33,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(args.lb.log.log_format);
     let mut setup = args.lb.setup()?;
+    // `--algorithm fastest` is chapter 4's lab 7.2.
+    setup.algorithm.fastest = Some(ch04_advanced::labs::fastest);
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let pool = Arc::new(Pool::new(std::mem::take(&mut setup.backends)));
     let algorithm = algorithm::build(args.lb.algorithm.algorithm, &pool, &setup.algorithm);

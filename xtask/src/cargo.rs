@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 /// How a test ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +44,14 @@ pub fn parse_results(output: &str) -> Results {
 pub fn run_tests(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Result<(Results, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(dir).arg("test").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.current_dir(dir).arg("test").args(args);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().context("could not start cargo")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    // Read both pipes on threads so neither fills up and blocks cargo.
-    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            bail!("`cargo test {}` took longer than {:?}: a test hangs", args.join(" "), RUN_LIMIT);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let (status, stdout, stderr) = crate::process::run_bounded(cmd, RUN_LIMIT)?;
+    let Some(status) = status else {
+        bail!("`cargo test {}` took longer than {:?}: a test hangs", args.join(" "), RUN_LIMIT);
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
     let results = parse_results(&stdout);
     if !status.success() && results.is_empty() {
         bail!("`cargo test {}` failed before running tests:\n{}", args.join(" "), tail(&stderr, 40));

@@ -250,16 +250,8 @@ fn run_target(root: &Path, toolchain: &Toolchain, target: &str, secs: u64, logs:
     // libFuzzer stops itself after max_total_time; loading a large corpus
     // first can take a while, but not this long.
     let limit = Duration::from_secs(secs + 600);
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("fuzzing {target} did not stop after {limit:?}; see {}", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let Some(status) = crate::process::wait_bounded(&mut child, limit)? else {
+        bail!("fuzzing {target} did not stop after {limit:?}; see {}", log.display());
     };
     let wall = started.elapsed();
     let stats = parse_libfuzzer(&fs::read_to_string(&log).unwrap_or_default());

@@ -16,6 +16,7 @@ mod cargo;
 mod edition;
 mod fuzz;
 mod labs;
+mod process;
 
 use std::path::{Path, PathBuf};
 

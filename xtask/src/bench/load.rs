@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,41 +75,13 @@ fn run_wrk(wrk: &Path, addr: SocketAddr, connections: usize, duration: Duration)
         .arg(format!("--timeout={}s", REQUEST_TIMEOUT.as_secs()))
         .arg("--latency")
         .arg(format!("http://{addr}/"));
-    let (status, stdout, stderr) = run_bounded(cmd, duration + Duration::from_secs(30))?;
+    let limit = duration + Duration::from_secs(30);
+    let (status, stdout, stderr) = crate::process::run_bounded(cmd, limit)?;
+    let Some(status) = status else { bail!("wrk was still running after {limit:?}: killed") };
     if !status.success() {
         bail!("wrk failed ({status}):\n{stdout}{stderr}");
     }
     parse_wrk(&stdout).with_context(|| format!("could not read wrk's report:\n{stdout}{stderr}"))
-}
-
-/// Runs a command to the end, killing it after `limit`; its status, stdout
-/// and stderr.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Result<(ExitStatus, String, String)> {
-    let program = format!("{:?}", cmd.get_program());
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start {program}"))?;
-    let stdout = child.stdout.take().context("no stdout pipe")?;
-    let stderr = child.stderr.take().context("no stderr pipe")?;
-    // Both pipes are drained on threads so that neither fills up.
-    let out = thread::spawn(move || io::read_to_string(stdout).unwrap_or_default());
-    let err = thread::spawn(move || io::read_to_string(stderr).unwrap_or_default());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{program} was still running after {limit:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    Ok((status, out.join().unwrap_or_default(), err.join().unwrap_or_default()))
 }
 
 /// Reads wrk's report: `Requests/sec:`, the 50% and 99% lines of the

@@ -4,7 +4,7 @@
 //! lines, and rejects bytes that cannot be tokens). On top of it, this
 //! module applies the rules a proxy must follow so that it never forwards
 //! a message that two servers could read two different ways (RFC 9112,
-//! and `DESIGN.md` section 6). Every refusal is a [`HeadError`] that knows
+//! and `ARCHITECTURE.md` section 3). Every refusal is a [`HeadError`] that knows
 //! its status code.
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).

@@ -1,4 +1,4 @@
-//! DESIGN section 6, rule by rule: each malformed or ambiguous request is
+//! The HTTP/1 rules of `ARCHITECTURE.md` section 3, rule by rule: each malformed or ambiguous request is
 //! refused with its exact status, both by the parser and by the real
 //! reverse proxy over a socket (which must also not forward it).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]

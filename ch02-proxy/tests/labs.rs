@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use backends::client;
 use backends::{BackendConfig, spawn};
+use ch01_fundamentals::server::RunningServer;
 use ch02_proxy::http::{Headers, Limits, parse_request, parse_response};
 use ch02_proxy::labs::lab_6_2_http_cache::{HttpCache, cache_ttl};
 use ch02_proxy::labs::{
@@ -197,6 +198,24 @@ fn lab_6_2_bounded_by_bytes() {
     assert_eq!(cache.max_bytes(), 10);
 }
 
+/// An origin that answers every request with `reply`, and a forward proxy
+/// allowed to reach it, with a lab 6.2 cache (returned for inspection).
+fn caching_proxy_to(reply: Vec<u8>) -> (RunningServer, RunningServer, Arc<HttpCache>) {
+    let origin = common::upstream(move |mut s| {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(&reply);
+    });
+    let oport = origin.addr.port();
+    let cache = Arc::new(HttpCache::new(16, 1 << 20));
+    let c2 = Arc::clone(&cache);
+    let proxy = forward_proxy(move |c| {
+        c.allow_port(oport);
+        c.cache = Some(c2);
+    });
+    (origin, proxy, cache)
+}
+
 #[test]
 fn lab_6_2_the_forward_proxy_answers_a_repeated_get_from_the_cache() {
     let backend = spawn(BackendConfig::named("origin")).unwrap();
@@ -220,18 +239,9 @@ fn lab_6_2_the_forward_proxy_answers_a_repeated_get_from_the_cache() {
     assert_eq!(backend.stats().requests_served.load(Ordering::SeqCst), 2);
     assert_eq!(cache.len(), 0);
     // ...so use an origin that does.
-    let origin = common::upstream(|mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n\r\ncached");
-    });
+    let (origin, proxy, cache) =
+        caching_proxy_to(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n\r\ncached".to_vec());
     let oport = origin.addr.port();
-    let cache = Arc::new(HttpCache::new(16, 1 << 20));
-    let c2 = Arc::clone(&cache);
-    let proxy = forward_proxy(move |c| {
-        c.allow_port(oport);
-        c.cache = Some(c2);
-    });
     // Read to the end of the connection: the proxy has then stored the response.
     let first = common::raw_exchange(
         proxy.addr,
@@ -258,18 +268,8 @@ fn lab_6_2_a_response_whose_head_grows_past_the_limit_is_not_cached() {
     let pad = Limits::default().max_head_bytes - 1 - start.len() - end.len();
     let head = format!("{start}{}{end}", "a".repeat(pad));
     assert_eq!(head.len(), Limits::default().max_head_bytes - 1, "within the limit, by one byte");
-    let origin = common::upstream(move |mut s| {
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(format!("{head}cached").as_bytes());
-    });
+    let (origin, proxy, cache) = caching_proxy_to(format!("{head}cached").into_bytes());
     let oport = origin.addr.port();
-    let cache = Arc::new(HttpCache::new(16, 1 << 20));
-    let c2 = Arc::clone(&cache);
-    let proxy = forward_proxy(move |c| {
-        c.allow_port(oport);
-        c.cache = Some(c2);
-    });
     let get = format!("GET http://127.0.0.1:{oport}/x HTTP/1.1\r\nHost: h\r\n\r\n");
     for _ in 0..2 {
         let answer = common::raw_exchange(proxy.addr, get.as_bytes());

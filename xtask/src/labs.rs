@@ -1,4 +1,4 @@
-//! The lab system (DESIGN section 3): discovery, `check-labs` and `grade`.
+//! The lab system (ARCHITECTURE.md section 2): discovery, `check-labs` and `grade`.
 //!
 //! A lab is a file `chNN-*/src/labs/lab_<id>_<title>.rs` (the stub), a file
 //! `chNN-*/solutions/` of the same name (the reference), and tests in
@@ -92,8 +92,8 @@ pub fn labs_of(root: &Path, package: &str) -> Result<Vec<Lab>> {
 /// binaries compose the labs in, through traits and hooks the core
 /// defines (a `ResponseCache`, a `Selector`, a `Reporter`, ...). So the
 /// core reads without the exercises, and a build with the stubs
-/// (`--no-default-features`, or a student edition) can reach a `todo!()`
-/// only through a flag that asks for that lab, never from the core's own
+/// (`--no-default-features`, or a student edition) can reach an unfinished
+/// stub only through a flag that asks for that lab, never from the core's own
 /// paths. Another chapter's labs count too (`ch04_advanced::labs::` in
 /// chapter 5's core is the same mistake).
 ///

@@ -17,10 +17,14 @@
 //! | `high_perf_lb`: the loop, accept, shutdown | [`lb`] |
 //! | one connection as a state machine; backpressure; non-blocking connect | [`lb::conn`] (a folder: one file per concern) |
 //! | health checks without blocking | [`lb::probe`] |
+//! | keeping backend connections between requests: the hook chapter 6's pool fills | [`lb::reuse`] |
+//! | `high_perf_lb`'s program: flags, signals, start-up, report | [`app`] |
 //! | the same load balancer on tokio (`tokio_lb`) | [`twin`] |
 //! | labs: 8.1 idle tracking, Lab 4 chat server on the Poller | [`labs`] |
 #![deny(missing_docs)]
 
+#[cfg(unix)]
+pub mod app;
 pub mod cli;
 #[cfg(unix)]
 pub mod echo;

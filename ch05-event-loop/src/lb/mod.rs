@@ -22,12 +22,14 @@
 //! | interest: what each socket is watched for (backpressure) | `lb/conn/interest.rs` |
 //! | one lazy timer per connection, and what a deadline means | `lb/conn/deadlines.rs` |
 //! | active health checks without blocking | [`probe`] |
+//! | keeping backend connections between requests (chapter 6 plugs in) | [`reuse`] |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
 pub mod conn;
 pub mod probe;
+pub mod reuse;
 mod slab;
 
 use std::collections::VecDeque;
@@ -46,8 +48,9 @@ use ch04_advanced::health::{HealthConfig, Probe};
 use ch04_advanced::node::{Backend, Pool};
 
 use crate::poller::{self, Event, Interest, Poller, Trigger};
-use crate::timers::Timers;
+use crate::timers::{TimerId, Timers};
 use conn::Conn;
+use reuse::Reuse;
 use slab::Slab;
 
 /// Everything configurable about `high_perf_lb`.
@@ -108,6 +111,9 @@ pub struct Stats {
     /// Connections closed because serving them panicked: each is a bug,
     /// logged with the connection's slot and peer.
     pub panics: AtomicU64,
+    /// Requests sent again on a fresh connection because the kept one
+    /// they were sent on turned out closed (chapter 6).
+    pub stale_retries: AtomicU64,
 }
 
 impl Stats {
@@ -168,6 +174,8 @@ pub(crate) enum Token {
     Client(usize),
     Upstream(usize),
     Probe(usize),
+    /// A kept (idle) backend connection, by its id in the [`Reuse`].
+    Idle(usize),
 }
 
 // ANCHOR: tokens
@@ -181,6 +189,7 @@ impl Token {
             Token::Client(i) => i << 2,
             Token::Upstream(i) => (i << 2) | 1,
             Token::Probe(i) => (i << 2) | 2,
+            Token::Idle(i) => (i << 2) | 3,
         }
     }
 
@@ -189,7 +198,8 @@ impl Token {
             (Self::LISTENER, _) => Token::Listener,
             (t, 0) => Token::Client(t >> 2),
             (t, 1) => Token::Upstream(t >> 2),
-            (t, _) => Token::Probe(t >> 2),
+            (t, 2) => Token::Probe(t >> 2),
+            (t, _) => Token::Idle(t >> 2),
         }
     }
 }
@@ -206,6 +216,8 @@ pub(crate) enum Due {
     HealthRound,
     /// Accepting paused after running out of file descriptors; resume.
     ResumeAccept,
+    /// A kept backend connection is due to expire.
+    Reuse,
 }
 
 /// The loop's state: the poller, the timers, every connection.
@@ -221,6 +233,10 @@ pub(crate) struct Reactor<'a> {
     pub(crate) probing: Vec<bool>,
     /// Connections waiting for a descriptor to connect with, oldest first.
     pub(crate) waiting: VecDeque<usize>,
+    /// Backend connections kept between requests (none in chapter 5).
+    pub(crate) reuse: Option<&'a mut dyn Reuse>,
+    /// The armed expiry timer of the kept connections, and when it fires.
+    pub(crate) reuse_timer: Option<(TimerId, Instant)>,
     listener: Option<TcpListener>,
     accepting: bool,
 }
@@ -230,6 +246,12 @@ pub(crate) struct Reactor<'a> {
 /// accepting and lets requests in progress finish (up to the drain
 /// timeout). One thread does everything.
 pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()> {
+    run_with(listener, lb, shutdown, None)
+}
+
+/// [`run`], keeping backend connections between requests in `reuse`
+/// (chapter 6's pool) when one is given.
+pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, reuse: Option<&mut dyn Reuse>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(lb.config.poller)?;
@@ -243,6 +265,9 @@ pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()>
         scratch: vec![0; 64 * 1024],
         probing: vec![false; lb.pool.nodes.len()],
         waiting: VecDeque::new(),
+        // Shortens the trait object's lifetime to the reactor's.
+        reuse: reuse.map(|r| r as &mut dyn Reuse),
+        reuse_timer: None,
         listener: Some(listener),
         accepting: true,
     };
@@ -287,6 +312,7 @@ impl Reactor<'_> {
             Token::Client(i) => self.drive(i, conn::Ready::client(event)),
             Token::Upstream(i) => self.drive(i, conn::Ready::upstream(event)),
             Token::Probe(i) => self.on_probe_event(i, event),
+            Token::Idle(id) => self.on_idle_readable(id),
         }
     }
 
@@ -305,6 +331,7 @@ impl Reactor<'_> {
                     self.accept_all();
                 }
             }
+            Due::Reuse => self.expire_kept(now),
         }
     }
 
@@ -422,7 +449,15 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for t in [Token::Listener, Token::Client(0), Token::Upstream(7), Token::Probe(3), Token::Client(1 << 40)] {
+        let all = [
+            Token::Listener,
+            Token::Client(0),
+            Token::Upstream(7),
+            Token::Probe(3),
+            Token::Idle(5),
+            Token::Client(1 << 40),
+        ];
+        for t in all {
             assert_eq!(Token::decode(t.encode()), t);
         }
     }
@@ -441,6 +476,8 @@ mod tests {
             scratch: vec![0; 1024],
             probing: vec![false; 1],
             waiting: VecDeque::new(),
+            reuse: None,
+            reuse_timer: None,
             listener: None,
             accepting: false,
         };

@@ -48,6 +48,7 @@ impl Reactor<'_> {
                 Err(e) => {
                     let n = self.lb.node(node);
                     record_probe(n, false, &self.lb.config.health, now, &format!("connect: {e}"));
+                    self.check_node_health(node);
                     continue;
                 }
             };
@@ -144,5 +145,6 @@ impl Reactor<'_> {
         let node = self.lb.node(p.node);
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
         record_probe(node, verdict.is_ok(), &self.lb.config.health, Instant::now(), &why);
+        self.check_node_health(p.node);
     }
 }

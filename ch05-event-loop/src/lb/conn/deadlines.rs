@@ -86,7 +86,7 @@ impl Reactor<'_> {
                 let t = cfg.timeouts.connect;
                 if let State::Connecting { req, up } = c.take_state() {
                     let node = up.node;
-                    self.drop_upstream(up);
+                    self.release_upstream(up, Err("the connect timed out"));
                     self.connect_failed(node, &format!("no connection within {t:?}"));
                     // A retry keeps the failure that started it for the client.
                     let retrying = req.last_error.is_some();

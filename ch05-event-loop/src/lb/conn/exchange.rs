@@ -18,6 +18,7 @@ use super::buffer::split;
 use super::sockets::read_some;
 use super::{Conn, Flow, Request, Response, State, Upstream};
 use crate::framing::BodyTracker;
+use crate::lb::reuse::persistence;
 use crate::lb::{Reactor, Stats};
 
 impl Reactor<'_> {
@@ -129,6 +130,7 @@ impl Reactor<'_> {
             tried: vec![false; pool.nodes.len()],
             replay: None,
             last_error: None,
+            fresh_only: false,
             client,
             key: client.to_string(),
             cookie: cookie_value,
@@ -138,6 +140,11 @@ impl Reactor<'_> {
         };
         if head.headers.get("host").is_none() {
             head.headers.set("Host", "backend");
+        }
+        if self.reuse.is_some() {
+            // The connection to the backend outlives this request: HTTP/1.1
+            // persists unless someone says close.
+            head.headers.remove("connection");
         }
         let bytes = head.to_bytes();
         req.bytes_up = bytes.len() as u64;
@@ -198,7 +205,7 @@ impl Reactor<'_> {
                 return;
             }
             Err(e) => {
-                self.retry_or_fail(i, c, 502, &format!("reading from the backend failed: {e}"), now);
+                self.connection_lost(i, c, &format!("reading from the backend failed: {e}"), now);
                 return;
             }
         };
@@ -238,7 +245,7 @@ impl Reactor<'_> {
             let parsed = match parse_response(so_far, &limits, &req.method) {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) if eof && so_far.is_empty() => {
-                    return self.retry_or_fail(i, c, 502, "the backend closed the connection without answering", now);
+                    return self.connection_lost(i, c, "the backend closed the connection without answering", now);
                 }
                 Ok(None) if eof => {
                     return self.fail(c, 502, "the backend closed the connection in the middle of a head");
@@ -256,6 +263,9 @@ impl Reactor<'_> {
                 *so_far = rest;
                 continue;
             }
+            // Read before the hop-by-hop headers go: they are about our
+            // connection to the backend, which may carry the next request.
+            let persist = persistence(&head);
             remove_hop_by_hop(&mut head.headers);
             // Keep the client's connection only when the response has an
             // end of its own, the whole request went up (a backend may
@@ -275,7 +285,7 @@ impl Reactor<'_> {
             let mut body = BodyTracker::new(head.framing);
             let fed = body.feed(&rest);
             // From here on the response has started: an error can only cut it short.
-            *response = Response::Body { body, status: head.status, done: false };
+            *response = Response::Body { body, status: head.status, done: false, persist };
             match fed {
                 Ok(n) => {
                     c.to_client.push(split(&rest, n).0);
@@ -297,9 +307,9 @@ impl Reactor<'_> {
                 return;
             }
         };
-        let status = match response {
-            Response::Body { status, .. } => status,
-            Response::Head { .. } => 0,
+        let (status, persist) = match response {
+            Response::Body { status, persist, .. } => (status, persist),
+            Response::Head { .. } => (0, Err("no response")),
         };
         let node = self.lb.node(up.node);
         let latency = now.saturating_duration_since(req.started);
@@ -308,7 +318,22 @@ impl Reactor<'_> {
         node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
         node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
         record_request(node, true, &self.lb.config.health, now);
-        if !up.eof {
+        let mut up = up;
+        // May the backend connection carry another request? Only if the
+        // backend says so, has not closed it, and both messages ended
+        // exactly where their framing said (a backend that answered before
+        // the whole request body arrived would read the rest as a request).
+        let reusable = match persist {
+            Ok(_) if up.eof => Err("the backend closed the connection"),
+            Ok(_) if !req.body.is_done() || !c.to_upstream.is_empty() => Err("the request body was not all sent"),
+            Ok(promise) => {
+                up.served += 1;
+                up.promise = promise;
+                Ok(())
+            }
+            Err(why) => Err(why),
+        };
+        if self.reuse.is_none() && !up.eof {
             // The backend has not closed yet, so closing now would make
             // us the side that closes first, and that side keeps the
             // connection in TIME_WAIT for a minute. A load balancer
@@ -320,7 +345,7 @@ impl Reactor<'_> {
         }
         tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
             status, ms = latency.as_millis() as u64, "request");
-        self.drop_upstream(up);
+        self.release_upstream(up, reusable);
         c.served += 1;
         c.to_upstream.clear();
         c.since = now;
@@ -370,8 +395,12 @@ impl Reactor<'_> {
                 let node = self.lb.node(up.node);
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
                 record_request(node, false, &self.lb.config.health, Instant::now());
+                let failed = up.node;
+                self.release_upstream(up, Err("the exchange failed"));
+                self.check_node_health(failed);
+            } else {
+                self.release_upstream(up, Err("the exchange failed"));
             }
-            self.drop_upstream(up);
         }
         c.to_upstream.clear();
         c.state = State::Closing { shut_down: false };

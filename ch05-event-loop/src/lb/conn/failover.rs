@@ -13,7 +13,7 @@ use ch04_advanced::health::record_request;
 
 use super::sockets::{connect_result, start_connect};
 use super::{Conn, Request, Response, State, Upstream};
-use crate::lb::{Reactor, Token};
+use crate::lb::{Reactor, Stats, Token};
 use crate::poller::{Interest, Trigger};
 
 impl Reactor<'_> {
@@ -50,6 +50,25 @@ impl Reactor<'_> {
                 return self.fail_with(c, Some(req), None, false, 500, detail);
             };
             *seen = true;
+            let sticky = self.lb.algorithm.cookie_name();
+            req.set_cookie = match sticky {
+                Some(name) if req.cookie.as_deref() != Some(n.id.as_str()) => {
+                    Some(format!("{name}={}; Path=/; HttpOnly", n.id))
+                }
+                _ => None,
+            };
+            // A kept connection skips the handshake: straight to the exchange.
+            if !req.fresh_only
+                && let Some(up) = self.take_kept(i, node, now)
+            {
+                n.backend.requests.fetch_add(1, Ordering::Relaxed);
+                n.backend.active.fetch_add(1, Ordering::Relaxed);
+                let response = Response::Head { bytes: Vec::new() };
+                c.state = State::Exchange { req, up, sent_at: None, response };
+                c.since = now;
+                c.last_active = now;
+                return;
+            }
             match start_connect(addr) {
                 Ok(stream) => {
                     let token = Token::Upstream(i).encode();
@@ -59,21 +78,14 @@ impl Reactor<'_> {
                     }
                     n.backend.requests.fetch_add(1, Ordering::Relaxed);
                     n.backend.active.fetch_add(1, Ordering::Relaxed);
-                    let sticky = self.lb.algorithm.cookie_name();
-                    req.set_cookie = match sticky {
-                        Some(name) if req.cookie.as_deref() != Some(n.id.as_str()) => {
-                            Some(format!("{name}={}; Path=/; HttpOnly", n.id))
-                        }
-                        _ => None,
-                    };
-                    let up = Upstream { stream, node, eof: false, interest: Interest::WRITABLE };
-                    c.state = State::Connecting { req, up };
+                    self.note_opened(node);
+                    c.state = State::Connecting { req, up: Upstream::fresh(stream, node) };
                     c.since = now;
                     return;
                 }
                 Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
                     // Every descriptor is in use: wait in line until one
-                    // is released (`drop_upstream`), up to the connect timeout.
+                    // is released (`release_upstream`), up to the connect timeout.
                     if let Some(seen) = req.tried.get_mut(node) {
                         *seen = false;
                     }
@@ -101,6 +113,7 @@ impl Reactor<'_> {
         tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
         n.backend.failures.fetch_add(1, Ordering::Relaxed);
         record_request(n, false, &self.lb.config.health, Instant::now());
+        self.check_node_health(node);
     }
 
     /// The connect finished (writable): did it work?
@@ -121,13 +134,57 @@ impl Reactor<'_> {
             }
             Err(e) => {
                 let node = up.node;
-                self.drop_upstream(up);
+                self.release_upstream(up, Err("the connect failed"));
                 self.connect_failed(node, &e.to_string());
                 self.connect_next(i, c, req, now);
             }
         }
     }
     // ANCHOR_END: failover
+
+    // ANCHOR: stale
+    /// The backend's connection failed (reset, closed, a write refused)
+    /// before any byte of the response arrived.
+    ///
+    /// On a connection kept from an earlier request this is the race every
+    /// pool lives with: the backend closed it, idle, just as we sent. The
+    /// backend is not at fault, and the request goes again, once, on a
+    /// freshly opened connection, when that cannot do harm: when not one
+    /// byte of it left (any method), or when it may be retried anyway
+    /// (idempotent, no body). A POST whose bytes went out is never sent
+    /// twice: the backend may have acted on it.
+    pub(super) fn connection_lost(&mut self, i: usize, c: &mut Conn, detail: &str, now: Instant) {
+        let (mut req, up) = match c.take_state() {
+            State::Exchange { req, up, response, .. }
+                if response.nothing_received()
+                    && up.was_kept()
+                    && !req.fresh_only
+                    && (up.sent == 0 || req.replay.is_some()) =>
+            {
+                (req, up)
+            }
+            other => {
+                c.state = other;
+                return self.retry_or_fail(i, c, 502, detail, now);
+            }
+        };
+        if up.sent > 0 {
+            c.to_upstream.clear();
+            if let Some(replay) = &req.replay {
+                c.to_upstream.push(replay);
+            }
+        }
+        Stats::add(&self.lb.stats.stale_retries, 1);
+        tracing::debug!(peer = %c.peer, backend = %self.lb.node(up.node).addr(), error = detail, served = up.served,
+            "a kept backend connection was closed under the request; sending it on a fresh one");
+        if let Some(seen) = req.tried.get_mut(up.node) {
+            *seen = false;
+        }
+        req.fresh_only = true;
+        self.release_upstream(up, Err("closed by the backend while carrying a request"));
+        self.connect_next(i, c, req, now);
+    }
+    // ANCHOR_END: stale
 
     // ANCHOR: retry
     /// The backend failed before any byte of its response arrived. The
@@ -153,18 +210,12 @@ impl Reactor<'_> {
         node.backend.failures.fetch_add(1, Ordering::Relaxed);
         record_request(node, false, &self.lb.config.health, now);
         tracing::info!(peer = %c.peer, backend = %node.addr(), error = detail, "no response; retrying on another backend");
-        self.drop_upstream(up);
+        let failed = up.node;
+        self.release_upstream(up, Err("the backend failed the request"));
+        self.check_node_health(failed);
         self.connect_next(i, c, req, now);
     }
     // ANCHOR_END: retry
-
-    /// Stops watching an upstream socket and closes it.
-    pub(super) fn drop_upstream(&mut self, up: Upstream) {
-        let _ = self.poller.deregister(&up.stream);
-        self.lb.node(up.node).backend.active.fetch_sub(1, Ordering::Relaxed);
-        drop(up); // closes the socket: one descriptor free
-        self.resume_one_waiting();
-    }
 
     /// Gives a freed descriptor to the request that has waited longest.
     pub(super) fn resume_one_waiting(&mut self) {

@@ -34,6 +34,7 @@
 //! | picking, failing over, retrying, waiting for a descriptor | `conn/failover.rs` |
 //! | what each socket is watched for (backpressure) | `conn/interest.rs` |
 //! | the connection's timer and what a deadline means | `conn/deadlines.rs` |
+//! | kept backend connections: checkout, release, idle events, expiry | `conn/keep.rs` |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
@@ -43,6 +44,7 @@ mod deadlines;
 mod exchange;
 mod failover;
 mod interest;
+mod keep;
 mod sockets;
 
 use std::net::{Shutdown as Half, SocketAddr, TcpStream};
@@ -53,6 +55,7 @@ use ch02_proxy::http::HeadScan;
 
 use super::{Reactor, Stats};
 use crate::framing::BodyTracker;
+use crate::lb::reuse::{Kept, Promise};
 use crate::poller::{Event, Interest};
 use crate::timers::TimerId;
 pub use buffer::Buf;
@@ -124,6 +127,9 @@ pub enum Response {
         status: u16,
         /// The whole body has been read (or the backend closed).
         done: bool,
+        /// Whether the backend's head lets the connection carry another
+        /// request, and what it promised (see [`persistence`](crate::lb::reuse::persistence)).
+        persist: Result<Promise, &'static str>,
     },
 }
 
@@ -153,6 +159,37 @@ pub struct Upstream {
     pub node: usize,
     eof: bool,
     interest: Interest,
+    /// Requests this connection carried to their end before this one
+    /// (0: opened for this request).
+    served: u32,
+    /// What the backend last promised about the connection's life.
+    promise: Promise,
+    /// Bytes written to it for the current request: 0 means the request
+    /// never left, so it may be sent anywhere else, whatever its method.
+    sent: u64,
+}
+
+impl Upstream {
+    /// A connection being opened for this request.
+    fn fresh(stream: TcpStream, node: usize) -> Self {
+        Self { stream, node, eof: false, interest: Interest::WRITABLE, served: 0, promise: Promise::default(), sent: 0 }
+    }
+
+    /// A kept connection taken for this request (watched for writability).
+    fn kept(kept: Kept, node: usize) -> Self {
+        let Kept { stream, served, promise } = kept;
+        Self { stream, node, eof: false, interest: Interest::WRITABLE, served, promise, sent: 0 }
+    }
+
+    /// What a [`Reuse`](crate::lb::reuse::Reuse) keeps of it.
+    fn into_kept(self) -> Kept {
+        Kept { stream: self.stream, served: self.served, promise: self.promise }
+    }
+
+    /// It carried requests before this one (it came from the pool).
+    fn was_kept(&self) -> bool {
+        self.served > 0
+    }
 }
 
 /// The request being served.
@@ -173,6 +210,9 @@ pub struct Request {
     replay: Option<Vec<u8>>,
     /// The failure that started a retry, answered if no backend is left.
     last_error: Option<(u16, String)>,
+    /// Only a freshly opened connection will do: a kept one already
+    /// failed this request once.
+    fresh_only: bool,
     /// The client (behind trusted proxies), the hashing key and the
     /// sticky cookie, to pick again on failover.
     client: std::net::IpAddr,
@@ -320,10 +360,14 @@ impl Reactor<'_> {
             if let State::Exchange { up, .. } = &mut c.state
                 && !c.to_upstream.is_empty()
             {
+                let before = c.to_upstream.len();
                 match flush(&mut up.stream, &mut c.to_upstream) {
-                    Ok(wrote) => moved |= wrote,
+                    Ok(wrote) => {
+                        up.sent += (before - c.to_upstream.len()) as u64;
+                        moved |= wrote;
+                    }
                     Err(e) => {
-                        self.retry_or_fail(i, c, 502, &format!("sending the request to the backend failed: {e}"), now);
+                        self.connection_lost(i, c, &format!("sending the request to the backend failed: {e}"), now);
                         moved = true;
                     }
                 }
@@ -424,7 +468,7 @@ impl Reactor<'_> {
         }
         let _ = self.poller.deregister(&c.client);
         if let State::Connecting { up, .. } | State::Exchange { up, .. } = c.take_state() {
-            self.drop_upstream(up);
+            self.release_upstream(up, Err("the client connection closed"));
         }
         let stats = &self.lb.stats;
         stats.open.fetch_sub(1, Ordering::Relaxed);

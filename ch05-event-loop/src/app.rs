@@ -1,0 +1,136 @@
+//! `high_perf_lb`'s program around the loop: its flags, signals, start-up
+//! and report. Chapter 6's `pooled_lb` is the same program with a pool
+//! plugged in, so both call [`serve`].
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use ch01_fundamentals::logging;
+use ch01_fundamentals::net::{listen, raise_fd_limit};
+use ch01_fundamentals::server::Shutdown;
+use ch04_advanced::node::Pool;
+use ch04_advanced::stats::report_pools;
+
+use crate::cli::LbArgs;
+use crate::lb::reuse::Reuse;
+use crate::lb::{Config, Lb, Stats, run_with};
+use crate::poller;
+
+/// The flags of the event-loop balancer: chapter 5's shared ones, and
+/// the loop's own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReactorArgs {
+    /// Listening, backends, algorithm, health, timeouts, logging.
+    #[command(flatten)]
+    pub lb: LbArgs,
+    /// Which system call waits for readiness: epoll (Linux), kqueue (BSD,
+    /// macOS) or poll (everywhere).
+    #[arg(long, default_value_t = poller::Mechanism::best(), value_parser = parse_poller)]
+    pub poller: poller::Mechanism,
+    /// Client connections held at once (more get 503).
+    #[arg(long, default_value_t = 50_000)]
+    pub max_connections: usize,
+    /// KiB buffered per direction per connection (backpressure above).
+    #[arg(long, default_value_t = 16)]
+    pub buffer_kib: usize,
+}
+
+fn parse_poller(s: &str) -> Result<poller::Mechanism, String> {
+    s.parse::<poller::Mechanism>().map_err(|e| e.to_string())
+}
+
+/// What differs between the programs built on the loop.
+pub struct Program<'a> {
+    /// The name in the log ("`{name} listening`") and the report's title.
+    pub name: &'static str,
+    /// Backend connections kept between requests (chapter 6), if any.
+    pub reuse: Option<&'a mut dyn Reuse>,
+    /// More lines for the statistics report (the pool's).
+    pub report: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for Program<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").field("name", &self.name).field("reuse", &self.reuse).finish_non_exhaustive()
+    }
+}
+
+fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str) -> String {
+    let total = stats.requests.load(Ordering::Relaxed);
+    let mut out = report_pools(name, started.elapsed(), total, [("default", pool)].into_iter());
+    out.push_str(extra);
+    // Zero on a healthy day; anything else is a bug the log explains.
+    let panics = stats.panics.load(Ordering::Relaxed);
+    if panics > 0 {
+        out.push_str(&format!("connections closed by a bug (a caught panic; see the log): {panics}\n"));
+    }
+    out
+}
+
+/// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
+/// drains and prints the statistics (also printed on SIGUSR1).
+pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
+    let Program { name, reuse, report: extra } = program;
+    logging::init(args.lb.log.log_format);
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let extra: Arc<dyn Fn() -> String + Send + Sync> = Arc::from(extra);
+
+    // Signals first: the mask that routes them to the signal thread is
+    // inherited only by threads started later (the demo backends').
+    let slot: Arc<OnceLock<(Arc<Pool>, Arc<Stats>)>> = Arc::default();
+    let (seen, stop, more) = (Arc::clone(&slot), shutdown.clone(), Arc::clone(&extra));
+    ch03_load_balancer::signals::spawn(move |request| {
+        use ch03_load_balancer::signals::Request;
+        match request {
+            Request::Report => {
+                if let Some((pool, stats)) = seen.get() {
+                    eprint!("{}", report(name, pool, stats, started, &more()));
+                }
+                true
+            }
+            Request::Reload => {
+                tracing::warn!("SIGHUP: nothing to reload in this chapter");
+                true
+            }
+            Request::Stop => {
+                tracing::info!("stopping: no new connections; draining those in progress");
+                // The trigger connects to the listener: the loop wakes up.
+                stop.trigger();
+                false
+            }
+        }
+    })?;
+
+    let mut setup = args.lb.setup()?;
+    // `--algorithm fastest` is chapter 4's lab 7.2.
+    setup.algorithm.fastest = Some(ch04_advanced::labs::fastest);
+    let config = Config {
+        limits: setup.limits,
+        timeouts: setup.timeouts,
+        health: setup.health.clone(),
+        max_connections: args.max_connections.max(1),
+        buffer_size: args.buffer_kib.max(1) * 1024,
+        drain_timeout: args.lb.drain_timeout(),
+        poller: args.poller,
+        algorithm: setup.algorithm.clone(),
+        trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
+    };
+    let lb = Lb::new(std::mem::take(&mut setup.backends), args.lb.algorithm.algorithm, config)?;
+    let _ = slot.set((Arc::clone(&lb.pool), Arc::clone(&lb.stats)));
+
+    // Every connection is a file descriptor; the default soft limit (often
+    // 1024) would cap us long before memory or CPU.
+    let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
+    let listener = listen(setup.listen, 4096).with_context(|| format!("cannot listen on {}", setup.listen))?;
+    let local = listener.local_addr()?;
+    let pooled = reuse.is_some();
+    tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
+        poller = %args.poller, fd_limit = fds, pooled, "{name} listening");
+    setup.chosen.announce(local.port());
+    run_with(listener, &lb, shutdown, reuse)?;
+    eprint!("{}", report(name, &lb.pool, &lb.stats, started, &extra()));
+    Ok(())
+}

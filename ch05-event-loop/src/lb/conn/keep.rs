@@ -1,0 +1,138 @@
+//! The loop's side of keeping backend connections (when a [`Reuse`] is
+//! plugged in): taking a kept connection for a request, handing one back
+//! when its exchange ends, watching the idle ones, and expiring them.
+//!
+//! [`Reuse`]: crate::lb::reuse::Reuse
+// This module reads network bytes: an index out of bounds here would be a
+// panic a client can trigger, so every index is checked (`get`).
+#![deny(clippy::indexing_slicing)]
+
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::Upstream;
+use crate::lb::{Due, Reactor, Token};
+use crate::poller::{Interest, Trigger};
+
+impl Reactor<'_> {
+    // ANCHOR: checkout
+    /// A kept connection to `node` for connection `i`'s request, already
+    /// watched under `i`'s upstream token, or `None` (nothing kept, or
+    /// chapter 5's loop with no [`Reuse`](crate::lb::reuse::Reuse)).
+    pub(super) fn take_kept(&mut self, i: usize, node: usize, now: Instant) -> Option<Upstream> {
+        let reuse = self.reuse.as_deref_mut()?;
+        let mut closed = Vec::new();
+        let kept = reuse.get(node, now, &mut closed);
+        self.forget_streams(closed);
+        let kept = kept?;
+        // It was watched for readability under its idle id; from now on its
+        // events are connection `i`'s. One epoll_ctl, not two.
+        let token = Token::Upstream(i).encode();
+        if self.poller.reregister(&kept.stream, token, Interest::WRITABLE, Trigger::Level).is_err() {
+            self.forget_streams(vec![kept.stream]);
+            return None;
+        }
+        Some(Upstream::kept(kept, node))
+    }
+    // ANCHOR_END: checkout
+
+    /// Tells the [`Reuse`](crate::lb::reuse::Reuse), if any, that a fresh
+    /// connection to `node` was opened because none was kept.
+    pub(super) fn note_opened(&mut self, node: usize) {
+        if let Some(reuse) = self.reuse.as_deref_mut() {
+            reuse.opened(node);
+        }
+    }
+
+    // ANCHOR: release
+    /// The exchange on `up` is over. With a [`Reuse`](crate::lb::reuse::Reuse)
+    /// and `reusable` Ok, the connection may be kept (and watched, idle,
+    /// for the backend closing it); otherwise it is closed.
+    pub(crate) fn release_upstream(&mut self, up: Upstream, reusable: Result<(), &'static str>) {
+        let node = up.node;
+        self.lb.node(node).backend.active.fetch_sub(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let Some(reuse) = self.reuse.as_deref_mut() else {
+            // Chapter 5 keeps nothing.
+            let _ = reusable;
+            let _ = self.poller.deregister(&up.stream);
+            drop(up); // closes the socket: one descriptor free
+            return self.resume_one_waiting();
+        };
+        let mut closed = Vec::new();
+        let kept = reuse.put(node, up.into_kept(), reusable, now, &mut closed);
+        if let Some((id, expires)) = kept {
+            let watched = reuse
+                .stream(id)
+                .map(|s| self.poller.reregister(s, Token::Idle(id).encode(), Interest::READABLE, Trigger::Level));
+            if !matches!(watched, Some(Ok(()))) {
+                // Unwatched, a close by the backend would go unnoticed.
+                reuse.readable(id, &mut closed);
+            }
+            self.arm_reuse(expires);
+        }
+        let freed = !closed.is_empty();
+        self.forget_streams(closed);
+        if freed {
+            self.resume_one_waiting();
+        }
+    }
+    // ANCHOR_END: release
+
+    /// Stops watching sockets the [`Reuse`](crate::lb::reuse::Reuse) gave
+    /// up, and closes them.
+    pub(super) fn forget_streams(&mut self, closed: Vec<TcpStream>) {
+        for stream in closed {
+            let _ = self.poller.deregister(&stream);
+        }
+    }
+
+    // ANCHOR: idle_event
+    /// An idle kept connection became readable: the backend closed it, or
+    /// sent bytes nobody asked for. Either way it must not carry a request.
+    pub(crate) fn on_idle_readable(&mut self, id: usize) {
+        let Some(reuse) = self.reuse.as_deref_mut() else { return };
+        let mut closed = Vec::new();
+        reuse.readable(id, &mut closed);
+        self.forget_streams(closed);
+    }
+    // ANCHOR_END: idle_event
+
+    /// Makes sure the expiry timer fires no later than `at`.
+    fn arm_reuse(&mut self, at: Instant) {
+        match self.reuse_timer {
+            Some((_, armed)) if armed <= at => {}
+            Some((id, _)) => {
+                self.timers.cancel(id);
+                self.reuse_timer = Some((self.timers.insert(at, Due::Reuse), at));
+            }
+            None => self.reuse_timer = Some((self.timers.insert(at, Due::Reuse), at)),
+        }
+    }
+
+    /// The expiry timer fired: evict what expired, re-arm for the next.
+    pub(crate) fn expire_kept(&mut self, now: Instant) {
+        self.reuse_timer = None;
+        let Some(reuse) = self.reuse.as_deref_mut() else { return };
+        let mut closed = Vec::new();
+        let next = reuse.expire(now, &mut closed);
+        self.forget_streams(closed);
+        if let Some(at) = next {
+            self.arm_reuse(at);
+        }
+    }
+
+    /// Backend `node` may just have been marked down: a down backend's
+    /// kept connections are closed (a request must not reach it through
+    /// one).
+    pub(crate) fn check_node_health(&mut self, node: usize) {
+        if self.lb.node(node).is_healthy() {
+            return;
+        }
+        let Some(reuse) = self.reuse.as_deref_mut() else { return };
+        let mut closed = Vec::new();
+        reuse.node_down(node, &mut closed);
+        self.forget_streams(closed);
+    }
+}

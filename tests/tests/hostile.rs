@@ -1,6 +1,6 @@
 //! Hostile clients and hostile backends against every server binary that
 //! speaks HTTP: `reverse_proxy`, `forward_proxy`, `load_balancer`,
-//! `advanced_lb`, `high_perf_lb`, `tokio_lb` and `simple_http_backend`.
+//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb` and `simple_http_backend`.
 //!
 //! Each test is one attack, run against every binary it applies to. After
 //! every attack the process must still be running, must answer a plain GET
@@ -103,6 +103,13 @@ const TOKIO_LB: Bin = Bin {
     kind: Kind::Balancer,
     fixed: &["--health-check", "off"],
 };
+const POOLED_LB: Bin = Bin {
+    package: "ch06-pooling",
+    name: "pooled_lb",
+    message: "pooled load balancer listening",
+    kind: Kind::Balancer,
+    fixed: &["--health-check", "off"],
+};
 const SIMPLE_BACKEND: Bin = Bin {
     package: "backends",
     name: "simple_http_backend",
@@ -112,12 +119,12 @@ const SIMPLE_BACKEND: Bin = Bin {
 };
 
 /// Every binary that speaks HTTP.
-const ALL: [Bin; 7] =
-    [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, SIMPLE_BACKEND];
+const ALL: [Bin; 8] =
+    [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, SIMPLE_BACKEND];
 /// Those with a backend behind them.
-const PROXIES: [Bin; 6] = [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB];
+const PROXIES: [Bin; 7] = [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB];
 /// Those with several backends behind them.
-const BALANCERS: [Bin; 4] = [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB];
+const BALANCERS: [Bin; 5] = [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB];
 
 /// The binary's path, built once per test process (`binary` runs cargo,
 /// which may wait for the build lock).

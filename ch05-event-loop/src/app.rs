@@ -10,6 +10,7 @@ use anyhow::Context;
 use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
+use ch04_advanced::algorithm::MakeAlgorithm;
 use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
 
@@ -41,6 +42,7 @@ fn parse_poller(s: &str) -> Result<poller::Mechanism, String> {
     s.parse::<poller::Mechanism>().map_err(|e| e.to_string())
 }
 
+// ANCHOR: program
 /// What differs between the programs built on the loop.
 pub struct Program<'a> {
     /// The name in the log ("`{name} listening`") and the report's title.
@@ -49,7 +51,10 @@ pub struct Program<'a> {
     pub reuse: Option<&'a mut dyn Reuse>,
     /// More lines for the statistics report (the pool's).
     pub report: Box<dyn Fn() -> String + Send + Sync>,
+    /// Makes `--algorithm fastest` (the binaries plug in chapter 4's lab 7.2).
+    pub fastest: Option<MakeAlgorithm>,
 }
+// ANCHOR_END: program
 
 impl std::fmt::Debug for Program<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,7 +77,7 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
-    let Program { name, reuse, report: extra } = program;
+    let Program { name, reuse, report: extra, fastest } = program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
@@ -105,8 +110,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     })?;
 
     let mut setup = args.lb.setup()?;
-    // `--algorithm fastest` is chapter 4's lab 7.2.
-    setup.algorithm.fastest = Some(ch04_advanced::labs::fastest);
+    setup.algorithm.fastest = fastest;
     let config = Config {
         limits: setup.limits,
         timeouts: setup.timeouts,

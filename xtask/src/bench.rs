@@ -35,7 +35,7 @@ use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
 use load::{Generator, LoadResult};
-use report::Measured;
+use report::{BackendSeen, Measured};
 use servers::{Server, find_program, free_port, localhost};
 
 /// Backends every server of the ladder balances over.
@@ -77,15 +77,35 @@ pub enum LbKey {
     Ch05,
     /// Chapter 5's tokio_lb.
     Tokio,
-    /// nginx with one worker process.
+    /// Chapter 6's pooled_lb: chapter 5's loop with a backend connection pool.
+    Pooled,
+    /// nginx with one worker process, a backend connection per request.
     Nginx,
-    /// HAProxy with one thread.
+    /// nginx with one worker process and upstream `keepalive 64`.
+    NginxKeepalive,
+    /// HAProxy with one thread, `option http-server-close`.
     Haproxy,
+    /// HAProxy with one thread, `http-reuse always`.
+    HaproxyReuse,
+    /// No balancer: the load goes straight to one backend, to show the
+    /// backends are not what limits the balancers.
+    Direct,
 }
 
 impl LbKey {
     /// Every server, in ladder order.
-    const LADDER: [LbKey; 6] = [LbKey::Ch03, LbKey::Ch04, LbKey::Ch05, LbKey::Tokio, LbKey::Nginx, LbKey::Haproxy];
+    const LADDER: [LbKey; 10] = [
+        LbKey::Ch03,
+        LbKey::Ch04,
+        LbKey::Ch05,
+        LbKey::Tokio,
+        LbKey::Pooled,
+        LbKey::Nginx,
+        LbKey::NginxKeepalive,
+        LbKey::Haproxy,
+        LbKey::HaproxyReuse,
+        LbKey::Direct,
+    ];
 
     /// The name in the table, the CSV and the charts.
     pub fn label(self) -> &'static str {
@@ -94,8 +114,12 @@ impl LbKey {
             LbKey::Ch04 => "ch04 advanced_lb",
             LbKey::Ch05 => "ch05 high_perf_lb",
             LbKey::Tokio => "ch05 tokio_lb",
+            LbKey::Pooled => "ch06 pooled_lb",
             LbKey::Nginx => "nginx",
+            LbKey::NginxKeepalive => "nginx keepalive",
             LbKey::Haproxy => "HAProxy",
+            LbKey::HaproxyReuse => "HAProxy http-reuse",
+            LbKey::Direct => "direct (one backend)",
         }
     }
 
@@ -106,14 +130,20 @@ impl LbKey {
             LbKey::Ch04 => Some(("ch04-advanced", "advanced_lb")),
             LbKey::Ch05 => Some(("ch05-event-loop", "high_perf_lb")),
             LbKey::Tokio => Some(("ch05-event-loop", "tokio_lb")),
-            LbKey::Nginx | LbKey::Haproxy => None,
+            LbKey::Pooled => Some(("ch06-pooling", "pooled_lb")),
+            LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse | LbKey::Direct => None,
         }
+    }
+
+    /// Whether it keeps backend connections between requests.
+    pub fn pools(self) -> bool {
+        matches!(self, LbKey::Pooled | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
     }
 
     /// Whether the many-connections check applies: the event-loop servers.
     /// ch03 and ch04 spend a thread per connection and stop at their cap.
     fn holds_many(self) -> bool {
-        !matches!(self, LbKey::Ch03 | LbKey::Ch04)
+        !matches!(self, LbKey::Ch03 | LbKey::Ch04 | LbKey::Direct)
     }
 
     /// The default of `--max-connections` for the thread-per-connection
@@ -134,12 +164,12 @@ impl LbKey {
         }
         let extra: &[&str] = match self {
             LbKey::Ch03 => &["--strategy", "rr"],
-            LbKey::Ch05 => &["--poller", "epoll"],
+            LbKey::Ch05 | LbKey::Pooled => &["--poller", "epoll"],
             _ => &[],
         };
         args.extend(extra.iter().map(|s| s.to_string()));
-        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio) {
-            // Shared by chapter 4 and both chapter 5 binaries.
+        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio | LbKey::Pooled) {
+            // Shared by chapter 4 and the binaries built on it.
             let common = ["--algorithm", "rr", "--health-check", "tcp", "--drain-timeout-secs", "1"];
             args.extend(common.iter().map(|s| s.to_string()));
         }
@@ -269,8 +299,9 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
                     None
                 }
             }
+            None if key == LbKey::Direct => Some(backend_bin.clone()),
             None => {
-                let name = if key == LbKey::Nginx { "nginx" } else { "haproxy" };
+                let name = if matches!(key, LbKey::Nginx | LbKey::NginxKeepalive) { "nginx" } else { "haproxy" };
                 let found = find_program(name);
                 if found.is_none() {
                     notes.push(format!("{}: skipped, not installed (sudo apt-get install {name})", key.label()));
@@ -303,7 +334,9 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
         ));
         held = false;
     }
-    let third_party = ladder.iter().any(|(k, _)| matches!(k, LbKey::Nginx | LbKey::Haproxy));
+    let third_party = ladder
+        .iter()
+        .any(|(k, _)| matches!(k, LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse));
     if held && third_party && hard < 2 * HELD as u64 + FD_MARGIN {
         notes.push(format!(
             "open-file limit {hard}: a proxy holding 10,000 clients may also hold up to as many backend sockets; \
@@ -362,7 +395,10 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
             // The checks of many connections run once, in the first round.
             match measure(*key, program, &run, round == 1) {
                 Ok(m) if round == 1 => measured.push(m),
-                Ok(m) => measured[i].runs.extend(m.runs),
+                Ok(m) => {
+                    measured[i].runs.extend(m.runs);
+                    measured[i].backend.extend(m.backend);
+                }
                 Err(e) => {
                     failure = Some(e);
                     break 'rounds;
@@ -403,7 +439,7 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
             "Median of {rounds} round(s) on {cores} CPU cores, {date} (UTC); load by {generator_text}, {} s per run; servers, backends and load share the machine.",
             run.duration.as_secs()
         ),
-        "nginx with one worker, HAProxy with one thread; every proxy opens one backend connection per request. Compare ratios, not absolute numbers.".to_string(),
+        "nginx with one worker, HAProxy with one thread; nginx and HAProxy open a backend connection per request, nginx keepalive (keepalive 64), HAProxy http-reuse (always) and pooled_lb keep them. Compare ratios, not absolute numbers.".to_string(),
     ];
     let (rps_chart, p99_chart) = report::ladder_charts(&measured, &footnote);
     let (rps_svg, p99_svg) = (svg_dir.join("ladder.svg"), svg_dir.join("ladder-p99.svg"));
@@ -447,6 +483,9 @@ fn print_report(measured: &[Measured], run: &Run, nginx_absent: Option<&str>, no
 /// Measures one server: start it, check that it answers, idle memory,
 /// load runs, the many-connections check, stop it.
 fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measured> {
+    if key == LbKey::Direct {
+        return measure_direct(run);
+    }
     let label = key.label();
     let port = free_port()?;
     let addr = localhost(port);
@@ -458,7 +497,7 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
         eprintln!("[bench] {label}: memory per idle connection ({IDLE} connections)");
         let pid = match key {
             // The master only hands connections to its worker: measure the worker.
-            LbKey::Nginx => {
+            LbKey::Nginx | LbKey::NginxKeepalive => {
                 servers::children_of(server.pid()).first().copied().context("no nginx worker process found")
             }
             _ => Ok(server.pid()),
@@ -466,7 +505,7 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
         pid.and_then(|pid| checks::idle_memory(addr, pid, IDLE)).map_err(|e| format!("{e:#}"))
     });
 
-    let mut runs = Vec::new();
+    let (mut runs, mut backend) = (Vec::new(), Vec::new());
     for &connections in &run.connections {
         eprintln!(
             "[bench] {label}: {connections} connections, {} s warm-up then {} s measured",
@@ -475,14 +514,25 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
         );
         let failed = |e: anyhow::Error| anyhow::anyhow!("{}", server.failure(&format!("could not be measured: {e:#}")));
         run.generator.run(addr, connections, run.warm_up).map_err(failed)?;
+        let before = backend_totals(&run.backends);
         let result = run.generator.run(addr, connections, run.duration).map_err(failed)?;
+        let after = backend_totals(&run.backends);
+        let seen = before.zip(after).map(|((a0, r0), (a1, r1))| BackendSeen {
+            accepted: a1.saturating_sub(a0),
+            requests: r1.saturating_sub(r0),
+        });
         eprintln!(
-            "[bench] {label}: {:.0} req/s, p99 {} ms, {} errors",
+            "[bench] {label}: {:.0} req/s, p99 {} ms, {} errors{}",
             result.requests_per_sec,
             result.p99_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
-            result.errors
+            result.errors,
+            seen.map_or_else(String::new, |s| format!(
+                ", backends accepted {} connections for {} requests",
+                s.accepted, s.requests
+            ))
         );
         runs.push((connections, result));
+        backend.push((connections, seen.unwrap_or_default()));
     }
 
     let held = (checks && run.held && key.holds_many()).then(|| {
@@ -491,7 +541,42 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
     });
     let log = server.log.clone();
     server.stop()?;
-    Ok(Measured { key, runs, held, idle, log })
+    Ok(Measured { key, runs, held, idle, log, backend })
+}
+
+/// The `direct` row: load on one backend, no balancer in between.
+fn measure_direct(run: &Run) -> Result<Measured> {
+    let label = LbKey::Direct.label();
+    let addr = *run.backends.first().context("no backend is running")?;
+    let (mut runs, mut backend) = (Vec::new(), Vec::new());
+    for &connections in &run.connections {
+        eprintln!("[bench] {label}: {connections} connections");
+        run.generator.run(addr, connections, run.warm_up)?;
+        let before = backend_totals(&run.backends);
+        let result = run.generator.run(addr, connections, run.duration)?;
+        let after = backend_totals(&run.backends);
+        let seen = before.zip(after).map(|((a0, r0), (a1, r1))| BackendSeen {
+            accepted: a1.saturating_sub(a0),
+            requests: r1.saturating_sub(r0),
+        });
+        eprintln!("[bench] {label}: {:.0} req/s, {} errors", result.requests_per_sec, result.errors);
+        runs.push((connections, result));
+        backend.push((connections, seen.unwrap_or_default()));
+    }
+    let log = run.tmp.join("backend-1.log");
+    Ok(Measured { key: LbKey::Direct, runs, held: None, idle: None, log, backend })
+}
+
+/// Connections accepted and requests served by all the backends so far
+/// (their `/stats`); `None` when one cannot be read.
+fn backend_totals(backends: &[SocketAddr]) -> Option<(u64, u64)> {
+    let mut total = (0, 0);
+    for &b in backends {
+        let (accepted, served) = load::backend_counters(b, Duration::from_secs(2)).ok()?;
+        total.0 += accepted;
+        total.1 += served;
+    }
+    Some(total)
 }
 
 /// One result per connection count: the round with the median request
@@ -521,19 +606,20 @@ fn start(key: LbKey, program: &Path, port: u16, run: &Run) -> Result<Server> {
     let tmp = &run.tmp;
     let log = |name: &str| tmp.join(format!("{name}.log"));
     match key {
-        LbKey::Nginx => {
+        LbKey::Nginx | LbKey::NginxKeepalive => {
             let config = tmp.join("nginx.conf");
             fs::create_dir_all(tmp.join("nginx-temp"))?;
-            write(&config, &servers::nginx_config(tmp, port, &run.backends, run.nofile))?;
+            let keepalive = key == LbKey::NginxKeepalive;
+            write(&config, &servers::nginx_config(tmp, port, &run.backends, run.nofile, keepalive))?;
             let mut args = vec!["-p".to_string(), tmp.display().to_string(), "-c".into(), config.display().to_string()];
             if servers::nginx_takes_e(program) {
                 args.extend(["-e".to_string(), log("nginx").display().to_string()]);
             }
             Server::spawn(key.label(), program, &args, addr, log("nginx"))
         }
-        LbKey::Haproxy => {
+        LbKey::Haproxy | LbKey::HaproxyReuse => {
             let config = tmp.join("haproxy.cfg");
-            write(&config, &servers::haproxy_config(port, &run.backends))?;
+            write(&config, &servers::haproxy_config(port, &run.backends, key == LbKey::HaproxyReuse))?;
             let args = vec!["-db".to_string(), "-f".into(), config.display().to_string()];
             Server::spawn(key.label(), program, &args, addr, log("haproxy"))
         }

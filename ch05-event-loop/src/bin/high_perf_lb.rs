@@ -22,6 +22,12 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let program = Program { name: "high-performance load balancer", reuse: None, report: Box::new(String::new) };
+    let program = Program {
+        name: "high-performance load balancer",
+        reuse: None,
+        report: Box::new(String::new),
+        // `--algorithm fastest` is chapter 4's lab 7.2.
+        fastest: Some(ch04_advanced::labs::fastest),
+    };
     serve(&args.reactor, program)
 }

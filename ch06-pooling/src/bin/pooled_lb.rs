@@ -1,5 +1,6 @@
 //! `pooled_lb`: `high_perf_lb` with a pool of backend connections.
 
+use ch04_advanced::algorithm::MakeAlgorithm;
 use ch05_event_loop::app::{Program, ReactorArgs, serve};
 use ch05_event_loop::lb::reuse::Reuse;
 use ch06_pooling::cli::PoolArgs;
@@ -16,6 +17,7 @@ use clap::Parser;
 /// Try it: `cargo run -p ch06-pooling`, then `curl -i localhost:8080/`
 /// (with nothing on 127.0.0.1:9001-9003 it starts three demo backends and
 /// says so). `pooled_lb 8080` works too; `--no-pool` compares.
+// ANCHOR: main
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -28,12 +30,14 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let name = "pooled load balancer";
+    // `--algorithm fastest` is chapter 4's lab 7.2.
+    let fastest: Option<MakeAlgorithm> = Some(ch04_advanced::labs::fastest);
     let Some(config) = args.pool.config() else {
-        return serve(&args.reactor, Program { name, reuse: None, report: Box::new(String::new) });
+        return serve(&args.reactor, Program { name, reuse: None, report: Box::new(String::new), fastest });
     };
     let mut pool = Pool::new(config);
     let stats = pool.shared_stats();
-    let program =
-        Program { name, reuse: Some(&mut pool as &mut dyn Reuse), report: Box::new(move || stats.snapshot().report()) };
-    serve(&args.reactor, program)
+    let report = Box::new(move || stats.snapshot().report());
+    serve(&args.reactor, Program { name, reuse: Some(&mut pool as &mut dyn Reuse), report, fastest })
 }
+// ANCHOR_END: main

@@ -85,6 +85,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    // ANCHOR: hit_rate
     /// Connections open now: idle and in use.
     pub fn total(&self) -> u64 {
         self.idle + self.in_use
@@ -95,6 +96,7 @@ impl Snapshot {
         let all = self.created + self.reused;
         if all == 0 { 0.0 } else { self.reused as f64 / all as f64 }
     }
+    // ANCHOR_END: hit_rate
 
     /// Evictions for `reason`.
     pub fn evicted(&self, reason: Evicted) -> u64 {

@@ -548,10 +548,40 @@ pub fn get_once(addr: SocketAddr, timeout: Duration) -> io::Result<u16> {
     Ok(read_response(&mut stream, &mut buf, Instant::now() + timeout)?.status)
 }
 
+/// A backend's counters from its `/stats`: connections accepted and
+/// requests served so far.
+pub fn backend_counters(addr: SocketAddr, timeout: Duration) -> io::Result<(u64, u64)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let field = |name: &str| json_number(&text, name).ok_or_else(|| io::Error::other(format!("no {name} in /stats")));
+    Ok((field("connections_accepted")?, field("requests_served")?))
+}
+
+/// The number after `"name":` in a flat JSON object.
+fn json_number(text: &str, name: &str) -> Option<u64> {
+    let key = format!("\"{name}\"");
+    let rest = text.split_once(&key)?.1.trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn reads_numbers_from_the_backends_stats() {
+        let text =
+            r#"HTTP/1.1 200 OK\r\n\r\n{"name":"b","healthy":true,"connections_accepted": 12,"requests_served":3400}"#;
+        assert_eq!(json_number(text, "connections_accepted"), Some(12));
+        assert_eq!(json_number(text, "requests_served"), Some(3400));
+        assert_eq!(json_number(text, "missing"), None);
+    }
 
     /// A report as wrk 4.1 prints it with --latency, with errors.
     const WRK_OUTPUT: &str = "\

@@ -21,6 +21,34 @@ pub struct Measured {
     pub idle: Option<Result<IdleResult, String>>,
     /// The server's log, named when something failed.
     pub log: PathBuf,
+    /// What the backends saw during each measured run (summed over rounds).
+    pub backend: Vec<(usize, BackendSeen)>,
+}
+
+/// What the backends saw during a measured run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendSeen {
+    /// Connections they accepted.
+    pub accepted: u64,
+    /// Requests they served.
+    pub requests: u64,
+}
+
+impl Measured {
+    /// Backend connection reuse at `connections` client connections:
+    /// 1 − accepted/requests, over every round (`None`: nothing served).
+    pub fn reuse(&self, connections: usize) -> Option<f64> {
+        let (accepted, requests) = self
+            .backend
+            .iter()
+            .filter(|(c, _)| *c == connections)
+            .fold((0, 0), |(a, r), (_, s)| (a + s.accepted, r + s.requests));
+        (requests > 0).then(|| 1.0 - accepted as f64 / requests as f64)
+    }
+
+    fn run_at(&self, connections: usize) -> Option<&LoadResult> {
+        self.runs.iter().find(|(c, _)| *c == connections).map(|(_, r)| r)
+    }
 }
 
 /// The table's baseline: nginx with one worker.
@@ -40,24 +68,26 @@ pub fn table(all: &[Measured]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>6} {:>11} {:>9} {:>9} {:>8} {:>9}",
-        "lb", "conns", "req/s", "p50 ms", "p99 ms", "errors", "vs nginx"
+        "{:<22} {:>6} {:>11} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "lb", "conns", "req/s", "p50 ms", "p99 ms", "errors", "vs nginx", "reuse %"
     );
     for m in all {
         for (connections, r) in &m.runs {
             let ratio = baseline_rps(all, *connections)
                 .filter(|b| *b > 0.0)
                 .map_or_else(|| "-".to_string(), |b| format!("{:.2}", r.requests_per_sec / b));
+            let reuse = m.reuse(*connections).map_or_else(|| "-".to_string(), |v| format!("{:.2}", v * 100.0));
             let _ = writeln!(
                 out,
-                "{:<22} {:>6} {:>11.0} {:>9} {:>9} {:>8} {:>9}",
+                "{:<22} {:>6} {:>11.0} {:>9} {:>9} {:>8} {:>9} {:>9}",
                 m.key.label(),
                 connections,
                 r.requests_per_sec,
                 opt_ms(r.p50_ms),
                 opt_ms(r.p99_ms),
                 r.errors,
-                ratio
+                ratio,
+                reuse
             );
         }
     }
@@ -177,24 +207,88 @@ pub fn targets(all: &[Measured], nginx_absent: Option<&str>, held_target: usize,
         },
     };
     let _ = writeln!(out, "  {name}: {line}");
+    out.push_str(&pooled_targets(all));
+    out
+}
+
+/// Chapter 6's targets: pooled_lb against nginx with upstream keep-alive,
+/// its backend connection reuse, and the direct row's headroom.
+pub fn pooled_targets(all: &[Measured]) -> String {
+    let mut out = String::new();
+    let find = |key| all.iter().find(|m| m.key == key);
+    let (pooled, nginx) = (find(LbKey::Pooled), find(LbKey::NginxKeepalive));
+    let mut counts: Vec<usize> = pooled.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
+    counts.dedup();
+    for c in &counts {
+        let name = format!("pooled_lb req/s at {c} conns >= 1.0 x nginx keepalive, p99 no worse");
+        let line = match (pooled.and_then(|m| m.run_at(*c)), nginx.and_then(|m| m.run_at(*c))) {
+            (Some(p), Some(n)) if n.requests_per_sec > 0.0 => {
+                let ratio = p.requests_per_sec / n.requests_per_sec;
+                let p99_ok = match (p.p99_ms, n.p99_ms) {
+                    (Some(a), Some(b)) => a <= b,
+                    _ => false,
+                };
+                let p99 = format!("p99 {} vs {} ms", opt_ms(p.p99_ms), opt_ms(n.p99_ms));
+                format!("{} ({ratio:.2}; {p99})", verdict(ratio >= 1.0 && p99_ok))
+            }
+            _ => "n/a (pooled_lb and nginx keepalive were not both measured)".to_string(),
+        };
+        let _ = writeln!(out, "  {name}: {line}");
+    }
+    if counts.is_empty() {
+        let _ = writeln!(out, "  pooled_lb vs nginx keepalive: n/a (pooled_lb was not measured)");
+    }
+    for c in &counts {
+        let name = format!("pooled_lb backend connection reuse at {c} conns >= 99.9 %");
+        let line = match pooled.and_then(|m| m.reuse(*c)) {
+            Some(r) => format!("{} ({:.3} %)", verdict(r >= 0.999), r * 100.0),
+            None => "n/a (the backends' counters could not be read)".to_string(),
+        };
+        let _ = writeln!(out, "  {name}: {line}");
+    }
+    for m in all.iter().filter(|m| m.key.pools() && m.key != LbKey::Pooled) {
+        let reuse: Vec<String> =
+            m.runs.iter().filter_map(|(c, _)| m.reuse(*c).map(|r| format!("{:.3} % at {c}", r * 100.0))).collect();
+        if !reuse.is_empty() {
+            let _ =
+                writeln!(out, "  {} backend connection reuse (for comparison): {}", m.key.label(), reuse.join(", "));
+        }
+    }
+    if let Some(direct) = find(LbKey::Direct) {
+        let best = all
+            .iter()
+            .filter(|m| m.key != LbKey::Direct)
+            .flat_map(|m| m.runs.iter().map(move |(_, r)| (m.key, r.requests_per_sec)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let top = direct.runs.iter().map(|(_, r)| r.requests_per_sec).fold(0.0, f64::max);
+        let line = match best {
+            Some((key, rps)) if rps > 0.0 => {
+                let ratio = top / rps;
+                format!("{} ({ratio:.2} x {}'s best)", verdict(ratio >= 2.0), key.label())
+            }
+            _ => "n/a (no balancer was measured)".to_string(),
+        };
+        let _ = writeln!(out, "  direct (one backend, no balancer) >= 2 x the best balancer: {line}");
+    }
     out
 }
 
 /// The CSV the book's plots are made from.
 pub fn csv(all: &[Measured], generator: &str) -> String {
-    let mut out = String::from("lb,connections,requests_per_sec,p50_ms,p99_ms,errors,generator\n");
+    let mut out = String::from("lb,connections,requests_per_sec,p50_ms,p99_ms,errors,generator,backend_reuse\n");
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
     for m in all {
         for (connections, r) in &m.runs {
             let _ = writeln!(
                 out,
-                "{},{connections},{:.1},{},{},{},{}",
+                "{},{connections},{:.1},{},{},{},{},{}",
                 csv_field(m.key.label()),
                 r.requests_per_sec,
                 opt(r.p50_ms),
                 opt(r.p99_ms),
                 r.errors,
-                csv_field(generator)
+                csv_field(generator),
+                m.reuse(*connections).map_or_else(String::new, |v| format!("{v:.5}"))
             );
         }
     }
@@ -501,6 +595,7 @@ mod tests {
                     took: Duration::from_secs(3),
                 })),
                 log: PathBuf::from("/tmp/x/load_balancer.log"),
+                backend: Vec::new(),
             },
             Measured {
                 key: LbKey::Ch05,
@@ -521,6 +616,7 @@ mod tests {
                     took: Duration::from_secs(2),
                 })),
                 log: PathBuf::from("/tmp/x/high_perf_lb.log"),
+                backend: vec![(64, BackendSeen { accepted: 190_000, requests: 190_000 })],
             },
             Measured {
                 key: LbKey::Nginx,
@@ -535,6 +631,7 @@ mod tests {
                 }),
                 idle: Some(Err("no worker process found".into())),
                 log: PathBuf::from("/tmp/x/nginx.log"),
+                backend: Vec::new(),
             },
         ]
     }
@@ -545,7 +642,7 @@ mod tests {
         let t = table(&all);
         assert!(t.lines().next().unwrap().contains("vs nginx"));
         let ch05 = t.lines().find(|l| l.starts_with("ch05 high_perf_lb") && l.contains(" 64 ")).unwrap();
-        assert!(ch05.trim_end().ends_with("0.95"), "{ch05}");
+        assert!(ch05.trim_end().ends_with(" 0.95      0.00"), "vs nginx, then the backends' reuse: {ch05}");
         let held = held_lines(&all);
         assert!(
             held.contains("10000 connections held, 10000 answered 200, 0 errors (all open after 1.5 s)\n"),
@@ -568,14 +665,35 @@ mod tests {
     }
 
     #[test]
+    fn pooled_targets_compare_with_nginx_keepalive_and_report_reuse() {
+        let run = |rps, p99| vec![(64, result(rps, Some(p99), 0))];
+        let seen = |accepted, requests| vec![(64, BackendSeen { accepted, requests })];
+        let m = |key, runs, backend| Measured { key, runs, held: None, idle: None, log: PathBuf::new(), backend };
+        let all = vec![
+            m(LbKey::Pooled, run(90_000.0, 2.0), seen(30, 900_000)),
+            m(LbKey::NginxKeepalive, run(80_000.0, 3.0), seen(800, 800_000)),
+            m(LbKey::Direct, run(200_000.0, 1.0), seen(64, 2_000_000)),
+        ];
+        let t = pooled_targets(&all);
+        assert!(t.contains(">= 1.0 x nginx keepalive, p99 no worse: PASS (1.12; p99 2.00 vs 3.00 ms)"), "{t}");
+        assert!(t.contains("reuse at 64 conns >= 99.9 %: PASS (99.997 %)"), "{t}");
+        assert!(t.contains("nginx keepalive backend connection reuse (for comparison): 99.900 % at 64"), "{t}");
+        assert!(t.contains("2 x the best balancer: PASS (2.22 x ch06 pooled_lb's best)"), "{t}");
+        let slower = vec![m(LbKey::Pooled, run(70_000.0, 2.0), seen(2_000, 700_000)), all[1].clone()];
+        let t = pooled_targets(&slower);
+        assert!(t.contains("FAIL (0.88; p99 2.00 vs 3.00 ms)") && t.contains("FAIL (99.714 %)"), "{t}");
+    }
+
+    #[test]
     fn csv_has_a_header_and_a_row_per_run() {
         let text = csv(&sample(), "wrk");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "lb,connections,requests_per_sec,p50_ms,p99_ms,errors,generator");
+        assert_eq!(lines[0], "lb,connections,requests_per_sec,p50_ms,p99_ms,errors,generator,backend_reuse");
         assert_eq!(lines.len(), 1 + 6);
-        assert_eq!(lines[1], "ch03 load_balancer,64,9000.0,6.250,12.500,0,wrk");
-        assert_eq!(lines[4], "ch05 high_perf_lb,1000,18000.0,,,0,wrk");
-        assert!(lines.iter().all(|l| l.split(',').count() == 7));
+        assert_eq!(lines[1], "ch03 load_balancer,64,9000.0,6.250,12.500,0,wrk,");
+        assert_eq!(lines[3], "ch05 high_perf_lb,64,19000.0,2.125,4.250,0,wrk,0.00000");
+        assert_eq!(lines[4], "ch05 high_perf_lb,1000,18000.0,,,0,wrk,");
+        assert!(lines.iter().all(|l| l.split(',').count() == 8));
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
     }
 

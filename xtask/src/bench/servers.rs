@@ -173,12 +173,20 @@ impl Drop for Server {
 /// nginx's configuration for the ladder: one worker, like our servers'
 /// one process, and the same three backends.
 ///
-/// `proxy_pass` is left at its defaults: nginx speaks HTTP/1.0 to the
-/// backend and opens a new connection per request, as our load balancers
-/// do, while it keeps client connections alive, as ours do too.
-pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64) -> String {
+/// Without `keepalive`, `proxy_pass` is left at its defaults: nginx speaks
+/// HTTP/1.0 to the backend and opens a new connection per request, as
+/// chapter 5's balancers do, while it keeps client connections alive, as
+/// ours do too. With it, nginx as operators run it in front of HTTP/1.1
+/// backends: `keepalive 64` in the upstream, HTTP/1.1 and an empty
+/// `Connection` header towards the backends (chapter 6's comparison).
+pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64, keepalive: bool) -> String {
     let d = dir.display();
-    let servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
+    let mut servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
+    let mut location = String::new();
+    if keepalive {
+        servers.push_str("        keepalive 64;\n");
+        location.push_str("            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n");
+    }
     // The worker may open up to worker_connections sockets; ask for as many
     // descriptors as the hard limit allows (no more, so nginx does not log
     // a failed setrlimit), and at most the usual 65535.
@@ -212,6 +220,7 @@ pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64)
          \x20       listen 127.0.0.1:{port};\n\
          \x20       location / {{\n\
          \x20           proxy_pass http://lbs;\n\
+         {location}\
          \x20       }}\n\
          \x20   }}\n\
          }}\n"
@@ -219,9 +228,19 @@ pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64)
 }
 
 /// HAProxy's configuration for the ladder: one thread, round robin over
-/// the same three backends.
-pub fn haproxy_config(port: u16, backends: &[SocketAddr]) -> String {
+/// the same three backends. Without `reuse`, `option http-server-close`:
+/// a backend connection per request, like chapter 5's balancers. With it,
+/// `http-reuse always`: idle backend connections are shared by every
+/// client (chapter 6's comparison).
+pub fn haproxy_config(port: u16, backends: &[SocketAddr], reuse: bool) -> String {
     let servers: String = backends.iter().enumerate().map(|(i, b)| format!("    server b{} {b}\n", i + 1)).collect();
+    let mode = if reuse {
+        "\x20   # Keep backend connections and share them between clients.\n\x20   http-reuse always\n"
+    } else {
+        "\x20   # Keep client connections alive but open one backend connection per\n\
+         \x20   # request, as chapter 5's load balancers and nginx's defaults do.\n\
+         \x20   option http-server-close\n"
+    };
     format!(
         "# Written by `cargo xtask bench`: HAProxy with one thread, beside the book's load balancers.\n\
          global\n\
@@ -239,10 +258,7 @@ pub fn haproxy_config(port: u16, backends: &[SocketAddr]) -> String {
          \x20   timeout connect 2s\n\
          \x20   timeout client 30s\n\
          \x20   timeout server 30s\n\
-         \x20   # Keep client connections alive but open one backend connection per\n\
-         \x20   # request, as our load balancers and nginx's defaults do: the ladder\n\
-         \x20   # compares like with like.\n\
-         \x20   option http-server-close\n\
+         {mode}\
          \n\
          frontend bench\n\
          \x20   bind 127.0.0.1:{port}\n\
@@ -375,7 +391,12 @@ mod tests {
     #[test]
     fn configs_name_every_backend_and_the_port() {
         let backends = [localhost(9101), localhost(9102), localhost(9103)];
-        let nginx = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000);
+        let nginx = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, false);
+        assert!(!nginx.contains("keepalive"));
+        let pooled = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, true);
+        assert!(pooled.contains("keepalive 64;") && pooled.contains("proxy_http_version 1.1;"));
+        assert!(pooled.contains("proxy_set_header Connection \"\";"));
+        assert_eq!(pooled.matches('{').count(), pooled.matches('}').count());
         assert!(nginx.contains("worker_processes 1;"));
         assert!(nginx.contains("listen 127.0.0.1:8123;"));
         assert!(nginx.contains("worker_connections 20000;"));
@@ -386,7 +407,9 @@ mod tests {
         }
         assert_eq!(nginx.matches('{').count(), nginx.matches('}').count());
 
-        let haproxy = haproxy_config(8123, &backends);
+        let reuse = haproxy_config(8123, &backends, true);
+        assert!(reuse.contains("http-reuse always") && !reuse.contains("http-server-close"));
+        let haproxy = haproxy_config(8123, &backends, false);
         assert!(haproxy.contains("bind 127.0.0.1:8123"));
         assert!(haproxy.contains("nbthread 1"));
         assert!(haproxy.contains("no strict-limits"));

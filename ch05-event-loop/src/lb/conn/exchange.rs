@@ -141,12 +141,14 @@ impl Reactor<'_> {
         if head.headers.get("host").is_none() {
             head.headers.set("Host", "backend");
         }
+        // ANCHOR: persistent_request
         if self.reuse.is_some() {
             // The connection to the backend outlives this request: HTTP/1.1
             // persists unless someone says close.
             head.headers.remove("connection");
         }
         let bytes = head.to_bytes();
+        // ANCHOR_END: persistent_request
         req.bytes_up = bytes.len() as u64;
         c.to_upstream.push(&bytes);
         if head.is_idempotent() && head.framing == Framing::Empty {
@@ -263,10 +265,12 @@ impl Reactor<'_> {
                 *so_far = rest;
                 continue;
             }
+            // ANCHOR: persist
             // Read before the hop-by-hop headers go: they are about our
             // connection to the backend, which may carry the next request.
             let persist = persistence(&head);
             remove_hop_by_hop(&mut head.headers);
+            // ANCHOR_END: persist
             // Keep the client's connection only when the response has an
             // end of its own, the whole request went up (a backend may
             // answer early; the rest of the body must not be read as the
@@ -319,6 +323,7 @@ impl Reactor<'_> {
         node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
         record_request(node, true, &self.lb.config.health, now);
         let mut up = up;
+        // ANCHOR: reusable
         // May the backend connection carry another request? Only if the
         // backend says so, has not closed it, and both messages ended
         // exactly where their framing said (a backend that answered before
@@ -343,6 +348,7 @@ impl Reactor<'_> {
             // complete, so end with a reset instead: no TIME_WAIT.
             let _ = SockRef::from(&up.stream).set_linger(Some(Duration::ZERO));
         }
+        // ANCHOR_END: reusable
         tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
             status, ms = latency.as_millis() as u64, "request");
         self.release_upstream(up, reusable);

@@ -27,9 +27,12 @@ impl Reactor<'_> {
         self.forget_streams(closed);
         let kept = kept?;
         // It was watched for readability under its idle id; from now on its
-        // events are connection `i`'s. One epoll_ctl, not two.
+        // events are connection `i`'s. Still for readability: the request
+        // is written at once (a connected socket with an empty send buffer
+        // takes it), and the answer is what we wait for, so the interest
+        // usually needs no second change.
         let token = Token::Upstream(i).encode();
-        if self.poller.reregister(&kept.stream, token, Interest::WRITABLE, Trigger::Level).is_err() {
+        if self.poller.reregister(&kept.stream, token, Interest::READABLE, Trigger::Level).is_err() {
             self.forget_streams(vec![kept.stream]);
             return None;
         }
@@ -123,6 +126,7 @@ impl Reactor<'_> {
         }
     }
 
+    // ANCHOR: node_down
     /// Backend `node` may just have been marked down: a down backend's
     /// kept connections are closed (a request must not reach it through
     /// one).
@@ -135,4 +139,5 @@ impl Reactor<'_> {
         reuse.node_down(node, &mut closed);
         self.forget_streams(closed);
     }
+    // ANCHOR_END: node_down
 }

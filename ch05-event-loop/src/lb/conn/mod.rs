@@ -175,10 +175,10 @@ impl Upstream {
         Self { stream, node, eof: false, interest: Interest::WRITABLE, served: 0, promise: Promise::default(), sent: 0 }
     }
 
-    /// A kept connection taken for this request (watched for writability).
+    /// A kept connection taken for this request (watched for readability).
     fn kept(kept: Kept, node: usize) -> Self {
         let Kept { stream, served, promise } = kept;
-        Self { stream, node, eof: false, interest: Interest::WRITABLE, served, promise, sent: 0 }
+        Self { stream, node, eof: false, interest: Interest::READABLE, served, promise, sent: 0 }
     }
 
     /// What a [`Reuse`](crate::lb::reuse::Reuse) keeps of it.

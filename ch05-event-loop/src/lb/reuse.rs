@@ -29,12 +29,22 @@ use std::time::{Duration, Instant};
 use ch02_proxy::http::{Framing, ResponseHead, Version};
 
 // ANCHOR: kept
+/// A backend socket as the loop knows it: the connected, non-blocking
+/// stream, registered with the loop's poller under `slot` for its whole
+/// life.
+#[derive(Debug)]
+pub struct Socket {
+    /// The stream.
+    pub stream: TcpStream,
+    /// The loop's name for it (opaque to a [`Reuse`]).
+    pub slot: usize,
+}
+
 /// A backend connection between requests, and what is known about it.
 #[derive(Debug)]
 pub struct Kept {
-    /// The connected socket (non-blocking, registered with the loop's
-    /// poller).
-    pub stream: TcpStream,
+    /// The socket.
+    pub socket: Socket,
     /// Requests this connection has carried to their end.
     pub served: u32,
     /// What the backend promised in its last response: how much longer
@@ -57,10 +67,14 @@ pub struct Promise {
 /// Keeps backend connections between requests. The loop calls it; every
 /// connection it refuses or evicts is handed back through `closed`, so the
 /// loop can stop watching the socket before it is closed.
+///
+/// A kept socket stays registered with the poller, for readability, so
+/// the loop hears at once when the backend closes it; the loop then calls
+/// [`readable`](Reuse::readable) with the id [`put`](Reuse::put) gave.
 pub trait Reuse: fmt::Debug {
     /// A kept connection to backend `node`, checked alive, if there is
     /// one. Dead ones found on the way go to `closed`.
-    fn get(&mut self, node: usize, now: Instant, closed: &mut Vec<TcpStream>) -> Option<Kept>;
+    fn get(&mut self, node: usize, now: Instant, closed: &mut Vec<Socket>) -> Option<Kept>;
 
     /// A connection the loop opened because nothing was kept (a miss).
     fn opened(&mut self, node: usize);
@@ -75,22 +89,19 @@ pub trait Reuse: fmt::Debug {
         conn: Kept,
         reusable: Result<(), &'static str>,
         now: Instant,
-        closed: &mut Vec<TcpStream>,
+        closed: &mut Vec<Socket>,
     ) -> Option<(usize, Instant)>;
-
-    /// The socket of kept connection `id`, to watch it.
-    fn stream(&self, id: usize) -> Option<&TcpStream>;
 
     /// Kept connection `id` became readable while idle: the backend closed
     /// it or sent something no request asked for. Check and evict.
-    fn readable(&mut self, id: usize, closed: &mut Vec<TcpStream>);
+    fn readable(&mut self, id: usize, closed: &mut Vec<Socket>);
 
     /// Evicts what has outstayed its welcome by `now`; returns when next
     /// to call (the earliest expiry), if anything is kept.
-    fn expire(&mut self, now: Instant, closed: &mut Vec<TcpStream>) -> Option<Instant>;
+    fn expire(&mut self, now: Instant, closed: &mut Vec<Socket>) -> Option<Instant>;
 
     /// Backend `node` was marked down: close its kept connections.
-    fn node_down(&mut self, node: usize, closed: &mut Vec<TcpStream>);
+    fn node_down(&mut self, node: usize, closed: &mut Vec<Socket>);
 }
 // ANCHOR_END: reuse
 

@@ -2,7 +2,7 @@
 
 use ch04_advanced::algorithm::MakeAlgorithm;
 use ch05_event_loop::app::{Program, ReactorArgs, serve};
-use ch05_event_loop::lb::reuse::Reuse;
+use ch05_event_loop::lb::reuse::{Reuse, Socket};
 use ch06_pooling::cli::PoolArgs;
 use ch06_pooling::pool::Pool;
 use clap::Parser;
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     let Some(config) = args.pool.config() else {
         return serve(&args.reactor, Program { name, reuse: None, report: Box::new(String::new), fastest });
     };
-    let mut pool = Pool::new(config);
+    let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
     let report = Box::new(move || stats.snapshot().report());
     serve(&args.reactor, Program { name, reuse: Some(&mut pool as &mut dyn Reuse), report, fastest })

@@ -7,7 +7,7 @@ use std::io;
 use std::net::TcpStream;
 use std::time::Instant;
 
-use ch05_event_loop::lb::reuse::{Kept, Reuse};
+use ch05_event_loop::lb::reuse::{Kept, Reuse, Socket};
 
 use super::{Alive, Liveness, Pool, Pooled};
 
@@ -33,12 +33,18 @@ impl Liveness for TcpStream {
     }
 }
 
+impl Liveness for Socket {
+    fn liveness(&self) -> Alive {
+        peek_liveness(&self.stream)
+    }
+}
+
 // ANCHOR: reuse
 /// The pool is what chapter 5's loop calls to keep backend connections.
-impl Reuse for Pool<TcpStream> {
-    fn get(&mut self, node: usize, now: Instant, closed: &mut Vec<TcpStream>) -> Option<Kept> {
+impl Reuse for Pool<Socket> {
+    fn get(&mut self, node: usize, now: Instant, closed: &mut Vec<Socket>) -> Option<Kept> {
         let p = Pool::get(self, node, now, closed)?;
-        Some(Kept { stream: p.conn, served: p.served, promise: p.promise })
+        Some(Kept { socket: p.conn, served: p.served, promise: p.promise })
     }
 
     fn opened(&mut self, node: usize) {
@@ -51,25 +57,21 @@ impl Reuse for Pool<TcpStream> {
         conn: Kept,
         reusable: Result<(), &'static str>,
         now: Instant,
-        closed: &mut Vec<TcpStream>,
+        closed: &mut Vec<Socket>,
     ) -> Option<(usize, Instant)> {
-        let pooled = Pooled { conn: conn.stream, served: conn.served, promise: conn.promise };
+        let pooled = Pooled { conn: conn.socket, served: conn.served, promise: conn.promise };
         Pool::put(self, node, pooled, reusable, now, closed)
     }
 
-    fn stream(&self, id: usize) -> Option<&TcpStream> {
-        self.conn(id)
-    }
-
-    fn readable(&mut self, id: usize, closed: &mut Vec<TcpStream>) {
+    fn readable(&mut self, id: usize, closed: &mut Vec<Socket>) {
         Pool::readable(self, id, closed);
     }
 
-    fn expire(&mut self, now: Instant, closed: &mut Vec<TcpStream>) -> Option<Instant> {
+    fn expire(&mut self, now: Instant, closed: &mut Vec<Socket>) -> Option<Instant> {
         Pool::expire(self, now, closed)
     }
 
-    fn node_down(&mut self, node: usize, closed: &mut Vec<TcpStream>) {
+    fn node_down(&mut self, node: usize, closed: &mut Vec<Socket>) {
         self.close_backend(node, closed);
     }
 }

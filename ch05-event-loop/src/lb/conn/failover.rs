@@ -13,7 +13,7 @@ use ch04_advanced::health::record_request;
 
 use super::sockets::{connect_result, start_connect};
 use super::{Conn, Request, Response, State, Upstream};
-use crate::lb::{Reactor, Stats, Token};
+use crate::lb::{Reactor, Stats, Token, Uplink};
 use crate::poller::{Interest, Trigger};
 
 impl Reactor<'_> {
@@ -71,15 +71,17 @@ impl Reactor<'_> {
             }
             match start_connect(addr) {
                 Ok(stream) => {
-                    let token = Token::Upstream(i).encode();
+                    let slot = self.uplinks.insert(Uplink::Conn(i));
+                    let token = Token::Upstream(slot).encode();
                     if let Err(e) = self.poller.register(&stream, token, Interest::WRITABLE, Trigger::Level) {
+                        self.uplinks.remove(slot);
                         let detail = format!("cannot watch the backend socket: {e}");
                         return self.fail_with(c, Some(req), None, false, 500, &detail);
                     }
                     n.backend.requests.fetch_add(1, Ordering::Relaxed);
                     n.backend.active.fetch_add(1, Ordering::Relaxed);
                     self.note_opened(node);
-                    c.state = State::Connecting { req, up: Upstream::fresh(stream, node) };
+                    c.state = State::Connecting { req, up: Upstream::fresh(stream, node, slot) };
                     c.since = now;
                     return;
                 }

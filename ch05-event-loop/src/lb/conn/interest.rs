@@ -60,7 +60,7 @@ impl Reactor<'_> {
         };
         if let Some((up, want)) = upstream
             && want != up.interest
-            && self.poller.reregister(&up.stream, Token::Upstream(i).encode(), want, Trigger::Level).is_ok()
+            && self.poller.reregister(&up.stream, Token::Upstream(up.slot).encode(), want, Trigger::Level).is_ok()
         {
             up.interest = want;
         }

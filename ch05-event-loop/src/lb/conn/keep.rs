@@ -7,12 +7,12 @@
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::Upstream;
-use crate::lb::{Due, Reactor, Token};
+use crate::lb::reuse::Socket;
+use crate::lb::{Due, Reactor, Token, Uplink};
 use crate::poller::{Interest, Trigger};
 
 impl Reactor<'_> {
@@ -26,16 +26,11 @@ impl Reactor<'_> {
         let kept = reuse.get(node, now, &mut closed);
         self.forget_streams(closed);
         let kept = kept?;
-        // It was watched for readability under its idle id; from now on its
-        // events are connection `i`'s. Still for readability: the request
-        // is written at once (a connected socket with an empty send buffer
-        // takes it), and the answer is what we wait for, so the interest
-        // usually needs no second change.
-        let token = Token::Upstream(i).encode();
-        if self.poller.reregister(&kept.stream, token, Interest::READABLE, Trigger::Level).is_err() {
-            self.forget_streams(vec![kept.stream]);
-            return None;
-        }
+        // From now on its events are connection `i`'s: one entry changes,
+        // the poller is not told. It stays watched for readability: the
+        // request is written at once (a connected socket with an empty
+        // send buffer takes it), and the answer is what we wait for.
+        self.uplinks.put(kept.socket.slot, Uplink::Conn(i));
         Some(Upstream::kept(kept, node))
     }
     // ANCHOR_END: checkout
@@ -60,19 +55,27 @@ impl Reactor<'_> {
             // Chapter 5 keeps nothing.
             let _ = reusable;
             let _ = self.poller.deregister(&up.stream);
+            self.uplinks.remove(up.slot);
             drop(up); // closes the socket: one descriptor free
             return self.resume_one_waiting();
         };
+        // Idle, it must be watched for readability (a close by the backend)
+        // and nothing else; usually it already is.
+        let (slot, interest) = (up.slot, up.interest);
+        if reusable.is_ok()
+            && interest != Interest::READABLE
+            && self
+                .poller
+                .reregister(&up.stream, Token::Upstream(slot).encode(), Interest::READABLE, Trigger::Level)
+                .is_err()
+        {
+            let _ = self.poller.deregister(&up.stream);
+            self.uplinks.remove(slot);
+            return self.resume_one_waiting();
+        }
         let mut closed = Vec::new();
-        let kept = reuse.put(node, up.into_kept(), reusable, now, &mut closed);
-        if let Some((id, expires)) = kept {
-            let watched = reuse
-                .stream(id)
-                .map(|s| self.poller.reregister(s, Token::Idle(id).encode(), Interest::READABLE, Trigger::Level));
-            if !matches!(watched, Some(Ok(()))) {
-                // Unwatched, a close by the backend would go unnoticed.
-                reuse.readable(id, &mut closed);
-            }
+        if let Some((id, expires)) = reuse.put(node, up.into_kept(), reusable, now, &mut closed) {
+            self.uplinks.put(slot, Uplink::Idle(id));
             self.arm_reuse(expires);
         }
         let freed = !closed.is_empty();
@@ -85,9 +88,10 @@ impl Reactor<'_> {
 
     /// Stops watching sockets the [`Reuse`](crate::lb::reuse::Reuse) gave
     /// up, and closes them.
-    pub(super) fn forget_streams(&mut self, closed: Vec<TcpStream>) {
-        for stream in closed {
-            let _ = self.poller.deregister(&stream);
+    pub(super) fn forget_streams(&mut self, closed: Vec<Socket>) {
+        for socket in closed {
+            let _ = self.poller.deregister(&socket.stream);
+            self.uplinks.remove(socket.slot);
         }
     }
 

@@ -55,7 +55,7 @@ use ch02_proxy::http::HeadScan;
 
 use super::{Reactor, Stats};
 use crate::framing::BodyTracker;
-use crate::lb::reuse::{Kept, Promise};
+use crate::lb::reuse::{Kept, Promise, Socket};
 use crate::poller::{Event, Interest};
 use crate::timers::TimerId;
 pub use buffer::Buf;
@@ -157,6 +157,8 @@ pub struct Upstream {
     pub stream: TcpStream,
     /// Which node of the pool.
     pub node: usize,
+    /// Its slot in the reactor's `uplinks`, which its token names.
+    slot: usize,
     eof: bool,
     interest: Interest,
     /// Requests this connection carried to their end before this one
@@ -171,19 +173,20 @@ pub struct Upstream {
 
 impl Upstream {
     /// A connection being opened for this request.
-    fn fresh(stream: TcpStream, node: usize) -> Self {
-        Self { stream, node, eof: false, interest: Interest::WRITABLE, served: 0, promise: Promise::default(), sent: 0 }
+    fn fresh(stream: TcpStream, node: usize, slot: usize) -> Self {
+        let promise = Promise::default();
+        Self { stream, node, slot, eof: false, interest: Interest::WRITABLE, served: 0, promise, sent: 0 }
     }
 
     /// A kept connection taken for this request (watched for readability).
     fn kept(kept: Kept, node: usize) -> Self {
-        let Kept { stream, served, promise } = kept;
-        Self { stream, node, eof: false, interest: Interest::READABLE, served, promise, sent: 0 }
+        let Kept { socket: Socket { stream, slot }, served, promise } = kept;
+        Self { stream, node, slot, eof: false, interest: Interest::READABLE, served, promise, sent: 0 }
     }
 
     /// What a [`Reuse`](crate::lb::reuse::Reuse) keeps of it.
     fn into_kept(self) -> Kept {
-        Kept { stream: self.stream, served: self.served, promise: self.promise }
+        Kept { socket: Socket { stream: self.stream, slot: self.slot }, served: self.served, promise: self.promise }
     }
 
     /// It carried requests before this one (it came from the pool).

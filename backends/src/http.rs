@@ -27,6 +27,9 @@ pub(crate) struct Request {
     /// The head exactly as received, for `/echo`.
     pub raw_head: Vec<u8>,
     pub body: Vec<u8>,
+    /// The `X-Request-Id` header, if any: a POST seen twice with the same
+    /// id is counted as a duplicate (a proxy sent it twice).
+    pub request_id: Option<String>,
 }
 
 impl Request {
@@ -139,7 +142,7 @@ pub(crate) trait Handler {
 pub(crate) async fn serve(stream: TcpStream, state: &State, handler: &impl Handler) -> io::Result<()> {
     let mut conn = Conn { stream, buf: Vec::with_capacity(8192) };
     loop {
-        let read = tokio::time::timeout(state.config.idle_timeout, read_request(&mut conn, state)).await;
+        let read = tokio::time::timeout(state.idle_timeout(), read_request(&mut conn, state)).await;
         let (request, keep_alive) = match read {
             Err(_elapsed) => return Ok(()), // idle keep-alive connection: just close
             Ok(Ok(None)) => return Ok(()),  // clean end between requests
@@ -150,6 +153,9 @@ pub(crate) async fn serve(stream: TcpStream, state: &State, handler: &impl Handl
                 return Ok(());
             }
         };
+        if request.method == "POST" {
+            state.note_post(request.request_id.as_deref());
+        }
         let mut response = handler.respond(&request, state).await;
         response.close |= !keep_alive;
         let close = response.close;
@@ -271,7 +277,9 @@ async fn read_request(conn: &mut Conn, state: &State) -> Result<Option<(Request,
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target, String::new()),
     };
-    Ok(Some((Request { method, path, query, raw_head, body }, keep_alive)))
+    let request_id =
+        header_values(&headers, "x-request-id").next().and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string);
+    Ok(Some((Request { method, path, query, raw_head, body, request_id }, keep_alive)))
 }
 
 /// Whether `target` has one of the four forms of RFC 9112 section 3.2:

@@ -60,6 +60,9 @@ pub struct BackendConfig {
     pub max_body_bytes: usize,
     /// A keep-alive connection idle this long is closed.
     pub idle_timeout: Duration,
+    /// A random extra of up to this on each idle timeout, so connections
+    /// do not all close in step.
+    pub idle_jitter: Duration,
     /// From the first byte of a request head, the time the rest of it may
     /// take; then 408 and the connection is closed (slowloris defence).
     pub header_timeout: Duration,
@@ -76,6 +79,7 @@ impl Default for BackendConfig {
             max_head_bytes: 16 * 1024,
             max_body_bytes: 8 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
+            idle_jitter: Duration::ZERO,
             header_timeout: Duration::from_secs(10),
         }
     }
@@ -97,6 +101,11 @@ pub struct Stats {
     pub active_connections: AtomicU64,
     /// Requests answered (any status).
     pub requests_served: AtomicU64,
+    /// POST requests received.
+    pub posts: AtomicU64,
+    /// POST requests whose `X-Request-Id` had been seen before: a proxy
+    /// sent the same POST twice.
+    pub duplicate_posts: AtomicU64,
 }
 
 /// A copy of the counters at one moment, as `/stats` reports them.
@@ -112,6 +121,12 @@ pub struct StatsSnapshot {
     pub active_connections: u64,
     /// Requests answered (any status).
     pub requests_served: u64,
+    /// POST requests received.
+    #[serde(default)]
+    pub posts: u64,
+    /// POST requests whose `X-Request-Id` had been seen before.
+    #[serde(default)]
+    pub duplicate_posts: u64,
 }
 
 /// Everything a connection task needs, shared by all of them.
@@ -123,7 +138,13 @@ pub struct State {
     pub stats: Stats,
     healthy: AtomicBool,
     rng: AtomicU64,
+    /// The ids of POSTs seen (at most `MAX_POST_IDS`).
+    post_ids: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// How many POST ids a backend remembers, so a long run cannot grow the
+/// set without bound (about 100 MB at most); past it, ids go unchecked.
+const MAX_POST_IDS: usize = 1 << 21;
 
 impl State {
     /// Fresh state for `config`: healthy, counters at zero.
@@ -132,7 +153,31 @@ impl State {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x5eed);
-        Arc::new(Self { config, stats: Stats::default(), healthy: AtomicBool::new(true), rng: AtomicU64::new(seed) })
+        Arc::new(Self {
+            config,
+            stats: Stats::default(),
+            healthy: AtomicBool::new(true),
+            rng: AtomicU64::new(seed),
+            post_ids: Default::default(),
+        })
+    }
+
+    /// Counts a POST, and a duplicate when its id was seen before.
+    pub(crate) fn note_post(&self, id: Option<&str>) {
+        self.stats.posts.fetch_add(1, Ordering::Relaxed);
+        let Some(id) = id else { return };
+        let mut seen = self.post_ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(id) {
+            self.stats.duplicate_posts.fetch_add(1, Ordering::Relaxed);
+        } else if seen.len() < MAX_POST_IDS {
+            seen.insert(id.to_string());
+        }
+    }
+
+    /// This connection's idle timeout: the configured one plus a random
+    /// part of the jitter.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.config.idle_timeout + self.config.idle_jitter.mul_f64(self.random())
     }
 
     /// Switches what `/health` answers.
@@ -153,6 +198,8 @@ impl State {
             connections_accepted: self.stats.connections_accepted.load(Ordering::Relaxed),
             active_connections: self.stats.active_connections.load(Ordering::Relaxed),
             requests_served: self.stats.requests_served.load(Ordering::Relaxed),
+            posts: self.stats.posts.load(Ordering::Relaxed),
+            duplicate_posts: self.stats.duplicate_posts.load(Ordering::Relaxed),
         }
     }
 

@@ -196,3 +196,37 @@ fn shutdown_closes_the_listener() {
     b.shutdown().unwrap();
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn a_post_seen_twice_with_the_same_request_id_is_counted_as_a_duplicate() {
+    let b = backends::spawn(backends::BackendConfig::named("dup")).unwrap();
+    let post = |id: &str| {
+        let raw = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nX-Request-Id: {id}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        );
+        assert_eq!(backends::client::send(b.addr(), raw.as_bytes()).unwrap().status, 200);
+    };
+    post("a");
+    post("b");
+    assert_eq!((b.snapshot().posts, b.snapshot().duplicate_posts), (2, 0));
+    post("a");
+    assert_eq!((b.snapshot().posts, b.snapshot().duplicate_posts), (3, 1));
+    // /stats says the same, as JSON.
+    let stats = backends::client::get(b.addr(), "/stats").unwrap().text();
+    assert!(stats.contains("\"duplicate_posts\":1"), "{stats}");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    use std::io::Read;
+    let config = backends::BackendConfig {
+        idle_timeout: std::time::Duration::from_millis(50),
+        idle_jitter: std::time::Duration::from_millis(50),
+        ..backends::BackendConfig::named("idle")
+    };
+    let b = backends::spawn(config).unwrap();
+    let mut conn = backends::client::connect(b.addr()).unwrap();
+    // Nothing sent: the backend closes within 50-100 ms; the client's read
+    // timeout (seconds) is only the bound.
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0, "the backend closed the idle connection");
+}

@@ -66,6 +66,10 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
     let total = stats.requests.load(Ordering::Relaxed);
     let mut out = report_pools(name, started.elapsed(), total, [("default", pool)].into_iter());
     out.push_str(extra);
+    let resent = stats.stale_retries.load(Ordering::Relaxed);
+    if resent > 0 {
+        out.push_str(&format!("requests resent on a fresh connection after a kept one closed under them: {resent}\n"));
+    }
     // Zero on a healthy day; anything else is a bug the log explains.
     let panics = stats.panics.load(Ordering::Relaxed);
     if panics > 0 {

@@ -21,6 +21,7 @@
 //! one run (ratios), not for quoting.
 
 mod checks;
+mod churn;
 mod load;
 mod report;
 mod servers;
@@ -224,6 +225,14 @@ pub struct BenchArgs {
     /// --duration, --connections and --rounds).
     #[arg(long)]
     quick: bool,
+    /// Instead of the ladder, chapter 6's churn test: pooled_lb in front of
+    /// backends that close idle connections every second, under GETs and
+    /// POSTs; no GET may fail and no POST may reach a backend twice.
+    #[arg(long)]
+    churn: bool,
+    /// Seconds of the churn test.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    churn_secs: u64,
 }
 
 /// What every measurement of a run shares.
@@ -243,6 +252,9 @@ struct Run {
 
 /// `cargo xtask bench`.
 pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
+    if args.churn {
+        return run_churn(root, if args.quick { 10 } else { args.churn_secs.max(1) });
+    }
     let (duration, connections, rounds) =
         if args.quick { (3, vec![64], 1) } else { (args.duration, args.connections.clone(), args.rounds) };
     if rounds == 0 {
@@ -451,6 +463,20 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--churn`: builds what it needs, runs the churn test, prints the verdict.
+fn run_churn(root: &Path, secs: u64) -> Result<()> {
+    build_release(root, &["backends", "ch06-pooling"])?;
+    let tmp = temp_dir()?;
+    eprintln!("[bench] logs go to {}", tmp.display());
+    let result = churn::churn(&target_dir(root).join("release"), &tmp, secs)?;
+    println!("cargo xtask bench --churn, {}", report::today());
+    print!("{}", result.lines(secs));
+    if !result.passed() {
+        bail!("the churn test failed (logs in {})", tmp.display());
+    }
+    Ok(())
+}
+
 /// Prints the table, the checks, the targets and the notes to stdout.
 fn print_report(measured: &[Measured], run: &Run, nginx_absent: Option<&str>, notes: &[String]) {
     println!();
@@ -572,9 +598,9 @@ fn measure_direct(run: &Run) -> Result<Measured> {
 fn backend_totals(backends: &[SocketAddr]) -> Option<(u64, u64)> {
     let mut total = (0, 0);
     for &b in backends {
-        let (accepted, served) = load::backend_counters(b, Duration::from_secs(2)).ok()?;
-        total.0 += accepted;
-        total.1 += served;
+        let c = load::backend_counters(b, Duration::from_secs(2)).ok()?;
+        total.0 += c.accepted;
+        total.1 += c.served;
     }
     Some(total)
 }

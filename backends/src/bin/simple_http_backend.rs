@@ -49,6 +49,13 @@ struct Args {
     /// Milliseconds a request head may take from its first byte (then 408).
     #[arg(long, default_value_t = 10_000)]
     header_timeout_ms: u64,
+    /// Milliseconds a keep-alive connection may stay idle before this
+    /// backend closes it.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// A random extra of up to this many milliseconds on each idle timeout.
+    #[arg(long, default_value_t = 0)]
+    idle_jitter_ms: u64,
     /// Log line format (RUST_LOG chooses the level).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -89,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
             jitter: Duration::from_millis(args.jitter_ms),
             fail_rate: args.fail_rate,
             header_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
+            idle_jitter: Duration::from_millis(args.idle_jitter_ms),
             ..BackendConfig::default()
         };
         tracing::info!(%addr, %name, "backend listening");

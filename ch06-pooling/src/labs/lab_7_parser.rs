@@ -71,9 +71,10 @@
 //! A plan that works: skip the empty lines; scan for the end of the head
 //! (refusing a bare CR as you meet it); if it is not there, decide between
 //! `Ok(None)` and 431; then split the head into lines and check them in
-//! order. Parsing only once the head is complete is fine: refusing garbage
-//! earlier is allowed, but the tests only judge complete heads and the
-//! limits.
+//! order. Judging the head only once it is complete is fine. You may also
+//! refuse an incomplete head that is already broken (chapter 2 does), but
+//! never one that could still turn out valid: every prefix of a valid
+//! request is `Ok(None)`.
 //!
 //! ## The body: [`ChunkedDecoder`]
 //!

@@ -548,9 +548,21 @@ pub fn get_once(addr: SocketAddr, timeout: Duration) -> io::Result<u16> {
     Ok(read_response(&mut stream, &mut buf, Instant::now() + timeout)?.status)
 }
 
-/// A backend's counters from its `/stats`: connections accepted and
-/// requests served so far.
-pub fn backend_counters(addr: SocketAddr, timeout: Duration) -> io::Result<(u64, u64)> {
+/// A backend's counters, from its `/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendCounters {
+    /// Connections accepted so far.
+    pub accepted: u64,
+    /// Requests served so far.
+    pub served: u64,
+    /// POSTs received so far.
+    pub posts: u64,
+    /// POSTs received a second time (the same `X-Request-Id`).
+    pub duplicate_posts: u64,
+}
+
+/// A backend's counters from its `/stats`.
+pub fn backend_counters(addr: SocketAddr, timeout: Duration) -> io::Result<BackendCounters> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_read_timeout(Some(timeout))?;
@@ -558,7 +570,12 @@ pub fn backend_counters(addr: SocketAddr, timeout: Duration) -> io::Result<(u64,
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     let field = |name: &str| json_number(&text, name).ok_or_else(|| io::Error::other(format!("no {name} in /stats")));
-    Ok((field("connections_accepted")?, field("requests_served")?))
+    Ok(BackendCounters {
+        accepted: field("connections_accepted")?,
+        served: field("requests_served")?,
+        posts: field("posts")?,
+        duplicate_posts: field("duplicate_posts")?,
+    })
 }
 
 /// The number after `"name":` in a flat JSON object.

@@ -12,7 +12,8 @@
 //!   by `copy_body`; and the forward proxy's cache (lab 6.2): `cache_ttl`,
 //!   the response stored, and read back on a hit;
 //! - chapter 5's `read_upstream` and `parse_response_head`, bounded reads,
-//!   with a `BodyTracker` on the body;
+//!   with a `BodyTracker` on the body, and chapter 6's `persistence` (may
+//!   the backend connection carry another request);
 //! - the health probes of chapters 4 and 5 (`probe_verdict`).
 //!
 //! Checked besides "never panics": the same answer whatever the pieces,
@@ -186,6 +187,11 @@ fn event_loop(pieces: Vec<&[u8]>, limits: &Limits, method: &str, sticky: bool) -
             }
         }
     };
+    // Chapter 6 reads the backend's Connection and Keep-Alive headers
+    // (whether the connection may carry another request) before they go.
+    if ch05_event_loop::lb::reuse::persistence(&head).is_ok() {
+        assert_ne!(head.framing, Framing::UntilClose, "a body that ends with the connection cannot keep it");
+    }
     remove_hop_by_hop(&mut head.headers);
     let keep_alive = head.framing != Framing::UntilClose;
     head.headers.set("Connection", if keep_alive { "keep-alive" } else { "close" });

@@ -20,6 +20,7 @@
 //! | labs: Lab 7 a request parser by hand (graded against chapter 2's), Lab 8 a small pool of your own | [`labs`] |
 #![deny(missing_docs)]
 
+#[cfg(unix)]
 pub mod cli;
 pub mod labs;
 #[cfg(unix)]

@@ -240,6 +240,13 @@ fn a_post_whose_bytes_left_is_never_sent_twice() {
     // And the balancer goes on.
     assert_eq!(client::get(lb.addr, "/").unwrap().status, 200);
     assert_eq!(backend.posts.load(Ordering::SeqCst), 1);
+    // The backend only closed an idle connection, as HTTP allows: the 502
+    // is not charged to it (its failures column in the report stays 0).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(lb.pid() as i32), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let spec = backend.addr.to_string();
+    let row = lb.wait_for_line(WAIT, |l| l.split_whitespace().nth(1) == Some(spec.as_str())).expect("its report row");
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((columns[3], columns[4], columns[5]), ("1", "3", "0"), "weight, requests, failures: {row}");
 }
 
 #[test]

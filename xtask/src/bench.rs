@@ -14,6 +14,7 @@
 //! | `bench/servers.rs` | child processes, nginx and HAProxy configs, `/proc` |
 //! | `bench/load.rs` | wrk and its report; the built-in generator; reading responses |
 //! | `bench/checks.rs` | many connections held at once; memory per idle connection |
+//! | `bench/churn.rs` | `--churn`: chapter 6's pool against backends closing idle connections |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -45,6 +46,10 @@ const BACKENDS: usize = 3;
 const HELD: usize = 10_000;
 /// Connections of the idle-memory check.
 const IDLE: usize = 5_000;
+/// Backend connections pooled_lb keeps for the idle-pooled-memory check:
+/// enough that their memory stands out of the allocator's noise (a few
+/// hundred KiB either way between two runs).
+const POOLED: usize = 5_000;
 /// The chapter 5 target for memory per idle connection, in bytes.
 const IDLE_TARGET: u64 = 2 * 1024;
 /// Descriptors this process needs besides the connections it holds.
@@ -54,8 +59,16 @@ const FIRST_ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 const AFTER_HELP: &str = "\
 The ladder: ch03 load_balancer, ch04 advanced_lb, ch05 high_perf_lb (epoll),
-ch05 tokio_lb, and, when installed, nginx (one worker) and HAProxy (one
-thread), each in front of the same three backends.
+ch05 tokio_lb, ch06 pooled_lb, and, when installed, nginx (one worker) and
+HAProxy (one thread), each in front of the same three backends, both as
+chapter 5 runs (a backend connection per request: nginx's defaults,
+HAProxy's http-server-close) and as chapter 6 runs (kept backend
+connections: nginx-keepalive with `keepalive 64`, haproxy-reuse with
+`http-reuse always`); then `direct`: the load straight to one backend,
+which shows the backends are not what limits the balancers. Each row shows
+the backends' connection reuse, counted by the backends themselves.
+
+--churn runs chapter 6's torture test instead of the ladder.
 
 Tools: nginx, HAProxy and wrk are optional (servers that are missing are
 skipped; without wrk a built-in generator makes the load). On Debian or
@@ -567,7 +580,37 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
     });
     let log = server.log.clone();
     server.stop()?;
-    Ok(Measured { key, runs, held, idle, log, backend })
+    let pooled_memory = (checks && run.idle && key == LbKey::Pooled).then(|| {
+        eprintln!("[bench] {label}: memory per idle pooled backend connection ({POOLED} connections)");
+        let backend = *run.backends.first().context("no backend is running")?;
+        let start = |pooled: bool| -> Result<(Server, SocketAddr)> {
+            let port = free_port()?;
+            let mut args = vec![
+                "-H".to_string(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "--backend".into(),
+                backend.to_string(),
+                "--health-check".into(),
+                "off".into(),
+            ];
+            if pooled {
+                let all = POOLED.to_string();
+                args.extend(["--pool-max-idle".into(), all.clone(), "--pool-max-idle-total".into(), all]);
+            } else {
+                args.push("--no-pool".into());
+            }
+            let name = if pooled { "pooled_lb (pool)" } else { "pooled_lb (--no-pool)" };
+            let log = run.tmp.join(if pooled { "pooled-memory.log" } else { "no-pool-memory.log" });
+            let mut server = Server::spawn(name, program, &args, localhost(port), log)?;
+            server.wait_ready()?;
+            Ok((server, localhost(port)))
+        };
+        checks::pooled_memory(start, backend, POOLED)
+    });
+    let pooled_memory = pooled_memory.map(|r| r.map_err(|e| format!("{e:#}")));
+    Ok(Measured { key, runs, held, idle, log, backend, pooled_memory })
 }
 
 /// The `direct` row: load on one backend, no balancer in between.
@@ -590,7 +633,7 @@ fn measure_direct(run: &Run) -> Result<Measured> {
         backend.push((connections, seen.unwrap_or_default()));
     }
     let log = run.tmp.join("backend-1.log");
-    Ok(Measured { key: LbKey::Direct, runs, held: None, idle: None, log, backend })
+    Ok(Measured { key: LbKey::Direct, runs, held: None, idle: None, log, backend, pooled_memory: None })
 }
 
 /// Connections accepted and requests served by all the backends so far

@@ -215,3 +215,14 @@ fn freed_ids_are_reused_and_never_confused() {
     assert_eq!(pool.idle_for(0), 0);
     assert_eq!(pool.idle_for(1), 1);
 }
+
+#[test]
+fn an_idle_connection_costs_the_pool_about_a_hundred_bytes() {
+    // The entry (the socket, its counters and clocks), one slot in its
+    // backend's stack and, in the loop, one uplink slot: what the chapter
+    // quotes as the pool's cost per idle connection, besides the kernel's
+    // socket.
+    let entry = std::mem::size_of::<Option<Entry<ch05_event_loop::lb::reuse::Socket>>>();
+    let stack_slot = std::mem::size_of::<usize>();
+    assert!((64..=160).contains(&(entry + stack_slot)), "entry {entry} + stack slot {stack_slot} bytes");
+}

@@ -187,6 +187,104 @@ pub fn idle_memory(addr: SocketAddr, pid: u32, count: usize) -> Result<IdleResul
     Ok(IdleResult { opened, held, before, after, took })
 }
 
+/// What the idle-pooled-connection check saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PooledMemory {
+    /// Backend connections the pooled process kept idle.
+    pub kept: u64,
+    /// Resident memory of the process with the pool, and of the one without.
+    pub with_pool: u64,
+    /// The same without the pool.
+    pub without_pool: u64,
+}
+
+impl PooledMemory {
+    /// Bytes of resident memory per idle pooled backend connection.
+    pub fn per_connection(&self) -> Option<u64> {
+        (self.kept > 0).then(|| self.with_pool.saturating_sub(self.without_pool) / self.kept)
+    }
+}
+
+/// The memory an idle pooled backend connection costs `pooled_lb`: two
+/// processes, one with the pool and one with `--no-pool`, each serve
+/// `count` requests at once (`/slow`, so all are in flight together and
+/// the pooled one opens `count` backend connections), their clients stay
+/// connected; the difference of the two resident sizes, divided by the
+/// backend connections kept, is what the pool holds per connection.
+/// `start` runs the program with or without `--no-pool` and returns it
+/// with its address and pid.
+pub fn pooled_memory(
+    mut start: impl FnMut(bool) -> Result<(super::servers::Server, SocketAddr)>,
+    backend: SocketAddr,
+    count: usize,
+) -> Result<PooledMemory> {
+    let mut rss = [0u64; 2];
+    let mut kept = 0;
+    for (i, pooled) in [true, false].into_iter().enumerate() {
+        let (server, addr) = start(pooled)?;
+        let before = super::load::backend_counters(backend, CONNECT_TIMEOUT)?;
+        let threads = THREADS.min(count.max(1));
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let share = count / threads + usize::from(t < count % threads);
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || slow_requests(addr, share, &barrier))
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for handle in handles {
+            if let Ok(part) = handle.join() {
+                clients.extend(part?);
+            }
+        }
+        let mut after = rss_bytes(server.pid())?;
+        let mut same = 0;
+        let settle = Instant::now();
+        while same < 3 && settle.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(100));
+            let now = rss_bytes(server.pid())?;
+            same = if now == after { same + 1 } else { 0 };
+            after = now;
+        }
+        if let Some(slot) = rss.get_mut(i) {
+            *slot = after;
+        }
+        if pooled {
+            let now = super::load::backend_counters(backend, CONNECT_TIMEOUT)?;
+            kept = now.accepted.saturating_sub(before.accepted);
+        }
+        drop(clients);
+        server.stop()?;
+    }
+    let [with_pool, without_pool] = rss;
+    Ok(PooledMemory { kept, with_pool, without_pool })
+}
+
+/// Opens `n` keep-alive connections, sends `GET /slow?ms=1000` on each
+/// (all sent before the first answer can come back), reads every answer,
+/// and returns the connections, still open.
+fn slow_requests(addr: SocketAddr, n: usize, start: &Barrier) -> Result<Vec<TcpStream>> {
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        streams.push(TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?);
+    }
+    start.wait();
+    let request = format!("GET /slow?ms=1000 HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for s in &mut streams {
+        s.write_all(request.as_bytes())?;
+    }
+    let deadline = Instant::now() + PHASE_LIMIT;
+    for s in &mut streams {
+        let mut buf = Vec::new();
+        let r = read_response(s, &mut buf, deadline)?;
+        if r.status != 200 {
+            anyhow::bail!("GET /slow answered {}", r.status);
+        }
+    }
+    Ok(streams)
+}
+
 /// Whether the server has not closed this connection: a non-blocking peek
 /// finds no data and no end of stream.
 fn still_open(stream: &TcpStream) -> bool {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::LbKey;
-use super::checks::{HeldResult, IdleResult};
+use super::checks::{HeldResult, IdleResult, PooledMemory};
 use super::load::LoadResult;
 
 /// Everything measured for one server of the ladder.
@@ -23,6 +23,8 @@ pub struct Measured {
     pub log: PathBuf,
     /// What the backends saw during each measured run (summed over rounds).
     pub backend: Vec<(usize, BackendSeen)>,
+    /// For pooled_lb: memory per idle pooled backend connection.
+    pub pooled_memory: Option<Result<PooledMemory, String>>,
 }
 
 /// What the backends saw during a measured run.
@@ -76,7 +78,9 @@ pub fn table(all: &[Measured]) -> String {
             let ratio = baseline_rps(all, *connections)
                 .filter(|b| *b > 0.0)
                 .map_or_else(|| "-".to_string(), |b| format!("{:.2}", r.requests_per_sec / b));
-            let reuse = m.reuse(*connections).map_or_else(|| "-".to_string(), |v| format!("{:.2}", v * 100.0));
+            // Health probes are connections with no request: without a
+            // pool they push accepted a hair above requests. Shown as 0.
+            let reuse = m.reuse(*connections).map_or_else(|| "-".to_string(), |v| format!("{:.2}", v.max(0.0) * 100.0));
             let _ = writeln!(
                 out,
                 "{:<22} {:>6} {:>11.0} {:>9} {:>9} {:>8} {:>9} {:>9}",
@@ -157,6 +161,21 @@ pub fn idle_lines(all: &[Measured]) -> String {
             }
         }
         out.push('\n');
+    }
+    for m in all {
+        let Some(pm) = &m.pooled_memory else { continue };
+        let _ = write!(out, "{:<22} ", m.key.label());
+        let _ = match pm {
+            Err(e) => writeln!(out, "idle pooled backend connection: not measured: {e}"),
+            Ok(p) => writeln!(
+                out,
+                "{} per idle pooled backend connection ({} kept; RSS {} with the pool, {} without, same clients)",
+                p.per_connection().map_or_else(|| "-".to_string(), |b| format!("{b} bytes")),
+                p.kept,
+                mib(p.with_pool),
+                mib(p.without_pool)
+            ),
+        };
     }
     out
 }
@@ -596,6 +615,7 @@ mod tests {
                 })),
                 log: PathBuf::from("/tmp/x/load_balancer.log"),
                 backend: Vec::new(),
+                pooled_memory: None,
             },
             Measured {
                 key: LbKey::Ch05,
@@ -617,6 +637,7 @@ mod tests {
                 })),
                 log: PathBuf::from("/tmp/x/high_perf_lb.log"),
                 backend: vec![(64, BackendSeen { accepted: 190_000, requests: 190_000 })],
+                pooled_memory: None,
             },
             Measured {
                 key: LbKey::Nginx,
@@ -632,6 +653,7 @@ mod tests {
                 idle: Some(Err("no worker process found".into())),
                 log: PathBuf::from("/tmp/x/nginx.log"),
                 backend: Vec::new(),
+                pooled_memory: Some(Ok(PooledMemory { kept: 1000, with_pool: 10 << 20, without_pool: 9 << 20 })),
             },
         ]
     }
@@ -654,6 +676,7 @@ mod tests {
         );
         let idle = idle_lines(&all);
         assert!(idle.contains("900 bytes per idle connection"), "{idle}");
+        assert!(idle.contains("1048 bytes per idle pooled backend connection (1000 kept; RSS"), "{idle}");
         assert!(idle.contains("--max-connections defaults to 1024"), "{idle}");
         assert!(idle.contains("not measured: no worker process found"), "{idle}");
         let targets = targets(&all, None, 10_000, 2048);
@@ -668,7 +691,15 @@ mod tests {
     fn pooled_targets_compare_with_nginx_keepalive_and_report_reuse() {
         let run = |rps, p99| vec![(64, result(rps, Some(p99), 0))];
         let seen = |accepted, requests| vec![(64, BackendSeen { accepted, requests })];
-        let m = |key, runs, backend| Measured { key, runs, held: None, idle: None, log: PathBuf::new(), backend };
+        let m = |key, runs, backend| Measured {
+            key,
+            runs,
+            held: None,
+            idle: None,
+            log: PathBuf::new(),
+            backend,
+            pooled_memory: None,
+        };
         let all = vec![
             m(LbKey::Pooled, run(90_000.0, 2.0), seen(30, 900_000)),
             m(LbKey::NginxKeepalive, run(80_000.0, 3.0), seen(800, 800_000)),

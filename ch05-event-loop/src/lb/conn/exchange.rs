@@ -338,8 +338,9 @@ impl Reactor<'_> {
             }
             Err(why) => Err(why),
         };
-        if self.reuse.is_none() && !up.eof {
-            // The backend has not closed yet, so closing now would make
+        if (self.reuse.is_none() || reusable.is_err()) && !up.eof {
+            // Closing (chapter 5 always does; with a pool, when the
+            // connection cannot be kept). The backend has not closed yet, so closing now would make
             // us the side that closes first, and that side keeps the
             // connection in TIME_WAIT for a minute. A load balancer
             // opening thousands of connections a second to one backend

@@ -165,6 +165,13 @@ impl Reactor<'_> {
             {
                 (req, up)
             }
+            // The same race, but the request's bytes left and it may not be
+            // sent twice (a POST): 502. The backend only closed an idle
+            // connection, as it may: not charged against its health.
+            State::Exchange { req, up, response, .. } if response.nothing_received() && up.was_kept() => {
+                self.release_upstream(up, Err("closed by the backend while carrying a request"));
+                return self.fail_with(c, Some(req), None, false, 502, detail);
+            }
             other => {
                 c.state = other;
                 return self.retry_or_fail(i, c, 502, detail, now);

@@ -17,8 +17,9 @@ use crate::poller::{Interest, Trigger};
 
 impl Reactor<'_> {
     // ANCHOR: checkout
-    /// A kept connection to `node` for connection `i`'s request, already
-    /// watched under `i`'s upstream token, or `None` (nothing kept, or
+    /// A kept connection to `node` for connection `i`'s request, its
+    /// events now routed to `i` (its token names its own slot in
+    /// `uplinks`, which now says `Conn(i)`), or `None` (nothing kept, or
     /// chapter 5's loop with no [`Reuse`](crate::lb::reuse::Reuse)).
     pub(super) fn take_kept(&mut self, i: usize, node: usize, now: Instant) -> Option<Upstream> {
         let reuse = self.reuse.as_deref_mut()?;

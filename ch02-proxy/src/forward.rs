@@ -157,7 +157,10 @@ fn tunnel(
     // Bytes the client sent right after its CONNECT head (a TLS hello,
     // say) arrived with the head: pass them on before relaying.
     let early = std::mem::take(&mut client.buf);
-    write_all(&mut upstream, &early).map_err(|e| ProxyError::client_gone(e.to_string()))?;
+    // The client already has its 200: a target that refuses these bytes
+    // can only end the tunnel, and the failure is the target's.
+    write_all(&mut upstream, &early)
+        .map_err(|e| ProxyError::backend_cut(format!("the tunnel's target refused the first bytes: {e}")))?;
     // The relay owns both sockets: give it its own handle on the client.
     let client_stream = client.stream.try_clone().map_err(client_io)?;
     let stats = relay(client_stream, upstream, Some(config.timeouts.idle)).map_err(client_io)?;

@@ -196,7 +196,7 @@ impl LbKey {
 pub enum GeneratorArg {
     /// wrk (https://github.com/wg/wrk).
     Wrk,
-    /// The built-in generator (std only; coarser, see bench/load.rs).
+    /// The built-in generator (threads and blocking sockets; coarser, see bench/load.rs).
     Builtin,
 }
 

@@ -171,6 +171,17 @@ pub fn idle_memory(addr: SocketAddr, pid: u32, count: usize) -> Result<IdleResul
         }
     }
 
+    let after = settled_rss(pid)?;
+    let took = started.elapsed();
+    let held = streams.iter().filter(|s| still_open(s)).count();
+    let opened = streams.len();
+    drop(streams);
+    Ok(IdleResult { opened, held, before, after, took })
+}
+
+/// `pid`'s resident memory once it stops growing: a read every 100 ms,
+/// done after three equal reads in a row or 5 s.
+fn settled_rss(pid: u32) -> Result<u64> {
     let mut after = rss_bytes(pid)?;
     let mut same = 0;
     let settle = Instant::now();
@@ -180,11 +191,7 @@ pub fn idle_memory(addr: SocketAddr, pid: u32, count: usize) -> Result<IdleResul
         same = if now == after { same + 1 } else { 0 };
         after = now;
     }
-    let took = started.elapsed();
-    let held = streams.iter().filter(|s| still_open(s)).count();
-    let opened = streams.len();
-    drop(streams);
-    Ok(IdleResult { opened, held, before, after, took })
+    Ok(after)
 }
 
 /// What the idle-pooled-connection check saw.
@@ -238,15 +245,7 @@ pub fn pooled_memory(
                 clients.extend(part?);
             }
         }
-        let mut after = rss_bytes(server.pid())?;
-        let mut same = 0;
-        let settle = Instant::now();
-        while same < 3 && settle.elapsed() < Duration::from_secs(5) {
-            thread::sleep(Duration::from_millis(100));
-            let now = rss_bytes(server.pid())?;
-            same = if now == after { same + 1 } else { 0 };
-            after = now;
-        }
+        let after = settled_rss(server.pid())?;
         if let Some(slot) = rss.get_mut(i) {
             *slot = after;
         }

@@ -370,16 +370,7 @@ impl Histogram {
 
 // ------------------------------------------------------ reading responses
 
-/// How a response's body ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// After this many bytes.
-    Length(usize),
-    /// After the last chunk.
-    Chunked,
-    /// When the server closes the connection.
-    UntilClose,
-}
+pub use ch02_proxy::http::Framing;
 
 /// A parsed response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,95 +385,25 @@ pub struct Head {
     pub close: bool,
 }
 
-/// Parses a response head; `Ok(None)` while the blank line has not
-/// arrived. Only what the generator needs: the status, the framing
-/// (Content-Length, chunked, or until close) and `Connection: close`.
+/// Parses a response head with chapter 2's parser (the book's own
+/// rules; the generator has no parser of its own); `Ok(None)` while the
+/// blank line has not arrived. Keeps what the generator needs: the
+/// status, the framing, and whether the connection closes after it.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return Ok(None) };
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "response head is not UTF-8".to_string())?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let http10 = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        _ => return Err(format!("not an HTTP/1 status line: {status_line:?}")),
-    };
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|s| (100..=999).contains(s))
-        .ok_or_else(|| format!("bad status in {status_line:?}"))?;
-    let (mut length, mut chunked, mut close, mut keep_alive) = (None, false, http10, false);
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { return Err(format!("bad header line {line:?}")) };
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| format!("bad Content-Length {value:?}"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',').map(str::trim) {
-                close |= token.eq_ignore_ascii_case("close");
-                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-            }
-        }
-    }
-    if http10 && keep_alive {
-        close = false;
-    }
-    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Length(0)
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        close = true;
-        Framing::UntilClose
-    };
-    Ok(Some(Head { status, len: end + 4, framing, close }))
+    let parsed = ch02_proxy::http::parse_response(buf, &ch02_proxy::http::Limits::default(), "GET");
+    let Some((head, len)) = parsed.map_err(|e| format!("invalid response head: {e}"))? else { return Ok(None) };
+    let says = |token| head.headers.has_token("connection", token);
+    let http10 = head.version == ch02_proxy::http::Version::Http10;
+    let close = says("close") || (http10 && !says("keep-alive")) || head.framing == Framing::UntilClose;
+    Ok(Some(Head { status: head.status, len, framing: head.framing, close }))
 }
 
-/// How many bytes of `body` the body takes, once it is all there.
+/// How many bytes of `body` the body takes, once it is all there, found by
+/// chapter 5's `BodyTracker`.
 pub fn body_len(body: &[u8], framing: Framing) -> Result<Option<usize>, String> {
-    match framing {
-        Framing::Length(n) => Ok((body.len() >= n).then_some(n)),
-        Framing::UntilClose => Ok(None),
-        Framing::Chunked => {
-            let mut pos = 0;
-            loop {
-                let Some(eol) = find_crlf(&body[pos..]) else { return Ok(None) };
-                let line = std::str::from_utf8(&body[pos..pos + eol]).map_err(|_| "bad chunk size line")?;
-                let hex = line.split(';').next().unwrap_or_default().trim();
-                let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size {hex:?}"))?;
-                pos += eol + 2;
-                if size == 0 {
-                    // Trailer lines, if any, then an empty line.
-                    loop {
-                        let Some(eol) = find_crlf(&body[pos..]) else { return Ok(None) };
-                        pos += eol + 2;
-                        if eol == 0 {
-                            return Ok(Some(pos));
-                        }
-                    }
-                }
-                let end = pos.checked_add(size).and_then(|e| e.checked_add(2)).ok_or("chunk too large")?;
-                if body.len() < end {
-                    return Ok(None);
-                }
-                if &body[end - 2..end] != b"\r\n" {
-                    return Err("chunk not followed by CRLF".to_string());
-                }
-                pos = end;
-            }
-        }
-    }
-}
-
-fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
+    let mut tracker = ch05_event_loop::framing::BodyTracker::new(framing);
+    let n = tracker.feed(body).map_err(|e| format!("invalid body: {e}"))?;
+    Ok(tracker.is_done().then_some(n))
 }
 
 /// What the generator keeps of a response.

@@ -343,27 +343,13 @@ pub fn parse_nofile_limits(limits: &str) -> Option<(u64, u64)> {
 
 /// Raises this process's soft open-file limit to its hard limit, so the
 /// 10,000-connection check can hold its sockets and the servers started
-/// afterwards inherit the higher limit.
-///
-/// xtask uses std only, which has no setrlimit; util-linux's `prlimit`
-/// can change a running process's limits, this one included. When that is
-/// missing the limit stays as it is (then `ulimit -n 65535` in the shell
-/// that runs the bench does it).
+/// afterwards inherit the higher limit: chapter 1's `raise_fd_limit`, the
+/// call every server of the book makes at start. When it cannot, the limit
+/// stays as it is (then `ulimit -n 65535` in the shell that runs the bench
+/// does it).
 pub fn raise_nofile_soft_limit() {
-    let Some((soft, hard)) = nofile_limits() else { return };
-    if soft >= hard {
-        return;
-    }
-    let hard = if hard == u64::MAX { "unlimited".to_string() } else { hard.to_string() };
-    let ok = Command::new("prlimit")
-        .args(["--pid", &std::process::id().to_string(), &format!("--nofile={hard}:")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("[bench] could not raise the open-file limit from {soft} (no prlimit?); try `ulimit -n 65535`");
+    if let Err(e) = ch01_fundamentals::net::raise_fd_limit() {
+        eprintln!("[bench] could not raise the open-file limit ({e}); try `ulimit -n 65535`");
     }
 }
 

@@ -15,8 +15,9 @@ use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
 
 use crate::cli::LbArgs;
+use crate::lb::admit::Admission;
 use crate::lb::reuse::Reuse;
-use crate::lb::{Config, Lb, Stats, run_with};
+use crate::lb::{Config, Hooks, Lb, Stats, run_with};
 use crate::poller;
 
 /// The flags of the event-loop balancer: chapter 5's shared ones, and
@@ -49,6 +50,8 @@ pub struct Program<'a> {
     pub name: &'static str,
     /// Backend connections kept between requests (chapter 6), if any.
     pub reuse: Option<&'a mut dyn Reuse>,
+    /// Decides which requests may reach a backend (chapter 7), if anything.
+    pub admission: Option<&'a mut dyn Admission>,
     /// More lines for the statistics report (the pool's).
     pub report: Box<dyn Fn() -> String + Send + Sync>,
     /// Makes `--algorithm fastest` (the binaries plug in chapter 4's lab 7.2).
@@ -58,7 +61,11 @@ pub struct Program<'a> {
 
 impl std::fmt::Debug for Program<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").field("name", &self.name).field("reuse", &self.reuse).finish_non_exhaustive()
+        f.debug_struct("Program")
+            .field("name", &self.name)
+            .field("reuse", &self.reuse)
+            .field("admission", &self.admission)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +88,7 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
-    let Program { name, reuse, report: extra, fastest } = program;
+    let Program { name, reuse, admission, report: extra, fastest } = program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
@@ -138,7 +145,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
         poller = %args.poller, fd_limit = fds, pooled, "{name} listening");
     setup.chosen.announce(local.port());
-    run_with(listener, &lb, shutdown, reuse)?;
+    run_with(listener, &lb, shutdown, Hooks { reuse, admission })?;
     eprint!("{}", report(name, &lb.pool, &lb.stats, started, &extra()));
     Ok(())
 }

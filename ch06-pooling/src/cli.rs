@@ -1,8 +1,14 @@
-//! `pooled_lb`'s own flags: the pool's sizes and limits.
+//! `pooled_lb`'s own flags (the pool's sizes and limits), and its whole
+//! program, which chapter 7 runs with a rate limiter plugged in.
 
 use std::time::Duration;
 
-use crate::pool::PoolConfig;
+use ch04_advanced::algorithm::MakeAlgorithm;
+use ch05_event_loop::app::{Program, ReactorArgs, serve};
+use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::lb::reuse::{Reuse, Socket};
+
+use crate::pool::{Pool, PoolConfig};
 
 /// How many backend connections to keep, and for how long.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,3 +44,30 @@ impl PoolArgs {
         })
     }
 }
+
+// ANCHOR: serve_pooled
+/// Runs chapter 5's program with the pool the flags describe (or none,
+/// with `--no-pool`): `pooled_lb`'s whole `main`, and chapter 7's with a
+/// rate limiter as `admission`. `report` adds lines to the statistics
+/// report after the pool's.
+pub fn serve_pooled(
+    name: &'static str,
+    reactor: &ReactorArgs,
+    pool: &PoolArgs,
+    admission: Option<&mut dyn Admission>,
+    report: Box<dyn Fn() -> String + Send + Sync>,
+) -> anyhow::Result<()> {
+    // `--algorithm fastest` is chapter 4's lab 7.2.
+    let fastest: Option<MakeAlgorithm> = Some(ch04_advanced::labs::fastest);
+    let Some(config) = pool.config() else {
+        return serve(reactor, Program { name, reuse: None, admission, report, fastest });
+    };
+    let mut pool: Pool<Socket> = Pool::new(config);
+    let stats = pool.shared_stats();
+    let report = Box::new(move || stats.snapshot().report() + &report());
+    let reuse = Some(&mut pool as &mut dyn Reuse);
+    // Shortens the hook's lifetime to the pool's.
+    let admission = admission.map(|a| a as &mut dyn Admission);
+    serve(reactor, Program { name, reuse, admission, report, fastest })
+}
+// ANCHOR_END: serve_pooled

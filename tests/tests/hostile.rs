@@ -1,6 +1,7 @@
 //! Hostile clients and hostile backends against every server binary that
 //! speaks HTTP: `reverse_proxy`, `forward_proxy`, `load_balancer`,
-//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb` and `simple_http_backend`.
+//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`, `rate_limited_lb` and
+//! `simple_http_backend`.
 //!
 //! Each test is one attack, run against every binary it applies to. After
 //! every attack the process must still be running, must answer a plain GET
@@ -110,6 +111,29 @@ const POOLED_LB: Bin = Bin {
     kind: Kind::Balancer,
     fixed: &["--health-check", "off"],
 };
+/// The limiter reads every request's headers (here an API key) and path
+/// (a route limit) to find its key: hostile bytes go through it too. The
+/// limits are high enough never to refuse what the suite sends.
+const RATE_LIMITED_LB: Bin = Bin {
+    package: "ch07-rate-limit",
+    name: "rate_limited_lb",
+    message: "rate-limited load balancer listening",
+    kind: Kind::Balancer,
+    fixed: &[
+        "--health-check",
+        "off",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--rate-key",
+        "header:x-api-key",
+        "--rate-route",
+        "/api=100000:100000",
+        "--rate-global",
+        "1000000:1000000",
+    ],
+};
 const SIMPLE_BACKEND: Bin = Bin {
     package: "backends",
     name: "simple_http_backend",
@@ -119,12 +143,22 @@ const SIMPLE_BACKEND: Bin = Bin {
 };
 
 /// Every binary that speaks HTTP.
-const ALL: [Bin; 8] =
-    [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, SIMPLE_BACKEND];
+const ALL: [Bin; 9] = [
+    REVERSE_PROXY,
+    FORWARD_PROXY,
+    LOAD_BALANCER,
+    ADVANCED_LB,
+    HIGH_PERF_LB,
+    TOKIO_LB,
+    POOLED_LB,
+    RATE_LIMITED_LB,
+    SIMPLE_BACKEND,
+];
 /// Those with a backend behind them.
-const PROXIES: [Bin; 7] = [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB];
+const PROXIES: [Bin; 8] =
+    [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB];
 /// Those with several backends behind them.
-const BALANCERS: [Bin; 5] = [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB];
+const BALANCERS: [Bin; 6] = [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB];
 
 /// The binary's path, built once per test process (`binary` runs cargo,
 /// which may wait for the build lock).

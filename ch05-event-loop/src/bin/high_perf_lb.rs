@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     let program = Program {
         name: "high-performance load balancer",
         reuse: None,
+        admission: None,
         report: Box::new(String::new),
         // `--algorithm fastest` is chapter 4's lab 7.2.
         fastest: Some(ch04_advanced::labs::fastest),

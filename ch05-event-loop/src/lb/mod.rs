@@ -23,10 +23,12 @@
 //! | one lazy timer per connection, and what a deadline means | `lb/conn/deadlines.rs` |
 //! | active health checks without blocking | [`probe`] |
 //! | keeping backend connections between requests (chapter 6 plugs in) | [`reuse`] |
+//! | whether a request may reach a backend at all (chapter 7 plugs in) | [`admit`] |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
+pub mod admit;
 pub mod conn;
 pub mod probe;
 pub mod reuse;
@@ -49,6 +51,7 @@ use ch04_advanced::node::{Backend, Pool};
 
 use crate::poller::{self, Event, Interest, Poller, Trigger};
 use crate::timers::{TimerId, Timers};
+use admit::Admission;
 use conn::Conn;
 use reuse::Reuse;
 use slab::Slab;
@@ -248,6 +251,8 @@ pub(crate) struct Reactor<'a> {
     pub(crate) reuse: Option<&'a mut dyn Reuse>,
     /// The armed expiry timer of the kept connections, and when it fires.
     pub(crate) reuse_timer: Option<(TimerId, Instant)>,
+    /// Who decides whether a request may reach a backend (none in chapter 5).
+    pub(crate) admission: Option<&'a mut dyn Admission>,
     listener: Option<TcpListener>,
     accepting: bool,
 }
@@ -257,12 +262,24 @@ pub(crate) struct Reactor<'a> {
 /// accepting and lets requests in progress finish (up to the drain
 /// timeout). One thread does everything.
 pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()> {
-    run_with(listener, lb, shutdown, None)
+    run_with(listener, lb, shutdown, Hooks::default())
 }
 
-/// [`run`], keeping backend connections between requests in `reuse`
-/// (chapter 6's pool) when one is given.
-pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, reuse: Option<&mut dyn Reuse>) -> io::Result<()> {
+/// What later chapters plug into the loop: chapter 6 keeps backend
+/// connections between requests, chapter 7 decides which requests may
+/// reach a backend. Chapter 5 plugs in neither.
+#[derive(Debug, Default)]
+pub struct Hooks<'a> {
+    /// Backend connections kept between requests (chapter 6's pool).
+    pub reuse: Option<&'a mut dyn Reuse>,
+    /// Asked about every request before a backend is picked (chapter 7's
+    /// rate limiter).
+    pub admission: Option<&'a mut dyn Admission>,
+}
+
+/// [`run`] with the [`Hooks`] given.
+pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
+    let Hooks { reuse, admission } = hooks;
     listener.set_nonblocking(true)?;
     shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(lb.config.poller)?;
@@ -280,6 +297,7 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, reuse: Optio
         // Shortens the trait object's lifetime to the reactor's.
         reuse: reuse.map(|r| r as &mut dyn Reuse),
         reuse_timer: None,
+        admission: admission.map(|a| a as &mut dyn Admission),
         listener: Some(listener),
         accepting: true,
     };
@@ -297,6 +315,9 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, reuse: Optio
             r.close_idle();
             if r.conns.len() == 0 || Instant::now() >= deadline {
                 tracing::info!(left = r.conns.len(), "stopped");
+                if let Some(admission) = r.admission.as_deref_mut() {
+                    admission.stopped();
+                }
                 return Ok(());
             }
         }
@@ -488,6 +509,7 @@ mod tests {
             waiting: VecDeque::new(),
             reuse: None,
             reuse_timer: None,
+            admission: None,
             listener: None,
             accepting: false,
         };

@@ -1,10 +1,7 @@
 //! `pooled_lb`: `high_perf_lb` with a pool of backend connections.
 
-use ch04_advanced::algorithm::MakeAlgorithm;
-use ch05_event_loop::app::{Program, ReactorArgs, serve};
-use ch05_event_loop::lb::reuse::{Reuse, Socket};
-use ch06_pooling::cli::PoolArgs;
-use ch06_pooling::pool::Pool;
+use ch05_event_loop::app::ReactorArgs;
+use ch06_pooling::cli::{PoolArgs, serve_pooled};
 use clap::Parser;
 
 /// Chapter 5's single-threaded load balancer, keeping backend connections
@@ -29,15 +26,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let name = "pooled load balancer";
-    // `--algorithm fastest` is chapter 4's lab 7.2.
-    let fastest: Option<MakeAlgorithm> = Some(ch04_advanced::labs::fastest);
-    let Some(config) = args.pool.config() else {
-        return serve(&args.reactor, Program { name, reuse: None, report: Box::new(String::new), fastest });
-    };
-    let mut pool: Pool<Socket> = Pool::new(config);
-    let stats = pool.shared_stats();
-    let report = Box::new(move || stats.snapshot().report());
-    serve(&args.reactor, Program { name, reuse: Some(&mut pool as &mut dyn Reuse), report, fastest })
+    // No admission hook: every request goes on (chapter 7 adds one).
+    serve_pooled("pooled load balancer", &args.reactor, &args.pool, None, Box::new(String::new))
 }
 // ANCHOR_END: main

@@ -20,6 +20,7 @@ impl Conn {
         let cfg = &r.lb.config;
         match &self.state {
             State::Head { .. } => self.since + cfg.limits.header_timeout,
+            State::Held { until, .. } => *until,
             State::Queued { .. } | State::Connecting { .. } => self.since + cfg.timeouts.connect,
             // The whole request is up: the backend has this long to start answering.
             State::Exchange { response: Response::Head { .. }, sent_at: Some(at), .. } => *at + cfg.timeouts.response,
@@ -77,6 +78,13 @@ impl Reactor<'_> {
             State::Head { .. } => {
                 let t = cfg.limits.header_timeout;
                 self.fail(c, 408, &format!("no complete head within {t:?}"));
+            }
+            State::Held { .. } => {
+                // Its wait is over: on to a backend, as if it had just arrived.
+                if let State::Held { req, .. } = c.take_state() {
+                    c.since = now;
+                    self.connect_next(i, c, req, now);
+                }
             }
             State::Queued { .. } => {
                 let t = cfg.timeouts.connect;

@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ch02_proxy::http::{Framing, HeadScan, Version, parse_request, parse_response, remove_hop_by_hop};
+use ch02_proxy::http::{Framing, HeadScan, RequestHead, Version, parse_request, parse_response, remove_hop_by_hop};
 use ch02_proxy::proxy::{Fault, error_response, prepare_upstream_request};
 use ch04_advanced::headers::{client_ip, cookie};
 use ch04_advanced::health::record_request;
@@ -18,6 +18,7 @@ use super::buffer::split;
 use super::sockets::read_some;
 use super::{Conn, Flow, Request, Response, State, Upstream};
 use crate::framing::BodyTracker;
+use crate::lb::admit::{Arrival, Verdict, answer_bytes};
 use crate::lb::reuse::persistence;
 use crate::lb::{Reactor, Stats};
 
@@ -36,7 +37,10 @@ impl Reactor<'_> {
                     Ok(())
                 })
             }
-            State::Queued { req } | State::Connecting { req, .. } | State::Exchange { req, .. } => {
+            State::Held { req, .. }
+            | State::Queued { req }
+            | State::Connecting { req, .. }
+            | State::Exchange { req, .. } => {
                 // Body bytes go up (bounded by the buffer); once the body is
                 // complete, what comes is the next request (bounded like a head).
                 let room = if req.body.is_done() {
@@ -109,6 +113,22 @@ impl Reactor<'_> {
         let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
         // The client behind our trusted proxies, before we add ourselves.
         let client = client_ip(c.peer.ip(), &head.headers, &self.lb.config.trusted_proxies);
+        // ANCHOR: admit
+        // May it reach a backend at all? (Chapter 7's rate limiter.)
+        let mut hold_until = None;
+        if let Some(admission) = self.admission.as_deref_mut() {
+            let arrival = Arrival { peer: c.peer.ip(), client, head: &head };
+            match admission.admit(&arrival, now) {
+                Verdict::Pass => {}
+                Verdict::Hold(wait) => hold_until = Some(now + wait),
+                Verdict::Answer { status, headers, body } => {
+                    let keep = keep_alive && head.framing == Framing::Empty;
+                    self.answer_locally(c, &head, keep, (status, &headers, &body), now);
+                    return true;
+                }
+            }
+        }
+        // ANCHOR_END: admit
         if let Err(e) = prepare_upstream_request(&mut head, c.peer.ip(), "http") {
             self.fail(c, e.status.unwrap_or(400), &e.detail);
             return true;
@@ -169,9 +189,36 @@ impl Reactor<'_> {
                 return true;
             }
         }
-        // The state leaves Head: Connecting, Queued, or Closing with an error.
-        self.connect_next(i, c, req, now);
+        // The state leaves Head: Held (its turn comes later), or
+        // Connecting, Queued, or Closing with an error.
+        match hold_until {
+            Some(until) => {
+                c.state = State::Held { req, until };
+                c.since = now;
+            }
+            None => self.connect_next(i, c, req, now),
+        }
         true
+    }
+
+    /// Answers a request ourselves (the admission hook said so): the
+    /// connection goes on to the next request when `keep` allows, as
+    /// after any complete response. A request with a body is answered
+    /// and the connection closed: its body is never read as a request.
+    fn answer_locally(
+        &mut self,
+        c: &mut Conn,
+        head: &RequestHead,
+        keep: bool,
+        (status, headers, body): (u16, &[(&'static str, String)], &str),
+        now: Instant,
+    ) {
+        let keep = keep && !(c.client_eof && c.from_client.is_empty());
+        c.to_client.push(&answer_bytes(status, headers, body, keep));
+        tracing::debug!(peer = %c.peer, method = %head.method, target = %head.target, status, "answered without a backend");
+        c.served += 1;
+        c.since = now;
+        c.state = if keep { State::Head { scan: HeadScan::default() } } else { State::Closing { shut_down: false } };
     }
 
     /// Reads the backend's answer: first its head (checked, edited), then
@@ -370,7 +417,7 @@ impl Reactor<'_> {
     /// been sent yet) and ends the connection.
     pub(super) fn fail(&mut self, c: &mut Conn, status: u16, detail: &str) {
         let (req, up, started_response) = match c.take_state() {
-            State::Queued { req } => (Some(req), None, false),
+            State::Held { req, .. } | State::Queued { req } => (Some(req), None, false),
             State::Connecting { req, up } => (Some(req), Some(up), false),
             State::Exchange { req, up, response, .. } => {
                 let started = response.started();

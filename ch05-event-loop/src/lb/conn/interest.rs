@@ -30,7 +30,10 @@ impl Reactor<'_> {
                     // the client hanging up) unless a whole head is waiting.
                     // Keeping the interest unchanged saves two epoll_ctl calls
                     // per request.
-                    State::Queued { req } | State::Connecting { req, .. } | State::Exchange { req, .. } => {
+                    State::Held { req, .. }
+                    | State::Queued { req }
+                    | State::Connecting { req, .. }
+                    | State::Exchange { req, .. } => {
                         if req.body.is_done() {
                             c.from_client.len() <= limits.max_head_bytes
                         } else {
@@ -56,7 +59,7 @@ impl Reactor<'_> {
                 };
                 Some((up, want))
             }
-            State::Head { .. } | State::Queued { .. } | State::Closing { .. } => None,
+            State::Head { .. } | State::Held { .. } | State::Queued { .. } | State::Closing { .. } => None,
         };
         if let Some((up, want)) = upstream
             && want != up.interest

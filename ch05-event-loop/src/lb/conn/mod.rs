@@ -70,6 +70,14 @@ pub enum State {
         /// How far the head so far has been looked at.
         scan: HeadScan,
     },
+    /// Held back by the admission hook (chapter 7's rate limiter in delay
+    /// mode) until `until`, then on to a backend like any other request.
+    Held {
+        /// The request.
+        req: Request,
+        /// When it may go.
+        until: Instant,
+    },
     /// Waiting for a file descriptor to connect with (all in use): the
     /// request waits in line, as in HAProxy's queue, rather than failing.
     Queued {
@@ -105,7 +113,10 @@ impl State {
     /// The request being served, from `Queued` to the end of the exchange.
     fn request(&self) -> Option<&Request> {
         match self {
-            State::Queued { req } | State::Connecting { req, .. } | State::Exchange { req, .. } => Some(req),
+            State::Held { req, .. }
+            | State::Queued { req }
+            | State::Connecting { req, .. }
+            | State::Exchange { req, .. } => Some(req),
             State::Head { .. } | State::Closing { .. } => None,
         }
     }

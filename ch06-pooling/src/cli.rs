@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use ch04_advanced::algorithm::MakeAlgorithm;
 use ch05_event_loop::app::{Program, ReactorArgs, serve};
 use ch05_event_loop::lb::admit::Admission;
 use ch05_event_loop::lb::reuse::{Reuse, Socket};
@@ -46,24 +45,17 @@ impl PoolArgs {
 }
 
 // ANCHOR: serve_pooled
-/// Runs chapter 5's program with the pool the flags describe (or none,
-/// with `--no-pool`): `pooled_lb`'s whole `main`, and chapter 7's with a
-/// rate limiter as `admission`. `report` adds lines to the statistics
-/// report after the pool's.
-pub fn serve_pooled(
-    name: &'static str,
-    reactor: &ReactorArgs,
-    pool: &PoolArgs,
-    admission: Option<&mut dyn Admission>,
-    report: Box<dyn Fn() -> String + Send + Sync>,
-) -> anyhow::Result<()> {
-    // `--algorithm fastest` is chapter 4's lab 7.2.
-    let fastest: Option<MakeAlgorithm> = Some(ch04_advanced::labs::fastest);
+/// Runs chapter 5's `program` with the pool the flags describe as its
+/// `Reuse` (or none, with `--no-pool`): `pooled_lb`'s whole `main`, and
+/// chapter 7's with a rate limiter as the program's `admission`. The
+/// pool's lines come first in the statistics report.
+pub fn serve_pooled(reactor: &ReactorArgs, pool: &PoolArgs, program: Program<'_>) -> anyhow::Result<()> {
     let Some(config) = pool.config() else {
-        return serve(reactor, Program { name, reuse: None, admission, report, fastest });
+        return serve(reactor, program);
     };
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
+    let Program { name, admission, report, fastest, .. } = program;
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);
     // Shortens the hook's lifetime to the pool's.

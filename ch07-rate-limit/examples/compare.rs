@@ -41,14 +41,20 @@ fn main() -> Result<(), String> {
         let _ = write!(header, " {name} ({} req) |", times.len());
         rule.push_str("---|");
     }
-    println!("{header} all |\n{rule}---|");
-    println!("{}", row(&SlidingWindow::new(quota), &traces, &quota));
-    println!("{}", row(&TokenBucket::new(quota), &traces, &quota));
-    println!("{}", row(&Gcra::new(quota), &traces, &quota));
-    println!("{}", row(&LeakyBucket::nodelay(quota), &traces, &quota));
-    println!("{}", row(&SlidingLog::new(quota), &traces, &quota));
+    let table = [
+        format!("{header} all |\n{rule}---|"),
+        row(&SlidingWindow::new(quota), &traces, &quota),
+        row(&TokenBucket::new(quota), &traces, &quota),
+        row(&Gcra::new(quota), &traces, &quota),
+        row(&LeakyBucket::nodelay(quota), &traces, &quota),
+        row(&SlidingLog::new(quota), &traces, &quota),
+    ]
+    .join("\n");
+    println!("{table}");
 
     let Some(dir) = std::env::args().nth(1) else { return Ok(()) };
+    let dir = std::path::Path::new(&dir);
+    write(&dir.join("compare.md"), &format!("{table}\n"))?;
     // One burst, the same for all: quota 1/s burst 5; 12 requests at once,
     // then one every 250 ms for 4 s, then a pause, then 6 at once.
     let q = Quota::new(1.0, 5).map_err(|e| e.to_string())?;
@@ -77,8 +83,78 @@ fn main() -> Result<(), String> {
         };
         let _ = writeln!(csv, ",{delay}");
     }
-    let path = std::path::Path::new(&dir).join("burst.csv");
-    std::fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("\nwrote {}", path.display());
+    write(&dir.join("burst.csv"), &csv)?;
+    write(&dir.join("burst.svg"), &svg(&times, &cols, &delayed))?;
     Ok(())
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// One row of dots per algorithm along a time axis: green allowed, red
+/// refused; the last row is GCRA in delay mode, each request drawn where
+/// it is finally sent (orange when it was held).
+fn svg(
+    times: &[Nanos],
+    cols: &[Vec<ch07_rate_limit::algorithm::Decision>],
+    delayed: &[ch07_rate_limit::algorithm::Decision],
+) -> String {
+    let names =
+        ["token bucket", "GCRA", "leaky bucket (nginx)", "sliding window", "sliding log (exact)", "GCRA, delay mode"];
+    let (left, top, row_h, width) = (170.0, 30.0, 34.0, 560.0);
+    let end_ms = 12_000.0;
+    let x = |ms: f64| left + ms / end_ms * width;
+    let height = top + row_h * names.len() as f64 + 40.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"16\">quota 1/s, burst 5: 12 requests at 1 s, one every 250 ms to 5 s, 6 at 9 s</text>\n",
+        w = left + width + 20.0
+    );
+    for (r, name) in names.iter().enumerate() {
+        let y = top + row_h * (r as f64 + 0.5);
+        let _ = writeln!(out, "<text x=\"8\" y=\"{:.1}\">{name}</text>", y + 4.0);
+        let _ = writeln!(
+            out,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>",
+            left + width
+        );
+        // Requests at the same moment are spread upwards a little, so a
+        // burst shows as a column of dots.
+        let mut prev = None;
+        let mut stack = 0.0;
+        for (i, &t) in times.iter().enumerate() {
+            stack = if prev == Some(t) { stack + 1.0 } else { 0.0 };
+            prev = Some(t);
+            let ms = t as f64 / 1e6;
+            let (cx, color) = if let Some(col) = cols.get(r) {
+                let ok = col.get(i).is_some_and(|d| d.allowed());
+                (x(ms), if ok { "#2a9d2a" } else { "#d62728" })
+            } else {
+                match delayed.get(i).map(|d| d.verdict) {
+                    Some(Verdict::Allow) => (x(ms), "#2a9d2a"),
+                    Some(Verdict::Delay(d)) => (x(ms + d as f64 / 1e6), "#ff8c00"),
+                    _ => (x(ms), "#d62728"),
+                }
+            };
+            let cy = y - stack * 2.2;
+            let _ =
+                writeln!(out, "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" fill=\"{color}\" fill-opacity=\"0.8\"/>");
+        }
+    }
+    let axis_y = top + row_h * names.len() as f64 + 6.0;
+    for s in 0..=12 {
+        let xs = x(f64::from(s) * 1000.0);
+        let _ = writeln!(out, "<text x=\"{xs:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s}s</text>", axis_y + 10.0);
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{left}\" y=\"{:.1}\"><tspan fill=\"#2a9d2a\">● allowed</tspan>  <tspan fill=\"#d62728\">● refused</tspan>  <tspan fill=\"#ff8c00\">● held, drawn when sent</tspan></text>",
+        axis_y + 28.0
+    );
+    out.push_str("</svg>\n");
+    out
 }

@@ -23,6 +23,7 @@
 
 mod checks;
 mod churn;
+mod limiter;
 mod load;
 mod report;
 mod servers;
@@ -93,6 +94,9 @@ pub enum LbKey {
     Tokio,
     /// Chapter 6's pooled_lb: chapter 5's loop with a backend connection pool.
     Pooled,
+    /// Chapter 7's rate_limited_lb: pooled_lb with a limit that never
+    /// triggers, to measure what checking it costs.
+    Limited,
     /// nginx with one worker process, a backend connection per request.
     Nginx,
     /// nginx with one worker process and upstream `keepalive 64`.
@@ -108,12 +112,13 @@ pub enum LbKey {
 
 impl LbKey {
     /// Every server, in ladder order.
-    const LADDER: [LbKey; 10] = [
+    const LADDER: [LbKey; 11] = [
         LbKey::Ch03,
         LbKey::Ch04,
         LbKey::Ch05,
         LbKey::Tokio,
         LbKey::Pooled,
+        LbKey::Limited,
         LbKey::Nginx,
         LbKey::NginxKeepalive,
         LbKey::Haproxy,
@@ -129,6 +134,7 @@ impl LbKey {
             LbKey::Ch05 => "ch05 high_perf_lb",
             LbKey::Tokio => "ch05 tokio_lb",
             LbKey::Pooled => "ch06 pooled_lb",
+            LbKey::Limited => "ch07 rate_limited_lb",
             LbKey::Nginx => "nginx",
             LbKey::NginxKeepalive => "nginx keepalive",
             LbKey::Haproxy => "HAProxy",
@@ -145,13 +151,14 @@ impl LbKey {
             LbKey::Ch05 => Some(("ch05-event-loop", "high_perf_lb")),
             LbKey::Tokio => Some(("ch05-event-loop", "tokio_lb")),
             LbKey::Pooled => Some(("ch06-pooling", "pooled_lb")),
+            LbKey::Limited => Some(("ch07-rate-limit", "rate_limited_lb")),
             LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse | LbKey::Direct => None,
         }
     }
 
     /// Whether it keeps backend connections between requests.
     pub fn pools(self) -> bool {
-        matches!(self, LbKey::Pooled | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
+        matches!(self, LbKey::Pooled | LbKey::Limited | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
     }
 
     /// Whether the many-connections check applies: the event-loop servers.
@@ -179,10 +186,25 @@ impl LbKey {
         let extra: &[&str] = match self {
             LbKey::Ch03 => &["--strategy", "rr"],
             LbKey::Ch05 | LbKey::Pooled => &["--poller", "epoll"],
+            // Every request is checked against a per-client, a route and a
+            // global limit (three tables), none of which ever refuses: what
+            // is measured is the cost of asking.
+            LbKey::Limited => &[
+                "--poller",
+                "epoll",
+                "--rate",
+                "1000000000",
+                "--burst",
+                "1000000000",
+                "--rate-route",
+                "/=1000000000:1000000000",
+                "--rate-global",
+                "1000000000:1000000000",
+            ],
             _ => &[],
         };
         args.extend(extra.iter().map(|s| s.to_string()));
-        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio | LbKey::Pooled) {
+        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio | LbKey::Pooled | LbKey::Limited) {
             // Shared by chapter 4 and the binaries built on it.
             let common = ["--algorithm", "rr", "--health-check", "tcp", "--drain-timeout-secs", "1"];
             args.extend(common.iter().map(|s| s.to_string()));
@@ -246,6 +268,11 @@ pub struct BenchArgs {
     /// Seconds of the churn test.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     churn_secs: u64,
+    /// Instead of the ladder, chapter 7's limiter targets: the criterion
+    /// benchmark of one check at 1, 1,000 and 1,000,000 keys (<= 50 ns) and
+    /// the resident memory per key at a million keys (<= 64 bytes).
+    #[arg(long)]
+    limiter: bool,
 }
 
 /// What every measurement of a run shares.
@@ -265,6 +292,9 @@ struct Run {
 
 /// `cargo xtask bench`.
 pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
+    if args.limiter {
+        return limiter::run(root, args.quick);
+    }
     if args.churn {
         return run_churn(root, if args.quick { 10 } else { args.churn_secs.max(1) });
     }

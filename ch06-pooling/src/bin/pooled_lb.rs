@@ -1,6 +1,6 @@
 //! `pooled_lb`: `high_perf_lb` with a pool of backend connections.
 
-use ch05_event_loop::app::ReactorArgs;
+use ch05_event_loop::app::{Program, ReactorArgs};
 use ch06_pooling::cli::{PoolArgs, serve_pooled};
 use clap::Parser;
 
@@ -26,7 +26,16 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // No admission hook: every request goes on (chapter 7 adds one).
-    serve_pooled("pooled load balancer", &args.reactor, &args.pool, None, Box::new(String::new))
+    let program = Program {
+        name: "pooled load balancer",
+        // Filled in by `serve_pooled`, from --pool-* flags.
+        reuse: None,
+        // Every request goes on to a backend (chapter 7 adds a limiter).
+        admission: None,
+        report: Box::new(String::new),
+        // `--algorithm fastest` is chapter 4's lab 7.2.
+        fastest: Some(ch04_advanced::labs::fastest),
+    };
+    serve_pooled(&args.reactor, &args.pool, program)
 }
 // ANCHOR_END: main

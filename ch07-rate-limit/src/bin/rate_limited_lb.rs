@@ -1,7 +1,7 @@
 //! `rate_limited_lb`: `pooled_lb` with a rate limiter in front of the
 //! backends.
 
-use ch05_event_loop::app::ReactorArgs;
+use ch05_event_loop::app::{Program, ReactorArgs};
 use ch05_event_loop::lb::admit::Admission;
 use ch06_pooling::cli::{PoolArgs, serve_pooled};
 use ch07_rate_limit::cli::RateArgs;
@@ -48,8 +48,15 @@ fn main() -> anyhow::Result<()> {
     if limits.is_empty() {
         eprintln!("  none: every request passes (see --rate, --rate-global, --rate-route)");
     }
-    let report = Box::new(move || stats.report());
-    let admission = Some(&mut limiter as &mut dyn Admission);
-    serve_pooled("rate-limited load balancer", &args.reactor, &args.pool, admission, report)
+    let program = Program {
+        name: "rate-limited load balancer",
+        // Filled in by `serve_pooled`, from --pool-* flags.
+        reuse: None,
+        admission: Some(&mut limiter as &mut dyn Admission),
+        report: Box::new(move || stats.report()),
+        // `--algorithm fastest` is chapter 4's lab 7.2.
+        fastest: Some(ch04_advanced::labs::fastest),
+    };
+    serve_pooled(&args.reactor, &args.pool, program)
 }
 // ANCHOR_END: main

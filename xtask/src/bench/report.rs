@@ -227,6 +227,28 @@ pub fn targets(all: &[Measured], nginx_absent: Option<&str>, held_target: usize,
     };
     let _ = writeln!(out, "  {name}: {line}");
     out.push_str(&pooled_targets(all));
+    out.push_str(&limited_targets(all));
+    out
+}
+
+/// Chapter 7's target: a limit that never refuses costs at most 5 % of
+/// pooled_lb's requests per second.
+pub fn limited_targets(all: &[Measured]) -> String {
+    let mut out = String::new();
+    let find = |key| all.iter().find(|m| m.key == key);
+    let (limited, pooled) = (find(LbKey::Limited), find(LbKey::Pooled));
+    let counts: Vec<usize> = limited.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
+    for c in &counts {
+        let name = format!("rate_limited_lb req/s at {c} conns >= 0.95 x pooled_lb (a limit that never refuses)");
+        let line = match (limited.and_then(|m| m.run_at(*c)), pooled.and_then(|m| m.run_at(*c))) {
+            (Some(l), Some(p)) if p.requests_per_sec > 0.0 => {
+                let ratio = l.requests_per_sec / p.requests_per_sec;
+                format!("{} ({ratio:.3})", verdict(ratio >= 0.95))
+            }
+            _ => "n/a (rate_limited_lb and pooled_lb were not both measured)".to_string(),
+        };
+        let _ = writeln!(out, "  {name}: {line}");
+    }
     out
 }
 

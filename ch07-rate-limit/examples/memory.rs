@@ -35,6 +35,12 @@ fn main() -> Result<(), String> {
         table.memory_bytes(),
         table.memory_bytes() as f64 / keys as f64
     );
+    // How much of it the kernel backed with 2 MiB pages (see keyed.rs).
+    if let Ok(rollup) = std::fs::read_to_string("/proc/self/smaps_rollup")
+        && let Some(line) = rollup.lines().find(|l| l.starts_with("AnonHugePages"))
+    {
+        println!("huge pages: {}", line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "));
+    }
     if per_key > 64.0 {
         return Err(format!("{per_key:.1} bytes per key: over the 64-byte target"));
     }

@@ -48,7 +48,7 @@ pub struct RateArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Clients remembered per limit (memory is allocated for this many at
-    /// start-up, about 30 bytes each, and never grows).
+    /// start-up, 20 bytes each, and never grows).
     #[arg(long, default_value_t = 100_000)]
     pub rate_max_keys: usize,
     /// Seconds between the log's summaries of refused requests.

@@ -6,10 +6,13 @@
 //! this table is allocated once, at the operator's capacity, and never
 //! grows:
 //!
-//! - open addressing: a flat array of `(key, state)` slots, 24 bytes each
-//!   with [`Gcra`](crate::algorithm::Gcra)'s 8-byte state, and no pointers;
-//! - a key lives in one of the `PROBE` slots after its hash (a bounded
-//!   probe: a check reads at most three cache lines);
+//! - no keys are stored, only a 64-bit *tag*: the key's hash under a seed
+//!   chosen at random when the table is made. A slot is the tag and the
+//!   state, 16 bytes with [`Gcra`](crate::algorithm::Gcra)'s 8-byte state;
+//! - slots come in buckets of four (one 64-byte cache line), and a key may
+//!   live in either of two buckets its hash names ("two choices": a new key
+//!   goes to the emptier one, which keeps the table evenly filled). A check
+//!   reads at most two cache lines;
 //! - a new key takes an empty slot, or a slot whose state has fully
 //!   recovered ([`Algorithm::is_fresh`]), which forgets nothing that
 //!   matters;
@@ -20,8 +23,11 @@
 //!   while that is still in debt, so passing through the overflow cannot
 //!   reset anyone either.
 //!
-//! So eviction can only make the limiter stricter, never looser: a property
-//! test (`tests/keyed.rs`) checks that no key is ever allowed more than an
+//! Two keys whose tags are equal share a state. With a million keys that
+//! happens to some pair about once in 36 million tables, and sharing can
+//! only make a limit stricter. So eviction, overflow and collisions can
+//! all make the limiter stricter, never looser: a property test
+//! (`tests/keyed.rs`) checks that no key is ever allowed more than an
 //! unbounded map would allow it.
 #![deny(clippy::indexing_slicing)]
 
@@ -32,20 +38,16 @@ use std::net::IpAddr;
 use crate::algorithm::{Algorithm, Decision};
 use crate::clock::Nanos;
 
-/// Slots looked at for one key, after the one its hash names.
-pub const PROBE: usize = 8;
+/// Slots per bucket: four 16-byte slots fill a 64-byte cache line.
+pub const BUCKET: usize = 4;
 
-/// Slots per key of capacity, in eighths: 10/8 = a table at most 80 % full.
+/// Slots per key of capacity, in eighths: 10/8, a table at most 80 % full.
 const SLOTS_PER_KEY_EIGHTHS: usize = 10;
 
 /// A client's identity in 128 bits: an IP address (IPv4 as IPv6-mapped),
 /// or the hash of anything else (a header value, a route).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u64; 2]);
-
-/// Marks an empty slot. `ffff:ffff:...:ffff` is a multicast address, never
-/// the source of a TCP connection; a hashed key that lands on it is moved.
-const EMPTY: [u64; 2] = [u64::MAX, u64::MAX];
 
 impl Key {
     /// An address as a key.
@@ -60,7 +62,7 @@ impl Key {
 
     /// Any two words as a key.
     pub fn raw(words: [u64; 2]) -> Key {
-        if words == EMPTY { Key([u64::MAX, u64::MAX - 1]) } else { Key(words) }
+        Key(words)
     }
 }
 
@@ -87,11 +89,18 @@ impl KeyHasher {
 }
 
 // ANCHOR: slot
-/// One slot: a key and its state, nothing else.
+/// One slot: a key's tag (0: empty) and its state, nothing else.
 #[derive(Debug, Clone, Copy)]
 struct Slot<S> {
-    key: [u64; 2],
+    tag: u64,
     state: S,
+}
+
+/// Four slots on one cache line (for 16-byte slots).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Bucket<S> {
+    slots: [Slot<S>; BUCKET],
 }
 // ANCHOR_END: slot
 
@@ -123,8 +132,8 @@ where
     A::State: Copy,
 {
     algorithm: A,
-    slots: Box<[Slot<A::State>]>,
-    hasher: RandomState,
+    buckets: Box<[Bucket<A::State>]>,
+    seed: [u64; 3],
     overflow: A::State,
     capacity: usize,
     stats: KeyedStats,
@@ -137,12 +146,19 @@ where
     /// A table for `capacity` keys (at least 1), allocated now, whole.
     pub fn new(algorithm: A, capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let len = (capacity.saturating_mul(SLOTS_PER_KEY_EIGHTHS) / 8).max(PROBE);
-        let empty = Slot { key: EMPTY, state: algorithm.fresh() };
+        let slots = capacity.saturating_mul(SLOTS_PER_KEY_EIGHTHS) / 8;
+        let len = slots.div_ceil(BUCKET).max(2);
+        let empty = Bucket { slots: [Slot { tag: 0, state: algorithm.fresh() }; BUCKET] };
+        let mut buckets = Vec::with_capacity(len);
+        // Asked before the memory is first written, so that its pages are
+        // faulted in as 2 MiB huge pages where the system allows: a
+        // random lookup in a big table otherwise misses the TLB too.
+        huge_pages(buckets.as_mut_ptr(), len * std::mem::size_of::<Bucket<A::State>>());
+        buckets.resize(len, empty);
         Self {
             overflow: algorithm.fresh(),
-            slots: vec![empty; len].into_boxed_slice(),
-            hasher: RandomState::new(),
+            buckets: buckets.into_boxed_slice(),
+            seed: random_seed(),
             capacity,
             stats: KeyedStats::default(),
             algorithm,
@@ -161,7 +177,7 @@ where
 
     /// Bytes the table holds: fixed at creation.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots) + std::mem::size_of::<Self>()
+        std::mem::size_of_val(&*self.buckets) + std::mem::size_of::<Self>()
     }
 
     /// What the table has done so far.
@@ -172,43 +188,56 @@ where
     /// Slots in use (a count over the table: for tests and reports, not
     /// for the hot path).
     pub fn occupied(&self) -> usize {
-        self.slots.iter().filter(|s| s.key != EMPTY).count()
+        self.buckets.iter().flat_map(|b| b.slots.iter()).filter(|s| s.tag != 0).count()
     }
 
     // ANCHOR: check
     /// Decides about one request from `key` at `now`, charging it when
     /// `charge` says so and it is allowed.
     pub fn check(&mut self, key: Key, now: Nanos, charge: Charge) -> Decision {
-        let home = self.home(key);
-        let len = self.slots.len();
-        // One pass over the probe window: the key itself, or the first
-        // slot it could take (empty, or holding a recovered state).
-        let mut free = None;
-        for step in 0..PROBE {
-            let i = (home + step) % len;
-            let Some(slot) = self.slots.get_mut(i) else { break };
-            if slot.key == key.0 {
-                return decide(&self.algorithm, &mut slot.state, now, charge);
+        let tag = self.tag(key);
+        let (one, two) = self.buckets_of(tag);
+        // Both buckets are read first, independently: two cache misses
+        // then overlap instead of following each other.
+        let first_tags = (self.buckets.get(one).map(|b| b.slots[0].tag), self.buckets.get(two).map(|b| b.slots[0].tag));
+        std::hint::black_box(first_tags);
+        // One pass over both buckets: the key itself, or where it could go
+        // (an empty slot, or one holding a recovered state), counting the
+        // room in each bucket to put a new key in the emptier one.
+        let mut free: [(usize, Option<usize>); 2] = [(0, None), (0, None)];
+        for (which, b) in [one, two].into_iter().enumerate() {
+            let Some(bucket) = self.buckets.get_mut(b) else { continue };
+            for (i, slot) in bucket.slots.iter_mut().enumerate() {
+                if slot.tag == tag {
+                    return decide(&self.algorithm, &mut slot.state, now, charge);
+                }
+                if slot.tag == 0 || self.algorithm.is_fresh(&slot.state, now) {
+                    let room = &mut free[which];
+                    room.0 += 1;
+                    room.1.get_or_insert(i);
+                }
             }
-            if free.is_none() && (slot.key == EMPTY || self.algorithm.is_fresh(&slot.state, now)) {
-                free = Some(i);
+            if one == two {
+                break;
             }
         }
         // A key we do not hold. A new client's state is fresh, unless the
         // overflow is in debt: then this key may be one that was charged
         // there, and it must not start over.
         let start = if self.algorithm.is_fresh(&self.overflow, now) { self.algorithm.fresh() } else { self.overflow };
-        match free.and_then(|i| self.slots.get_mut(i)) {
+        let [(room_one, at_one), (room_two, at_two)] = free;
+        let place = if room_two > room_one { at_two.map(|i| (two, i)) } else { at_one.map(|i| (one, i)) };
+        match place.and_then(|(b, i)| self.buckets.get_mut(b).and_then(|b| b.slots.get_mut(i))) {
             Some(slot) => {
                 let mut state = start;
                 let decision = decide(&self.algorithm, &mut state, now, charge);
                 if charge == Charge::Yes {
-                    if slot.key == EMPTY {
+                    if slot.tag == 0 {
                         self.stats.inserted += 1;
                     } else {
                         self.stats.reclaimed += 1;
                     }
-                    *slot = Slot { key: key.0, state };
+                    *slot = Slot { tag, state };
                 }
                 decision
             }
@@ -221,12 +250,60 @@ where
     }
     // ANCHOR_END: check
 
-    /// The slot the key's hash names.
-    fn home(&self, key: Key) -> usize {
-        let h = self.hasher.hash_one(key.0);
-        // Maps the hash onto 0..len without a division's bias or cost.
-        ((u128::from(h) * self.slots.len() as u128) >> 64) as usize
+    /// The key's tag: its hash under this table's seed, never 0 (empty).
+    /// Three multiplications, each folded (the high half of the 128-bit
+    /// product XORed into the low half), mix every input bit into every
+    /// output bit; the random seed means nobody outside can aim keys at
+    /// one bucket.
+    fn tag(&self, key: Key) -> u64 {
+        let [a, b] = key.0;
+        let [s0, s1, s2] = self.seed;
+        let h = fold_mul(a ^ s0, 0x9E37_79B9_7F4A_7C15);
+        let h = fold_mul(h ^ b ^ s1, 0xD6E8_FEB8_6659_FD93);
+        let h = fold_mul(h ^ s2, 0xA076_1D64_78BD_642F);
+        h.max(1)
     }
+
+    /// The two buckets a tag may live in: from its high and low halves.
+    fn buckets_of(&self, tag: u64) -> (usize, usize) {
+        let n = self.buckets.len() as u64;
+        // Maps 32 bits onto 0..n without a division's bias or cost.
+        let one = ((tag >> 32) * n) >> 32;
+        let two = ((tag & 0xFFFF_FFFF) * n) >> 32;
+        (one as usize, two as usize)
+    }
+}
+
+/// Advises the kernel to back `[start, start + len)` with huge pages
+/// (Linux's transparent huge pages in `madvise` mode). Only advice: when
+/// it is refused, or elsewhere than Linux, nothing changes but speed.
+#[cfg(target_os = "linux")]
+fn huge_pages<T>(start: *mut T, len: usize) {
+    const PAGE: usize = 4096;
+    let first = (start as usize).next_multiple_of(PAGE);
+    let end = (start as usize).saturating_add(len) / PAGE * PAGE;
+    let Some(addr) = std::ptr::NonNull::new(first as *mut std::ffi::c_void) else { return };
+    if end > first {
+        // SAFETY: the range is page-aligned and lies inside an allocation
+        // this table owns (the Vec's capacity); MADV_HUGEPAGE changes how
+        // the pages are backed, never their contents or validity.
+        let _ = unsafe { nix::sys::mman::madvise(addr, end - first, nix::sys::mman::MmapAdvise::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn huge_pages<T>(_start: *mut T, _len: usize) {}
+
+fn fold_mul(x: u64, k: u64) -> u64 {
+    let p = u128::from(x) * u128::from(k);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Three random words from the standard library's per-process random
+/// hasher keys (no extra dependency for randomness).
+fn random_seed() -> [u64; 3] {
+    let word = |i: u64| RandomState::new().hash_one(i);
+    [word(1), word(2), word(3)]
 }
 
 /// Checks `state`; leaves it untouched unless charging.
@@ -278,8 +355,11 @@ mod tests {
         let v4: IpAddr = [192, 0, 2, 1].into();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(Key::ip(v4), Key::ip(mapped));
+        let t = Keyed::new(gcra(1.0, 1), 10);
         let all_ones: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
-        assert_ne!(Key::ip(all_ones).0, EMPTY);
+        for k in [Key::ip(all_ones), Key::raw([0, 0]), Key::ip([0, 0, 0, 0].into())] {
+            assert_ne!(t.tag(k), 0);
+        }
     }
 
     #[test]
@@ -296,7 +376,7 @@ mod tests {
             t.check(Key::raw([2, u64::from(i)]), SECOND / 2, Charge::Yes);
         }
         assert_eq!(t.memory_bytes(), bytes);
-        assert!(t.occupied() <= t.slots.len());
+        assert!(t.occupied() <= t.buckets.len() * BUCKET);
         assert!(t.stats().overflowed > 9_000, "{:?}", t.stats());
         // A client that was limited is still limited.
         let limited = (0..16u32).filter(|&i| !t.check(Key::raw([1, u64::from(i)]), SECOND / 2, Charge::No).allowed());

@@ -211,8 +211,9 @@ where
                 if slot.tag == tag {
                     return decide(&self.algorithm, &mut slot.state, now, charge);
                 }
-                if slot.tag == 0 || self.algorithm.is_fresh(&slot.state, now) {
-                    let room = &mut free[which];
+                if (slot.tag == 0 || self.algorithm.is_fresh(&slot.state, now))
+                    && let Some(room) = free.get_mut(which)
+                {
                     room.0 += 1;
                     room.1.get_or_insert(i);
                 }

@@ -3,7 +3,8 @@
 //! 7239 `Forwarded` chain (lab 6.3), the client behind trusted proxies,
 //! the sticky-session cookie and `X-Request-ID` (chapter 4's
 //! `headers.rs`), and the keys chapter 4's algorithms hash (consistent
-//! hashing by path or client address, sticky sessions by cookie).
+//! hashing by path or client address, sticky sessions by cookie), and the
+//! keys chapter 7's rate limiter takes from a request.
 //!
 //! Input: a flags byte, a path up to the first `\n`, then header lines.
 //! They become `GET <path> HTTP/1.1` and that header section, and go
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ch02_proxy::forwarding::add_forwarding_headers;
-use ch02_proxy::http::{Headers, parse_request};
+use ch02_proxy::http::{Headers, RequestHead, parse_request};
 use ch02_proxy::labs::lab_6_3_forwarding_chain::{add_forwarded, forwarded_element};
 use ch03_load_balancer::rng::Rng;
 use ch04_advanced::algorithm::consistent_hash::ConsistentHash;
@@ -33,6 +34,9 @@ use ch04_advanced::algorithm::sticky::Sticky;
 use ch04_advanced::algorithm::{Algorithm, Context};
 use ch04_advanced::headers::{Cidr, MAX_REQUEST_ID, client_ip, cookie, ensure_request_id};
 use ch04_advanced::node::{Backend, Pool};
+use ch05_event_loop::lb::admit::Verdict;
+use ch07_rate_limit::limiter::{KeyBy, Outcome, RateLimiter, RouteLimit, Settings};
+use ch07_rate_limit::quota::Quota;
 use lbs_fuzz::{Input, WRITTEN_LIMITS, assert_forwardable, peer_ip};
 use libfuzzer_sys::fuzz_target;
 
@@ -67,6 +71,11 @@ fuzz_target!(|data: &[u8]| {
     if trusted.is_empty() {
         assert_eq!(hashed_ip, client, "without trusted proxies the peer is the client");
     }
+
+    // Chapter 7: every key a rate limiter takes from a request (the
+    // address, the forwarded client, a header's value, the route), and
+    // the 429 it writes.
+    rate_limit(&head, client, hashed_ip);
 
     // Chapter 2: X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host.
     add_forwarding_headers(&mut head.headers, client, "http");
@@ -130,6 +139,37 @@ fuzz_target!(|data: &[u8]| {
 
     assert_forwardable(&head.to_bytes(), &head);
 });
+
+/// A fresh limiter of burst 2 allows exactly two requests at one moment,
+/// whatever the request looks like, and refuses the third with header
+/// values a response may carry.
+fn rate_limit(head: &RequestHead, peer: IpAddr, client: IpAddr) {
+    let quota = |burst| Quota::new(1.0, burst).expect("a valid quota");
+    for key in [KeyBy::Ip, KeyBy::Xff, KeyBy::Header("x-api-key".into()), KeyBy::Route] {
+        let settings = Settings {
+            per_key: Some(quota(2)),
+            global: Some(quota(100)),
+            routes: vec![RouteLimit { prefix: "/a".into(), quota: quota(3) }],
+            key,
+            max_keys: 8,
+            ..Settings::default()
+        };
+        let mut limiter = RateLimiter::new(&settings);
+        assert_eq!(limiter.decide(peer, client, head, 0), Outcome::Pass);
+        assert_eq!(limiter.decide(peer, client, head, 0), Outcome::Pass);
+        let Outcome::Refuse { policy, wait, applied, .. } = limiter.decide(peer, client, head, 0) else {
+            panic!("a third request at once is refused")
+        };
+        let Verdict::Answer { status, headers, body } = limiter.refusal(policy, wait, &applied) else {
+            panic!("a refusal is answered")
+        };
+        assert_eq!(status, 429);
+        for (name, value) in &headers {
+            assert!(value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "{name}: {value:?}");
+        }
+        assert!(body.ends_with('\n'));
+    }
+}
 
 fn assert_single(headers: &Headers, name: &str) {
     assert_eq!(headers.get_all(name).count(), 1, "exactly one {name}");

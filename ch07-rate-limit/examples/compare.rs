@@ -105,7 +105,7 @@ fn svg(
     let names =
         ["token bucket", "GCRA", "leaky bucket (nginx)", "sliding window", "sliding log (exact)", "GCRA, delay mode"];
     let (left, top, row_h, width) = (170.0, 30.0, 34.0, 560.0);
-    let end_ms = 12_000.0;
+    let end_ms = 14_000.0;
     let x = |ms: f64| left + ms / end_ms * width;
     let height = top + row_h * names.len() as f64 + 40.0;
     let mut out = format!(
@@ -140,21 +140,25 @@ fn svg(
                     _ => (x(ms), "#d62728"),
                 }
             };
-            let cy = y - stack * 2.2;
+            // A held request is drawn alone, where it is finally sent.
+            let cy = if color == "#ff8c00" { y } else { y - stack * 2.2 };
             let _ =
                 writeln!(out, "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" fill=\"{color}\" fill-opacity=\"0.8\"/>");
         }
     }
     let axis_y = top + row_h * names.len() as f64 + 6.0;
-    for s in 0..=12 {
+    for s in 0..=14 {
         let xs = x(f64::from(s) * 1000.0);
         let _ = writeln!(out, "<text x=\"{xs:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s}s</text>", axis_y + 10.0);
     }
-    let _ = writeln!(
-        out,
-        "<text x=\"{left}\" y=\"{:.1}\"><tspan fill=\"#2a9d2a\">● allowed</tspan>  <tspan fill=\"#d62728\">● refused</tspan>  <tspan fill=\"#ff8c00\">● held, drawn when sent</tspan></text>",
-        axis_y + 28.0
-    );
+    for (i, (color, label)) in
+        [("#2a9d2a", "allowed"), ("#d62728", "refused"), ("#ff8c00", "held, drawn when it is sent")].iter().enumerate()
+    {
+        let lx = left + 110.0 * i as f64;
+        let ly = axis_y + 28.0;
+        let _ = writeln!(out, "<circle cx=\"{lx:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{color}\"/>", ly - 4.0);
+        let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{ly:.1}\">{label}</text>", lx + 8.0);
+    }
     out.push_str("</svg>\n");
     out
 }

@@ -64,6 +64,9 @@ impl RateArgs {
                 X-Forwarded-For is the client's own claim and every client could pick its key"
                 .into());
         }
+        if self.burst == 0 {
+            return Err("--burst must be at least 1 (one request at a time)".into());
+        }
         if self.rate_max_keys == 0 {
             return Err("--rate-max-keys must be at least 1".into());
         }

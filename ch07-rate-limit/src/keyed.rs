@@ -244,7 +244,9 @@ where
             }
             None => {
                 // No room without forgetting a client that is limited.
-                self.stats.overflowed += 1;
+                if charge == Charge::Yes {
+                    self.stats.overflowed += 1;
+                }
                 decide(&self.algorithm, &mut self.overflow, now, charge)
             }
         }

@@ -123,7 +123,7 @@ fn a_dry_run_limits_nothing_and_reports_what_it_would_have_refused() {
     let mut lb = rate_limited_lb(&backend, &["--rate", "1", "--burst", "1", "--dry-run"]);
     let got: Vec<u16> = (0..4).map(|_| get_from(40, lb.addr, "/").status).collect();
     assert_eq!(got, [200, 200, 200, 200]);
-    let warned = lb.wait_for_line(WAIT, |l| l.contains("rate limited 127.0.0.40 by the client limit (dry run"));
+    let warned = lb.wait_for_line(WAIT, |l| l.contains("would rate limit 127.0.0.40 by the client limit"));
     assert!(warned.is_some());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(lb.pid() as i32), nix::sys::signal::Signal::SIGUSR1).unwrap();
     let line = lb.wait_for_line(WAIT, |l| l.contains("let through by the dry run"));
@@ -141,7 +141,8 @@ fn the_log_names_a_refused_client_once_then_counts() {
     assert!(lb.wait_for_line(WAIT, |l| l.contains("rate limited 127.0.0.50 by the client limit")).is_some());
     // Stopping sums up what was counted since.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(lb.pid() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let summary = lb.wait_for_line(WAIT, |l| l.contains("rate limited 127.0.0.50 by the client limit: 4 more refused"));
+    let summary =
+        lb.wait_for_line(WAIT, |l| l.contains("rate limited 127.0.0.50 by the client limit: 4 more refused since"));
     assert!(summary.is_some());
     let report = lb.wait_for_line(WAIT, |l| l.contains("requests checked"));
     assert!(report.is_some_and(|l| l.contains("6 requests checked: 1 passed at once, 0 delayed, 5 refused")));

@@ -186,9 +186,9 @@ impl LbKey {
         let extra: &[&str] = match self {
             LbKey::Ch03 => &["--strategy", "rr"],
             LbKey::Ch05 | LbKey::Pooled => &["--poller", "epoll"],
-            // Every request is checked against a per-client, a route and a
-            // global limit (three tables), none of which ever refuses: what
-            // is measured is the cost of asking.
+            // Every request is checked against a route limit and a client
+            // limit (two keyed tables) and a global one (one state), none
+            // of which ever refuses: what is measured is the cost of asking.
             LbKey::Limited => &[
                 "--poller",
                 "epoll",

@@ -57,7 +57,7 @@ pub trait Admission: std::fmt::Debug {
 }
 // ANCHOR_END: admission
 
-/// The bytes of an [`Verdict::Answer`]: a complete response that keeps the
+/// The bytes of a [`Verdict::Answer`]: a complete response that keeps the
 /// connection open when `keep_alive` says it may.
 pub fn answer_bytes(status: u16, headers: &[(&'static str, String)], body: &str, keep_alive: bool) -> Vec<u8> {
     let reason = ch02_proxy::proxy::reason(status);

@@ -22,7 +22,7 @@ mod token_bucket;
 pub mod trace;
 
 pub use gcra::Gcra;
-pub use leaky_bucket::LeakyBucket;
+pub use leaky_bucket::{Excess, LeakyBucket};
 pub use sliding_log::SlidingLog;
 pub use sliding_window::{SlidingWindow, WindowState};
 pub use token_bucket::{TokenBucket, Tokens};

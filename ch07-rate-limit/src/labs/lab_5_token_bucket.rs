@@ -88,7 +88,7 @@
 //! pay a new handshake for its next, allowed request.
 //!
 //! When your bucket passes, compare it with the chapter's own,
-//! `crate::algorithm::token_bucket`.
+//! `crate::algorithm::TokenBucket` (in `src/algorithm/token_bucket.rs`).
 //!
 //! Run it: `cargo test -p ch07-rate-limit --no-default-features lab_5`.
 

@@ -13,7 +13,7 @@
 //! own, with time passed in as a number of nanoseconds (never read from
 //! the clock), so every test is exact and instant. Lab 5 is a token bucket
 //! and the 429 response that goes with it; once it passes, compare it with
-//! the chapter's `crate::algorithm::token_bucket`. Lab 8.2 keeps a bucket
+//! the chapter's `crate::algorithm::TokenBucket` (in `src/algorithm/token_bucket.rs`). Lab 8.2 keeps a bucket
 //! per client IP in bounded memory; compare it with `crate::keyed`. Lab
 //! 8.2 does not use lab 5's code, so each can be done, and passed, without
 //! the other.

@@ -260,11 +260,16 @@ impl RateLimiter {
             self.policies.get(i).and_then(|p| p.prefix.as_deref()).is_some_and(|prefix| path.starts_with(prefix))
         });
         let key = self.key(peer, client, head, path, route);
-        let mut applied: Vec<usize> = Vec::with_capacity(3);
-        applied.extend(route);
-        applied.extend(self.client);
-        applied.extend(self.global);
-        let Some((&last, first)) = applied.split_last() else { return Outcome::Pass };
+        // At most three limits apply: a fixed array, no allocation per request.
+        let mut applied = [0; 3];
+        let mut n = 0;
+        for i in [route, self.client, self.global].into_iter().flatten() {
+            if let Some(slot) = applied.get_mut(n) {
+                *slot = i;
+                n += 1;
+            }
+        }
+        let Some((&last, first)) = applied.get(..n).and_then(<[usize]>::split_last) else { return Outcome::Pass };
         // Ask all but the last; charge the last; then charge the others.
         // Nothing is charged unless every limit allows the request.
         let mut hold = 0;
@@ -275,7 +280,10 @@ impl RateLimiter {
             match decision.verdict {
                 Verdict::Allow => {}
                 Verdict::Delay(wait) => hold = hold.max(wait),
-                Verdict::Deny(wait) => return Outcome::Refuse { policy: i, wait, applied, key },
+                Verdict::Deny(wait) => {
+                    let applied = first.iter().chain(std::iter::once(&last)).copied().collect();
+                    return Outcome::Refuse { policy: i, wait, applied, key };
+                }
             }
         }
         for &i in first {
@@ -304,24 +312,20 @@ impl RateLimiter {
     }
 
     /// Prints what the log has to say at `now` (or everything, at exit).
-    fn emit(lines: Vec<Line>, interval: Duration) {
+    fn emit(lines: Vec<Line>, interval: Duration, dry_run: bool) {
+        let (limited, refused) = if dry_run {
+            ("would rate limit", "would have been refused (dry run: let through)")
+        } else {
+            ("rate limited", "refused")
+        };
+        let secs = interval.as_secs();
         for line in lines {
             match line {
-                Line::First { label } => {
-                    tracing::warn!(
-                        "rate limited {label} (further refusals of this key are counted for {}s)",
-                        interval.as_secs()
-                    )
-                }
-                Line::More { label, count } => {
-                    tracing::warn!("rate limited {label}: {count} more refused in the last {}s", interval.as_secs())
-                }
-                Line::Others { count } => {
-                    tracing::warn!(
-                        "rate limited {count} more requests from other keys in the last {}s",
-                        interval.as_secs()
-                    )
-                }
+                Line::First { label } => tracing::warn!(
+                    "{limited} {label} (further refusals of this key are counted, and summed up within {secs}s)"
+                ),
+                Line::More { label, count } => tracing::warn!("{limited} {label}: {count} more {refused} since"),
+                Line::Others { count } => tracing::warn!("{limited} {count} more requests from other keys: {refused}"),
             }
         }
     }
@@ -329,7 +333,7 @@ impl RateLimiter {
     /// The log's last summary (at exit).
     pub fn flush_log(&mut self) {
         let interval = self.log_interval();
-        Self::emit(self.log.flush(), interval);
+        Self::emit(self.log.flush(), interval, self.dry_run);
     }
 
     fn log_interval(&self) -> Duration {
@@ -345,15 +349,18 @@ impl RateLimiter {
     /// every limit that applied, `RateLimit` for the one that refused.
     pub fn refusal(&self, policy: usize, wait: Nanos, applied: &[usize]) -> Admit {
         let secs = retry_after_secs(wait);
-        let Some(p) = self.policies.get(policy) else { return Admit::Pass };
         let items: Vec<String> =
             applied.iter().filter_map(|&i| self.policies.get(i)).map(|q| policy_item(&q.name, &q.quota)).collect();
-        let headers = vec![
-            ("Retry-After", secs.to_string()),
-            ("RateLimit-Policy", items.join(", ")),
-            ("RateLimit", limit_item(&p.name, 0, secs)),
-        ];
-        let body = format!("429 Too Many Requests: over the {} limit of {}; retry after {secs} s\n", p.name, p.quota);
+        let mut headers = vec![("Retry-After", secs.to_string())];
+        // (The policy always exists: its index came from `decide`.)
+        let body = match self.policies.get(policy) {
+            Some(p) => {
+                headers.push(("RateLimit-Policy", items.join(", ")));
+                headers.push(("RateLimit", limit_item(&p.name, 0, secs)));
+                format!("429 Too Many Requests: over the {} limit of {}; retry after {secs} s\n", p.name, p.quota)
+            }
+            None => format!("429 Too Many Requests: retry after {secs} s\n"),
+        };
         Admit::Answer { status: 429, headers, body }
     }
 }
@@ -362,7 +369,7 @@ impl Admission for RateLimiter {
     fn admit(&mut self, arrival: &Arrival<'_>, now: Instant) -> Admit {
         let t = self.clock.at(now);
         let interval = self.log_interval();
-        Self::emit(self.log.tick(t), interval);
+        Self::emit(self.log.tick(t), interval, self.dry_run);
         let Arrival { peer, client, head } = *arrival;
         let outcome = self.decide(peer, client, head, t);
         self.stats.record(&outcome, self.dry_run);
@@ -375,13 +382,17 @@ impl Admission for RateLimiter {
             Outcome::Hold(_) if self.dry_run => Admit::Pass,
             Outcome::Hold(wait) => Admit::Hold(Duration::from_nanos(wait)),
             Outcome::Refuse { policy, wait, applied, key } => {
-                let (policies, key_by, dry_run) = (&self.policies, &self.key_by, self.dry_run);
+                let (policies, key_by, routes) = (&self.policies, &self.key_by, &self.routes);
                 let lines = self.log.refused(policy, key, t, || {
                     let name = policies.get(policy).map_or("", |p| p.name.as_str());
-                    let dry = if dry_run { " (dry run: let through)" } else { "" };
-                    format!("{} by the {name} limit{dry}", label(key_by, peer, client, head))
+                    let path = path_of(&head.target);
+                    let route = routes
+                        .iter()
+                        .filter_map(|&i| policies.get(i)?.prefix.as_deref())
+                        .find(|prefix| path.starts_with(prefix));
+                    format!("{} by the {name} limit", label(key_by, peer, client, head, route))
                 });
-                Self::emit(lines, interval);
+                Self::emit(lines, interval, self.dry_run);
                 if self.dry_run { Admit::Pass } else { self.refusal(policy, wait, &applied) }
             }
         }
@@ -393,7 +404,7 @@ impl Admission for RateLimiter {
 }
 
 /// The key as the log names it (only built for a key's first refusal).
-fn label(key_by: &KeyBy, peer: IpAddr, client: IpAddr, head: &RequestHead) -> String {
+fn label(key_by: &KeyBy, peer: IpAddr, client: IpAddr, head: &RequestHead, route: Option<&str>) -> String {
     match key_by {
         KeyBy::Ip => peer.to_string(),
         KeyBy::Xff => client.to_string(),
@@ -402,7 +413,9 @@ fn label(key_by: &KeyBy, peer: IpAddr, client: IpAddr, head: &RequestHead) -> St
             Some(v) => format!("{name}: {}", v.escape_ascii().to_string().chars().take(64).collect::<String>()),
             None => peer.to_string(),
         },
-        KeyBy::Route => first_segment(path_of(&head.target)).escape_default().to_string(),
+        // The route the key was made from: the matching prefix, or the
+        // path's first segment.
+        KeyBy::Route => route.unwrap_or_else(|| first_segment(path_of(&head.target))).escape_default().to_string(),
     }
 }
 

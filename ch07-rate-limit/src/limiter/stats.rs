@@ -97,8 +97,9 @@ impl LimiterStats {
             out.push_str(&format!(", {would} let through by the dry run that would have been refused"));
         }
         out.push('\n');
+        let verb = if would > 0 && get(&self.refused) == 0 { "would have refused" } else { "refused" };
         for p in &self.policies {
-            out.push_str(&format!("  {} limit: {} refused\n", p.name, get(&p.refused)));
+            out.push_str(&format!("  {} limit: {} {verb}\n", p.name, get(&p.refused)));
         }
         out.push_str(&format!(
             "  keys: {} placed, {} slots of recovered keys reused, {} checks charged to the shared overflow (table full)\n",

@@ -81,7 +81,9 @@ impl Reactor<'_> {
             }
             State::Held { .. } => {
                 // Its wait is over: on to a backend, as if it had just arrived.
-                if let State::Held { req, .. } = c.take_state() {
+                if let State::Held { mut req, .. } = c.take_state() {
+                    // Its latency is the backend's: the wait is not counted.
+                    req.started = now;
                     c.since = now;
                     self.connect_next(i, c, req, now);
                 }

@@ -7,23 +7,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ch07_rate_limit::algorithm::trace::Lcg;
 use ch07_rate_limit::clock::Nanos;
 use ch07_rate_limit::labs::lab_5_token_bucket::{TokenBucket, retry_after_secs, too_many_requests};
 use ch07_rate_limit::labs::lab_8_2_per_ip::{Decision, PerIpLimiter, PerIpStats};
 
-/// A small deterministic random sequence (an LCG): a failure names its
-/// step, and the same run replays it.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
+/// A number below `n` from the chapter's deterministic sequence
+/// (`algorithm::trace::Lcg`): a failure names its step, and the same run
+/// replays it.
+fn below(rng: &mut Lcg, n: usize) -> usize {
+    rng.below(n as u64) as usize
 }
 
 const MS: Nanos = 1_000_000;
@@ -257,19 +250,19 @@ const EXACT_RATES: &[(f64, Nanos)] = &[
 fn lab_5_agrees_with_a_model_on_random_traces() {
     let mut rng = Lcg(5);
     for run in 0..40 {
-        let (rate, per_token) = EXACT_RATES[rng.below(EXACT_RATES.len())];
-        let capacity = 1 + rng.below(10) as u32;
+        let (rate, per_token) = EXACT_RATES[below(&mut rng, EXACT_RATES.len())];
+        let capacity = 1 + below(&mut rng, 10) as u32;
         let start = rng.next_u64() * 1000;
         let mut bucket = TokenBucket::new(capacity, rate, start);
         let mut model = ModelBucket::new(capacity, per_token, start);
         let (mut now, mut latest, mut allowed, mut refused) = (start, start, 0u64, 0u64);
         for step in 0..2000 {
-            now = match rng.below(10) {
+            now = match below(&mut rng, 10) {
                 0 => now,
-                1 => now + rng.below(10) as u64,
-                2..=5 => now + per_token * rng.below(100) as u64 / 100,
+                1 => now + below(&mut rng, 10) as u64,
+                2..=5 => now + per_token * below(&mut rng, 100) as u64 / 100,
                 6 | 7 => now + rng.next_u64() % (2 * per_token),
-                8 => now + per_token * (u64::from(capacity) + rng.below(3) as u64),
+                8 => now + per_token * (u64::from(capacity) + below(&mut rng, 3) as u64),
                 _ => now.saturating_sub(rng.next_u64() % per_token),
             };
             latest = latest.max(now);
@@ -580,8 +573,8 @@ fn lab_8_2_memory_stays_bounded_under_10000_addresses() {
     let busy: Vec<IpAddr> = (0..16).map(|n| v4(0xc633_6400 + n)).collect();
     let (mut now, mut fresh, mut calls) = (0, 0u32, 0u64);
     while fresh < 10_000 {
-        let client = if rng.below(2) == 0 {
-            busy[rng.below(busy.len())]
+        let client = if below(&mut rng, 2) == 0 {
+            busy[below(&mut rng, busy.len())]
         } else {
             fresh += 1;
             if fresh % 2 == 1 { v6((0x2001_0db8 << 96) + u128::from(fresh)) } else { v4(0x0a00_0000 + fresh) }
@@ -608,20 +601,20 @@ fn lab_8_2_memory_stays_bounded_under_10000_addresses() {
 fn lab_8_2_agrees_with_a_model_on_random_traces() {
     let mut rng = Lcg(28);
     for run in 0..60 {
-        let (rate, per_token) = EXACT_RATES[rng.below(EXACT_RATES.len())];
-        let capacity = 1 + rng.below(4) as u32;
-        let max_clients = [1, 2, 3, 8][rng.below(4)];
-        let addresses = max_clients + 1 + rng.below(2 * max_clients);
+        let (rate, per_token) = EXACT_RATES[below(&mut rng, EXACT_RATES.len())];
+        let capacity = 1 + below(&mut rng, 4) as u32;
+        let max_clients = [1, 2, 3, 8][below(&mut rng, 4)];
+        let addresses = max_clients + 1 + below(&mut rng, 2 * max_clients);
         let mut limiter = PerIpLimiter::new(capacity, rate, max_clients);
         let mut model = ModelLimiter::new(capacity, per_token, max_clients);
         let mut now = 1000 * SEC;
         for step in 0..1000 {
-            let n = rng.below(addresses) as u32;
+            let n = below(&mut rng, addresses) as u32;
             let client = if n % 3 == 2 { v6(u128::from(n)) } else { v4(n) };
-            now = match rng.below(8) {
+            now = match below(&mut rng, 8) {
                 0 => now,
                 1..=4 => now + rng.next_u64() % per_token,
-                5 | 6 => now + per_token * (1 + rng.below(2 * capacity as usize) as u64),
+                5 | 6 => now + per_token * (1 + below(&mut rng, 2 * capacity as usize) as u64),
                 _ => now.saturating_sub(rng.next_u64() % per_token),
             };
             let context = format!("run {run} step {step}: capacity {capacity}, rate {rate}/s, max {max_clients}");

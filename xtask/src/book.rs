@@ -2,7 +2,8 @@
 //!
 //! mdBook only *warns* when an `{{#include file:anchor}}` names a missing
 //! file or anchor and renders an empty listing. Here that is an error, and
-//! so is any ERROR line from `mdbook build`.
+//! so is any ERROR line from `mdbook build`. What the transcripts quote
+//! (flags, log lines) is checked against the programs too (`quotes.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,14 @@ fn mdbook_build(book: &Path) -> Result<()> {
 pub fn book_check(book: &Path) -> Result<()> {
     let count = check_all_includes(book)?;
     println!("book-check: {count} includes resolve to existing files and anchors");
+    let mut pages = Vec::new();
+    markdown_files(&book.join("src"), &mut pages)?;
+    pages.sort();
+    let root = book.parent().unwrap_or(Path::new("."));
+    let (flags, logs) = crate::quotes::check(root, &pages)?;
+    println!(
+        "book-check: {flags} quoted flags are in their binaries' --help; {logs} quoted log lines match the source"
+    );
     mdbook_build(book)?;
     println!("book-check: mdbook build finished without errors ({})", book.join("build").display());
     Ok(())

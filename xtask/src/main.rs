@@ -17,6 +17,7 @@ mod edition;
 mod fuzz;
 mod labs;
 mod process;
+mod quotes;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,146 @@
+//! The registry: every family, rendered as a Prometheus scrape expects
+//! (text format 0.0.4: `# HELP` and `# TYPE` once per family, then its
+//! samples, each line ending in a newline, the last one too).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::family::Family;
+use crate::metric::{Counter, Gauge, Histogram};
+use crate::text::{push_float, push_help, push_labels};
+
+/// The media type of what [`Registry::render`] writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Something that renders a family of samples.
+pub trait Collect: Send + Sync + std::fmt::Debug {
+    /// The family's name.
+    fn name(&self) -> &str;
+    /// Appends its HELP, TYPE and sample lines.
+    fn render(&self, out: &mut String);
+    /// Resolutions folded into `__other__` (the cardinality budget).
+    fn folded(&self) -> u64;
+}
+
+/// How a metric type writes its samples.
+pub trait Kind: Send + Sync {
+    /// `counter`, `gauge` or `histogram`.
+    const TYPE: &'static str;
+    /// Appends the sample lines of one series.
+    fn samples(&self, name: &str, label_names: &[String], values: &[String], out: &mut String);
+}
+
+fn line(out: &mut String, name: &str, suffix: &str, names: &[String], values: &[String], value: f64) {
+    out.push_str(name);
+    out.push_str(suffix);
+    push_labels(out, names, values, None);
+    out.push(' ');
+    push_float(out, value);
+    out.push('\n');
+}
+
+impl Kind for Counter {
+    const TYPE: &'static str = "counter";
+    fn samples(&self, name: &str, names: &[String], values: &[String], out: &mut String) {
+        line(out, name, "", names, values, self.get() as f64);
+    }
+}
+
+impl Kind for Gauge {
+    const TYPE: &'static str = "gauge";
+    fn samples(&self, name: &str, names: &[String], values: &[String], out: &mut String) {
+        line(out, name, "", names, values, self.get() as f64);
+    }
+}
+
+// ANCHOR: histogram_samples
+impl Kind for Histogram {
+    const TYPE: &'static str = "histogram";
+    fn samples(&self, name: &str, names: &[String], values: &[String], out: &mut String) {
+        let cumulative = self.cumulative();
+        let count = cumulative.last().copied().unwrap_or(0);
+        let mut le = String::new();
+        for (i, c) in cumulative.iter().enumerate() {
+            le.clear();
+            match self.bounds().get(i) {
+                Some(&b) => push_float(&mut le, b),
+                None => le.push_str("+Inf"),
+            }
+            out.push_str(name);
+            out.push_str("_bucket");
+            push_labels(out, names, values, Some(("le", &le)));
+            out.push(' ');
+            push_float(out, *c as f64);
+            out.push('\n');
+        }
+        line(out, name, "_sum", names, values, self.sum());
+        line(out, name, "_count", names, values, count as f64);
+    }
+}
+// ANCHOR_END: histogram_samples
+
+impl<M: Kind + 'static> Collect for Family<M> {
+    fn name(&self) -> &str {
+        Family::name(self)
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP ");
+        out.push_str(self.name());
+        out.push(' ');
+        push_help(out, self.help());
+        out.push_str("\n# TYPE ");
+        out.push_str(self.name());
+        out.push(' ');
+        out.push_str(M::TYPE);
+        out.push('\n');
+        for (values, series) in self.snapshot() {
+            series.samples(self.name(), self.label_names(), &values, out);
+        }
+    }
+
+    fn folded(&self) -> u64 {
+        Family::folded(self)
+    }
+}
+
+/// Every family a program exports.
+#[derive(Debug, Default)]
+pub struct Registry {
+    families: Mutex<Vec<Arc<dyn Collect>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a family; returns it, for the caller to resolve series from.
+    pub fn register<M: Kind + 'static>(&self, family: Family<M>) -> Arc<Family<M>> {
+        let family = Arc::new(family);
+        let collect: Arc<dyn Collect> = Arc::clone(&family) as Arc<dyn Collect>;
+        self.families.lock().unwrap_or_else(PoisonError::into_inner).push(collect);
+        family
+    }
+
+    // ANCHOR: render
+    /// The whole scrape: each family in the order registered, then how
+    /// many label resolutions each family folded into `__other__`.
+    pub fn render(&self) -> String {
+        let families = self.families.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut out = String::with_capacity(4096);
+        for f in &families {
+            f.render(&mut out);
+        }
+        if !families.is_empty() {
+            out.push_str("# HELP metrics_series_folded_total Label values folded into the __other__ series because their family reached its maximum number of series.\n");
+            out.push_str("# TYPE metrics_series_folded_total counter\n");
+            for f in &families {
+                let names = ["family".to_string()];
+                line(&mut out, "metrics_series_folded_total", "", &names, &[f.name().to_string()], f.folded() as f64);
+            }
+        }
+        out
+    }
+    // ANCHOR_END: render
+}

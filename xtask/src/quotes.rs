@@ -179,7 +179,8 @@ pub fn invocations(
 /// One log line in tracing's text format: `(target, message and fields)`.
 pub fn log_line(line: &str) -> Option<(&str, &str)> {
     const LEVELS: [&str; 5] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
-    let mut rest = line.trim_start();
+    // A shell may have echoed Ctrl-C (`^C`) just before the line.
+    let mut rest = line.trim_start().trim_start_matches("^C");
     // A timestamp (2026-12-03T13:49:45.145324Z, or a shortened one) may
     // come first.
     let (first, after_first) = rest.split_once(' ')?;
@@ -444,6 +445,10 @@ mod tests {
             "2026-12-03T13:49:45.145324Z  WARN ch07_rate_limit::limiter: rate limited 127.0.0.1 by the client limit";
         assert_eq!(log_line(line), Some(("ch07_rate_limit::limiter", "rate limited 127.0.0.1 by the client limit")));
         assert_eq!(log_line("  INFO load_balancer: stopping"), Some(("load_balancer", "stopping")));
+        assert_eq!(
+            log_line("^C2026-11-23T08:02:39.352266Z  INFO load_balancer: stopping"),
+            Some(("load_balancer", "stopping"))
+        );
         assert_eq!(log_line("HTTP/1.1 200 OK"), None);
         assert_eq!(message_of("request method=GET status=200"), "request");
         assert_eq!(

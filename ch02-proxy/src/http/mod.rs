@@ -204,7 +204,17 @@ impl Headers {
 
 /// The non-empty, trimmed elements of a comma-separated header value.
 fn split_list(value: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(value).split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect()
+    // Only SP and HTAB are whitespace around list elements (RFC 9110's
+    // OWS). `str::trim` would also strip Unicode spaces, and then
+    // `chunked\u{a0}` would read as `chunked` here but as an unknown coding
+    // to a backend: two views of one message's framing, which is how
+    // request smuggling starts.
+    String::from_utf8_lossy(value)
+        .split(',')
+        .map(|t| t.trim_matches([' ', '\t']))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// How the body after a head is delimited.
@@ -316,6 +326,17 @@ mod tests {
         assert_eq!((head.method.as_str(), head.target.as_str(), head.version), ("GET", "/a?b", Version::Http11));
         assert_eq!(head.headers.get_str("accept"), Some("*/*"));
         assert_eq!(head.framing, Framing::Empty);
+    }
+
+    #[test]
+    fn list_elements_are_trimmed_of_sp_and_htab_only() {
+        let (head, _) = parse(b"GET / HTTP/1.1\r\nHost: x\r\nX-List: a ,\tb,, c\xc2\xa0\r\n\r\n").unwrap().unwrap();
+        let got: Vec<String> = head.headers.tokens("x-list").collect();
+        assert_eq!(got, ["a", "b", "c\u{a0}"]);
+        // A no-break space after `chunked` is not `chunked`: the request is
+        // refused, never framed one way here and another way upstream.
+        let smuggled = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\xc2\xa0\r\n\r\n0\r\n\r\n";
+        assert!(parse(smuggled).is_err(), "{:?}", parse(smuggled));
     }
 
     #[test]

@@ -309,8 +309,9 @@ fn random_seed() -> [u64; 3] {
     [word(1), word(2), word(3)]
 }
 
-/// Checks `state`; leaves it untouched unless charging.
-fn decide<A: Algorithm>(alg: &A, state: &mut A::State, now: Nanos, charge: Charge) -> Decision
+/// Checks `state`; leaves it untouched unless charging. (The limiter's
+/// global limit, a single state, asks the same way.)
+pub(crate) fn decide<A: Algorithm>(alg: &A, state: &mut A::State, now: Nanos, charge: Charge) -> Decision
 where
     A::State: Copy,
 {

@@ -141,10 +141,7 @@ impl Policy {
     fn check(&mut self, key: Key, now: Nanos, charge: Charge) -> Decision {
         match &mut self.store {
             Store::Keyed(table) => table.check(key, now, charge),
-            Store::One(state) => match charge {
-                Charge::Yes => self.algorithm.check(state, now),
-                Charge::No => self.algorithm.check(&mut { *state }, now),
-            },
+            Store::One(state) => crate::keyed::decide(&self.algorithm, state, now, charge),
         }
     }
 }

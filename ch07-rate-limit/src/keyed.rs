@@ -191,6 +191,23 @@ where
         self.buckets.iter().flat_map(|b| b.slots.iter()).filter(|s| s.tag != 0).count()
     }
 
+    // ANCHOR: prefetch
+    /// Asks the processor to start loading the two cache lines `key`'s
+    /// check will read, and returns at once. At a million keys the table
+    /// is far bigger than the caches, so a check mostly waits for memory
+    /// (about 160 ns here); the loop knows a client's address as soon as
+    /// its socket is readable, a whole `read` system call before the
+    /// check, and calls this then: the wait happens during the call.
+    pub fn prefetch(&self, key: Key) {
+        let (one, two) = self.buckets_of(self.tag(key));
+        for b in [one, two] {
+            if let Some(bucket) = self.buckets.get(b) {
+                prefetch_line(bucket);
+            }
+        }
+    }
+    // ANCHOR_END: prefetch
+
     // ANCHOR: check
     /// Decides about one request from `key` at `now`, charging it when
     /// `charge` says so and it is allowed.
@@ -297,6 +314,19 @@ fn huge_pages<T>(start: *mut T, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn huge_pages<T>(_start: *mut T, _len: usize) {}
 
+/// A hint to load the cache line holding `value`; never a fault, even
+/// for an address that is not mapped.
+#[cfg(target_arch = "x86_64")]
+fn prefetch_line<T>(value: &T) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch reads nothing a program can observe and cannot
+    // fault; the pointer comes from a reference, so it is valid anyway.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast::<i8>()) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_line<T>(_value: &T) {}
+
 fn fold_mul(x: u64, k: u64) -> u64 {
     let p = u128::from(x) * u128::from(k);
     (p as u64) ^ ((p >> 64) as u64)
@@ -385,6 +415,19 @@ mod tests {
         // A client that was limited is still limited.
         let limited = (0..16u32).filter(|&i| !t.check(Key::raw([1, u64::from(i)]), SECOND / 2, Charge::No).allowed());
         assert!(limited.count() >= 12);
+    }
+
+    #[test]
+    fn a_prefetch_changes_nothing() {
+        let mut t = Keyed::new(gcra(1.0, 1), 100);
+        let (held, stranger) = (Key::ip([127, 0, 0, 2].into()), Key::ip([127, 0, 0, 9].into()));
+        assert!(t.check(held, 0, Charge::Yes).allowed());
+        for k in [held, stranger, Key::raw([0, 0]), Key::raw([u64::MAX, u64::MAX])] {
+            t.prefetch(k);
+        }
+        assert_eq!(t.occupied(), 1);
+        assert_eq!(t.stats(), KeyedStats { inserted: 1, ..KeyedStats::default() });
+        assert!(!t.check(held, 0, Charge::Yes).allowed());
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub trait Admission: std::fmt::Debug {
     /// loop's clock for this turn.
     fn admit(&mut self, arrival: &Arrival<'_>, now: Instant) -> Verdict;
 
+    /// Called when a connection waiting for a request head from `peer` is
+    /// readable, before its bytes are read: a request from `peer` may be
+    /// about to arrive. The place to start loading what [`admit`] will
+    /// need (chapter 7 prefetches the client's entry in a big table), so
+    /// the memory's latency is spent during the `read` call instead.
+    ///
+    /// [`admit`]: Admission::admit
+    fn expect(&mut self, _peer: IpAddr) {}
+
     /// Called once when the loop stops, before the final report: the
     /// place to say what is still to be said (a log summary).
     fn stopped(&mut self) {}

@@ -395,6 +395,19 @@ impl Admission for RateLimiter {
         }
     }
 
+    // ANCHOR: expect
+    fn expect(&mut self, peer: IpAddr) {
+        // Only a key known before the head is read can be fetched early:
+        // the client's address (the default). The per-client table is
+        // the big one; a global limit is one state, always in cache.
+        if self.key_by == KeyBy::Ip
+            && let Some(Policy { store: Store::Keyed(table), .. }) = self.client.and_then(|i| self.policies.get(i))
+        {
+            table.prefetch(Key::ip(peer));
+        }
+    }
+    // ANCHOR_END: expect
+
     fn stopped(&mut self) {
         self.flush_log();
     }

@@ -159,3 +159,22 @@ fn memory_is_fixed_by_the_capacity() {
     let per_key = l.memory_bytes() as f64 / 1e6;
     assert!(per_key <= 64.0, "{per_key} bytes per key");
 }
+
+#[test]
+fn expecting_a_client_changes_no_decision() {
+    let mut l = limiter(Settings { per_key: Some(q(1.0, 3)), ..Settings::default() });
+    let h = head("/", "");
+    let now = Instant::now();
+    let mut passed = 0;
+    for _ in 0..6 {
+        // The loop calls `expect` when the client's socket is readable.
+        l.expect(ip(2));
+        l.expect(ip(7));
+        if l.admit(&Arrival { peer: ip(2), client: ip(2), head: &h }, now) == Admit::Pass {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 3);
+    let t = l.clock.at(now);
+    assert_eq!(passes(&mut l, ip(7), &h, 5, t), 3, "a client only expected was not charged");
+}

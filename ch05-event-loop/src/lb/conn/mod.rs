@@ -339,6 +339,11 @@ impl Reactor<'_> {
     fn step(&mut self, i: usize, c: &mut Conn, ready: Ready, now: Instant) -> Flow {
         if ready.client_read {
             if c.client_interest.readable {
+                if matches!(c.state, State::Head { .. })
+                    && let Some(admission) = self.admission.as_deref_mut()
+                {
+                    admission.expect(c.peer.ip());
+                }
                 if self.read_client(c, now) == Flow::Close {
                     return Flow::Close;
                 }

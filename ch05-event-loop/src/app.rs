@@ -2,6 +2,7 @@
 //! and report. Chapter 6's `pooled_lb` is the same program with a pool
 //! plugged in, so both call [`serve`].
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -16,6 +17,7 @@ use ch04_advanced::stats::report_pools;
 
 use crate::cli::LbArgs;
 use crate::lb::admit::Admission;
+use crate::lb::observe::Observe;
 use crate::lb::reuse::Reuse;
 use crate::lb::{Config, Hooks, Lb, Stats, run_with};
 use crate::poller;
@@ -52,12 +54,49 @@ pub struct Program<'a> {
     pub reuse: Option<&'a mut dyn Reuse>,
     /// Decides which requests may reach a backend (chapter 7), if anything.
     pub admission: Option<&'a mut dyn Admission>,
+    /// Hears about every request when it ends (chapter 8), if anything.
+    pub observe: Option<&'a mut dyn Observe>,
+    /// Runs once the balancer is set up and listening, before the loop
+    /// starts (chapter 8 starts its admin listener); an error stops the
+    /// program.
+    pub on_start: Option<OnStart<'a>>,
     /// More lines for the statistics report (the pool's).
     pub report: Box<dyn Fn() -> String + Send + Sync>,
     /// Makes `--algorithm fastest` (the binaries plug in chapter 4's lab 7.2).
     pub fastest: Option<MakeAlgorithm>,
 }
+
+/// What [`Program::on_start`] is: called once, with the running balancer.
+pub type OnStart<'a> = Box<dyn FnOnce(&Running) -> anyhow::Result<()> + 'a>;
+
+/// A balancer that has started: what a program can watch while it runs.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The address clients connect to.
+    pub addr: SocketAddr,
+    /// The backends, with their health and counters.
+    pub pool: Arc<Pool>,
+    /// The loop's counters.
+    pub stats: Arc<Stats>,
+    /// When the program started.
+    pub started: Instant,
+}
 // ANCHOR_END: program
+
+impl Program<'_> {
+    /// A program called `name` that plugs in nothing: chapter 5's.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            reuse: None,
+            admission: None,
+            observe: None,
+            on_start: None,
+            report: Box::new(String::new),
+            fastest: None,
+        }
+    }
+}
 
 impl std::fmt::Debug for Program<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +104,7 @@ impl std::fmt::Debug for Program<'_> {
             .field("name", &self.name)
             .field("reuse", &self.reuse)
             .field("admission", &self.admission)
+            .field("observe", &self.observe)
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +128,7 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
-    let Program { name, reuse, admission, report: extra, fastest } = program;
+    let Program { name, reuse, admission, observe, on_start, report: extra, fastest } = program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
@@ -145,7 +185,11 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
         poller = %args.poller, fd_limit = fds, pooled, "{name} listening");
     setup.chosen.announce(local.port());
-    run_with(listener, &lb, shutdown, Hooks { reuse, admission })?;
+    if let Some(on_start) = on_start {
+        let running = Running { addr: local, pool: Arc::clone(&lb.pool), stats: Arc::clone(&lb.stats), started };
+        on_start(&running)?;
+    }
+    run_with(listener, &lb, shutdown, Hooks { reuse, admission, observe })?;
     eprint!("{}", report(name, &lb.pool, &lb.stats, started, &extra()));
     Ok(())
 }

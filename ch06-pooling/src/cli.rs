@@ -1,13 +1,15 @@
 //! `pooled_lb`'s own flags (the pool's sizes and limits), and its whole
 //! program, which chapter 7 runs with a rate limiter plugged in.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ch05_event_loop::app::{Program, ReactorArgs, serve};
 use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::lb::observe::Observe;
 use ch05_event_loop::lb::reuse::{Reuse, Socket};
 
-use crate::pool::{Pool, PoolConfig};
+use crate::pool::{Pool, PoolConfig, PoolStats};
 
 /// How many backend connections to keep, and for how long.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,16 +52,29 @@ impl PoolArgs {
 /// chapter 7's with a rate limiter as the program's `admission`. The
 /// pool's lines come first in the statistics report.
 pub fn serve_pooled(reactor: &ReactorArgs, pool: &PoolArgs, program: Program<'_>) -> anyhow::Result<()> {
+    serve_pooled_and(reactor, pool, program, |_| {})
+}
+
+/// [`serve_pooled`], handing the pool's counters to `seen` first (chapter
+/// 8 exports them as metrics); with `--no-pool`, `seen` is not called.
+pub fn serve_pooled_and(
+    reactor: &ReactorArgs,
+    pool: &PoolArgs,
+    program: Program<'_>,
+    seen: impl FnOnce(&Arc<PoolStats>),
+) -> anyhow::Result<()> {
     let Some(config) = pool.config() else {
         return serve(reactor, program);
     };
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
-    let Program { name, admission, report, fastest, .. } = program;
+    seen(&stats);
+    let Program { name, admission, observe, on_start, report, fastest, .. } = program;
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);
-    // Shortens the hook's lifetime to the pool's.
+    // The hooks' lifetimes shortened to the pool's.
     let admission = admission.map(|a| a as &mut dyn Admission);
-    serve(reactor, Program { name, reuse, admission, report, fastest })
+    let observe = observe.map(|o| o as &mut dyn Observe);
+    serve(reactor, Program { name, reuse, admission, observe, on_start, report, fastest })
 }
 // ANCHOR_END: serve_pooled

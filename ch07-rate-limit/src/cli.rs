@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::limiter::{KeyBy, Mode, RouteLimit, Settings};
+use crate::limiter::{KeyBy, Mode, RateLimiter, RouteLimit, Settings};
 use crate::quota::{Quota, Rate};
 
 /// `--rate`: a rate, or `off`.
@@ -57,6 +57,26 @@ pub struct RateArgs {
 }
 
 impl RateArgs {
+    // ANCHOR: limiter
+    /// The limiter the flags describe, its limits announced on standard
+    /// error before the loop starts (as the demo backends are).
+    pub fn limiter(&self, trusted_proxies: usize) -> Result<RateLimiter, String> {
+        let settings = self.settings(trusted_proxies)?;
+        let limiter = RateLimiter::new(&settings);
+        let limits = limiter.describe();
+        let kib = limiter.memory_bytes() / 1024;
+        let mode = if settings.dry_run { "dry run: nothing is limited, only counted" } else { "enforced" };
+        eprintln!("rate limits ({mode}, {kib} KiB of tables):");
+        for line in &limits {
+            eprintln!("  {line}");
+        }
+        if limits.is_empty() {
+            eprintln!("  none: every request passes (see --rate, --rate-global, --rate-route)");
+        }
+        Ok(limiter)
+    }
+    // ANCHOR_END: limiter
+
     /// The limiter's settings; an error says which flag is wrong.
     pub fn settings(&self, trusted_proxies: usize) -> Result<Settings, String> {
         if self.rate_key == KeyBy::Xff && trusted_proxies == 0 {

@@ -13,12 +13,23 @@
 //! | buckets for latencies from a millisecond to a minute | [`metric::latency_buckets`] |
 //! | a family of series by label, resolved once, under a cardinality budget | [`family`] |
 //! | the registry and the Prometheus text format 0.0.4 | [`registry`], `text.rs` |
+//! | series read at scrape time from counters kept elsewhere | [`scraped`] |
+//! | the process's own series, from `/proc` | [`process`] |
+//! | the balancer's series, and the loop's hook that records them | [`balancer`] |
+//! | the admin listener: `/metrics`, `/lb-stats`, `/healthz`, `/readyz` | [`admin`], [`stats`] |
+//! | `metrics_lb`'s flags | [`cli`] |
 //!
-//! Still to come in this chapter: OpenMetrics, the balancer's series,
-//! process metrics, the admin listener and its dashboard, `metrics_lb`.
+//! Still to come in this chapter: OpenMetrics, the dashboard, the access
+//! log, the labs.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod balancer;
+pub mod cli;
 pub mod family;
 pub mod metric;
+pub mod process;
 pub mod registry;
+pub mod scraped;
+pub mod stats;
 mod text;

@@ -17,8 +17,9 @@ pub trait Collect: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// Appends its HELP, TYPE and sample lines.
     fn render(&self, out: &mut String);
-    /// Resolutions folded into `__other__` (the cardinality budget).
-    fn folded(&self) -> u64;
+    /// Resolutions folded into `__other__` (the cardinality budget);
+    /// `None` for a collector without a budget (its series are fixed).
+    fn folded(&self) -> Option<u64>;
 }
 
 /// How a metric type writes its samples.
@@ -29,7 +30,7 @@ pub trait Kind: Send + Sync {
     fn samples(&self, name: &str, label_names: &[String], values: &[String], out: &mut String);
 }
 
-fn line(out: &mut String, name: &str, suffix: &str, names: &[String], values: &[String], value: f64) {
+pub(crate) fn line(out: &mut String, name: &str, suffix: &str, names: &[String], values: &[String], value: f64) {
     out.push_str(name);
     out.push_str(suffix);
     push_labels(out, names, values, None);
@@ -98,8 +99,8 @@ impl<M: Kind + 'static> Collect for Family<M> {
         }
     }
 
-    fn folded(&self) -> u64 {
-        Family::folded(self)
+    fn folded(&self) -> Option<u64> {
+        Some(Family::folded(self))
     }
 }
 
@@ -123,6 +124,11 @@ impl Registry {
         family
     }
 
+    /// Adds any other collector (one read at scrape time, say).
+    pub fn add(&self, collect: Arc<dyn Collect>) {
+        self.families.lock().unwrap_or_else(PoisonError::into_inner).push(collect);
+    }
+
     // ANCHOR: render
     /// The whole scrape: each family in the order registered, then how
     /// many label resolutions each family folded into `__other__`.
@@ -132,12 +138,13 @@ impl Registry {
         for f in &families {
             f.render(&mut out);
         }
-        if !families.is_empty() {
+        let budgets: Vec<(&str, u64)> = families.iter().filter_map(|f| Some((f.name(), f.folded()?))).collect();
+        if !budgets.is_empty() {
             out.push_str("# HELP metrics_series_folded_total Label values folded into the __other__ series because their family reached its maximum number of series.\n");
             out.push_str("# TYPE metrics_series_folded_total counter\n");
-            for f in &families {
-                let names = ["family".to_string()];
-                line(&mut out, "metrics_series_folded_total", "", &names, &[f.name().to_string()], f.folded() as f64);
+            let names = ["family".to_string()];
+            for (name, folded) in budgets {
+                line(&mut out, "metrics_series_folded_total", "", &names, &[name.to_string()], folded as f64);
             }
         }
         out

@@ -23,12 +23,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let program = Program {
-        name: "high-performance load balancer",
-        reuse: None,
-        admission: None,
-        report: Box::new(String::new),
         // `--algorithm fastest` is chapter 4's lab 7.2.
         fastest: Some(ch04_advanced::labs::fastest),
+        ..Program::new("high-performance load balancer")
     };
     serve(&args.reactor, program)
 }

@@ -24,12 +24,14 @@
 //! | active health checks without blocking | [`probe`] |
 //! | keeping backend connections between requests (chapter 6 plugs in) | [`reuse`] |
 //! | whether a request may reach a backend at all (chapter 7 plugs in) | [`admit`] |
+//! | hearing about every request when it ends (chapter 8 plugs in) | [`observe`] |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
 pub mod admit;
 pub mod conn;
+pub mod observe;
 pub mod probe;
 pub mod reuse;
 mod slab;
@@ -53,6 +55,7 @@ use crate::poller::{self, Event, Interest, Poller, Trigger};
 use crate::timers::{TimerId, Timers};
 use admit::Admission;
 use conn::Conn;
+use observe::Observe;
 use reuse::Reuse;
 use slab::Slab;
 
@@ -253,6 +256,8 @@ pub(crate) struct Reactor<'a> {
     pub(crate) reuse_timer: Option<(TimerId, Instant)>,
     /// Who decides whether a request may reach a backend (none in chapter 5).
     pub(crate) admission: Option<&'a mut dyn Admission>,
+    /// Who hears about each request when it ends (none in chapter 5).
+    pub(crate) observe: Option<&'a mut dyn Observe>,
     listener: Option<TcpListener>,
     accepting: bool,
 }
@@ -267,7 +272,8 @@ pub fn run(listener: TcpListener, lb: &Lb, shutdown: Shutdown) -> io::Result<()>
 
 /// What later chapters plug into the loop: chapter 6 keeps backend
 /// connections between requests, chapter 7 decides which requests may
-/// reach a backend. Chapter 5 plugs in neither.
+/// reach a backend, chapter 8 counts every request. Chapter 5 plugs in
+/// none of them.
 #[derive(Debug, Default)]
 pub struct Hooks<'a> {
     /// Backend connections kept between requests (chapter 6's pool).
@@ -275,11 +281,13 @@ pub struct Hooks<'a> {
     /// Asked about every request before a backend is picked (chapter 7's
     /// rate limiter).
     pub admission: Option<&'a mut dyn Admission>,
+    /// Told about every request when it ends (chapter 8's metrics).
+    pub observe: Option<&'a mut dyn Observe>,
 }
 
 /// [`run`] with the [`Hooks`] given.
 pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
-    let Hooks { reuse, admission } = hooks;
+    let Hooks { reuse, admission, observe } = hooks;
     listener.set_nonblocking(true)?;
     shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(lb.config.poller)?;
@@ -298,6 +306,7 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
         reuse: reuse.map(|r| r as &mut dyn Reuse),
         reuse_timer: None,
         admission: admission.map(|a| a as &mut dyn Admission),
+        observe: observe.map(|o| o as &mut dyn Observe),
         listener: Some(listener),
         accepting: true,
     };
@@ -510,6 +519,7 @@ mod tests {
             reuse: None,
             reuse_timer: None,
             admission: None,
+            observe: None,
             listener: None,
             accepting: false,
         };

@@ -26,15 +26,12 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The pool (`reuse`) is filled in by `serve_pooled`, from the --pool-*
+    // flags; every request goes on to a backend (chapter 7 adds a limiter).
     let program = Program {
-        name: "pooled load balancer",
-        // Filled in by `serve_pooled`, from --pool-* flags.
-        reuse: None,
-        // Every request goes on to a backend (chapter 7 adds a limiter).
-        admission: None,
-        report: Box::new(String::new),
         // `--algorithm fastest` is chapter 4's lab 7.2.
         fastest: Some(ch04_advanced::labs::fastest),
+        ..Program::new("pooled load balancer")
     };
     serve_pooled(&args.reactor, &args.pool, program)
 }

@@ -5,7 +5,6 @@ use ch05_event_loop::app::{Program, ReactorArgs};
 use ch05_event_loop::lb::admit::Admission;
 use ch06_pooling::cli::{PoolArgs, serve_pooled};
 use ch07_rate_limit::cli::RateArgs;
-use ch07_rate_limit::limiter::RateLimiter;
 use clap::Parser;
 
 /// Chapter 6's pooled load balancer with a rate limiter in front of the
@@ -34,28 +33,15 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let trusted = args.reactor.lb.algorithm.trusted_proxies.len();
-    let settings = args.rate.settings(trusted).map_err(anyhow::Error::msg)?;
-    let mut limiter = RateLimiter::new(&settings);
+    let mut limiter = args.rate.limiter(trusted).map_err(anyhow::Error::msg)?;
     let stats = limiter.shared_stats();
-    let limits = limiter.describe();
-    let kib = limiter.memory_bytes() / 1024;
-    let mode = if settings.dry_run { "dry run: nothing is limited, only counted" } else { "enforced" };
-    // Said before the loop starts, as the demo backends are announced.
-    eprintln!("rate limits ({mode}, {kib} KiB of tables):");
-    for line in &limits {
-        eprintln!("  {line}");
-    }
-    if limits.is_empty() {
-        eprintln!("  none: every request passes (see --rate, --rate-global, --rate-route)");
-    }
+    // The pool (`reuse`) is filled in by `serve_pooled`, from --pool-* flags.
     let program = Program {
-        name: "rate-limited load balancer",
-        // Filled in by `serve_pooled`, from --pool-* flags.
-        reuse: None,
         admission: Some(&mut limiter as &mut dyn Admission),
         report: Box::new(move || stats.report()),
         // `--algorithm fastest` is chapter 4's lab 7.2.
         fastest: Some(ch04_advanced::labs::fastest),
+        ..Program::new("rate-limited load balancer")
     };
     serve_pooled(&args.reactor, &args.pool, program)
 }

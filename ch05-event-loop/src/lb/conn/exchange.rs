@@ -19,6 +19,7 @@ use super::sockets::read_some;
 use super::{Conn, Flow, Request, Response, State, Upstream};
 use crate::framing::BodyTracker;
 use crate::lb::admit::{Arrival, Verdict, answer_bytes};
+use crate::lb::observe::{Finished, Outcome, Timings};
 use crate::lb::reuse::persistence;
 use crate::lb::{Reactor, Stats};
 
@@ -157,6 +158,8 @@ impl Reactor<'_> {
             set_cookie: None,
             bytes_up: 0,
             bytes_down: 0,
+            connected: None,
+            first_byte: None,
         };
         if head.headers.get("host").is_none() {
             head.headers.set("Host", "backend");
@@ -216,6 +219,19 @@ impl Reactor<'_> {
         let keep = keep && !(c.client_eof && c.from_client.is_empty());
         c.to_client.push(&answer_bytes(status, headers, body, keep));
         tracing::debug!(peer = %c.peer, method = %head.method, target = %head.target, status, "answered without a backend");
+        if let Some(observe) = self.observe.as_deref_mut() {
+            observe.finished(&Finished {
+                peer: c.peer,
+                method: &head.method,
+                target: &head.target,
+                backend: None,
+                status,
+                outcome: Outcome::Answered,
+                bytes_up: 0,
+                bytes_down: 0,
+                timings: Timings::default(),
+            });
+        }
         c.served += 1;
         c.since = now;
         c.state = if keep { State::Head { scan: HeadScan::default() } } else { State::Closing { shut_down: false } };
@@ -231,7 +247,11 @@ impl Reactor<'_> {
         let result = match response {
             Response::Head { bytes: head } => {
                 let room = (limits.max_head_bytes + 1).saturating_sub(head.len());
+                let first_byte = &mut req.first_byte;
                 read_some(&mut up.stream, scratch, room, |b| {
+                    if !b.is_empty() {
+                        first_byte.get_or_insert(now);
+                    }
                     head.extend_from_slice(b);
                     Ok(())
                 })
@@ -399,6 +419,7 @@ impl Reactor<'_> {
         // ANCHOR_END: reusable
         tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
             status, ms = latency.as_millis() as u64, "request");
+        self.observed(c, &req, Some(up.node), status, Outcome::Served, now);
         self.release_upstream(up, reusable);
         c.served += 1;
         c.to_upstream.clear();
@@ -411,6 +432,41 @@ impl Reactor<'_> {
         } else {
             c.state = State::Closing { shut_down: false };
         }
+    }
+
+    // ANCHOR: observed
+    /// Tells the observer (chapter 8's metrics), if any, how `req` ended.
+    fn observed(&mut self, c: &Conn, req: &Request, node: Option<usize>, status: u16, outcome: Outcome, now: Instant) {
+        let Some(observe) = self.observe.as_deref_mut() else { return };
+        let lb = self.lb;
+        observe.finished(&Finished {
+            peer: c.peer,
+            method: &req.method,
+            target: &req.target,
+            backend: node.map(|i| (i, lb.node(i).addr())),
+            status,
+            outcome,
+            bytes_up: req.bytes_up,
+            bytes_down: req.bytes_down,
+            timings: req.timings(now),
+        });
+    }
+    // ANCHOR_END: observed
+
+    /// [`observed`](Self::observed) for a head refused before it parsed.
+    fn observed_unparsed(&mut self, c: &Conn, status: u16) {
+        let Some(observe) = self.observe.as_deref_mut() else { return };
+        observe.finished(&Finished {
+            peer: c.peer,
+            method: "-",
+            target: "-",
+            backend: None,
+            status,
+            outcome: Outcome::Failed,
+            bytes_up: 0,
+            bytes_down: 0,
+            timings: Timings::default(),
+        });
     }
 
     /// Answers the client with an error (when nothing of a response has
@@ -442,6 +498,7 @@ impl Reactor<'_> {
     ) {
         let method = req.as_ref().map_or("-", |r| r.method.as_str());
         let target = req.as_ref().map_or("-", |r| r.target.as_str());
+        let served_by = up.as_ref().map(|up| up.node);
         if let Some(up) = up {
             // The backend's failures count against it (passive health);
             // the rule is chapter 2's `Fault`, the same in every balancer.
@@ -458,7 +515,13 @@ impl Reactor<'_> {
         }
         c.to_upstream.clear();
         c.state = State::Closing { shut_down: false };
-        c.since = Instant::now();
+        let now = Instant::now();
+        c.since = now;
+        let seen = if started_response { 0 } else { status };
+        match &req {
+            Some(req) => self.observed(c, req, served_by, seen, Outcome::Failed, now),
+            None => self.observed_unparsed(c, seen),
+        }
         if started_response {
             tracing::warn!(peer = %c.peer, %method, %target, error = detail, "response cut short");
             // The client sees the connection end early; that is all we can say.

@@ -64,6 +64,7 @@ impl Reactor<'_> {
                 n.backend.requests.fetch_add(1, Ordering::Relaxed);
                 n.backend.active.fetch_add(1, Ordering::Relaxed);
                 let response = Response::Head { bytes: Vec::new() };
+                req.connected = Some(now);
                 c.state = State::Exchange { req, up, sent_at: None, response };
                 c.since = now;
                 c.last_active = now;
@@ -120,7 +121,7 @@ impl Reactor<'_> {
 
     /// The connect finished (writable): did it work?
     pub(super) fn finish_connect(&mut self, i: usize, c: &mut Conn, now: Instant) {
-        let (req, up) = match c.take_state() {
+        let (mut req, up) = match c.take_state() {
             State::Connecting { req, up } => (req, up),
             other => {
                 c.state = other;
@@ -130,6 +131,7 @@ impl Reactor<'_> {
         match connect_result(&up.stream) {
             Ok(()) => {
                 let response = Response::Head { bytes: Vec::new() };
+                req.connected = Some(now);
                 c.state = State::Exchange { req, up, sent_at: None, response };
                 c.since = now;
                 c.last_active = now;

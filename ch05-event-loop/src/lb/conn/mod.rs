@@ -235,6 +235,23 @@ pub struct Request {
     set_cookie: Option<String>,
     bytes_up: u64,
     bytes_down: u64,
+    /// When a backend connection was ready for it (opened or taken from
+    /// the pool), and when the response's first byte came: for the
+    /// observer's timings.
+    connected: Option<Instant>,
+    first_byte: Option<Instant>,
+}
+
+impl Request {
+    /// The timings of the request, ended at `now`.
+    fn timings(&self, now: Instant) -> crate::lb::observe::Timings {
+        let since = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(self.started));
+        crate::lb::observe::Timings {
+            connect: since(self.connected),
+            first_byte: since(self.first_byte),
+            total: now.saturating_duration_since(self.started),
+        }
+    }
 }
 
 /// One client connection.

@@ -1,0 +1,197 @@
+//! The admin listener: a second port, on loopback unless the operator says
+//! otherwise, that answers
+//!
+//! | path | what |
+//! |---|---|
+//! | `/metrics` | every series, in the Prometheus text format |
+//! | `/lb-stats` | the same numbers as JSON, per backend, with latency percentiles |
+//! | `/healthz` | 200 while the process runs (liveness) |
+//! | `/readyz` | 200 when at least one backend is healthy, else 503 (readiness) |
+//! | `/` | a page naming these |
+//!
+//! It runs on threads of its own, with blocking sockets: a scrape every
+//! few seconds does not need the event loop, and a slow scraper must never
+//! hold up a request. A thread per connection, at most [`MAX_CLIENTS`] at
+//! once, each with read and write timeouts; requests are GET or HEAD, with
+//! heads parsed by chapter 2's parser under its limits.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ch02_proxy::http::{Framing, Limits, Version, parse_request};
+
+use crate::balancer::Metrics;
+use crate::registry::CONTENT_TYPE;
+use crate::stats::lb_stats;
+
+/// Admin connections served at once; more are answered 503 and closed.
+pub const MAX_CLIENTS: usize = 16;
+
+/// How long an admin client may take to send a head or read an answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Heads from admin clients: small, since only GETs are served.
+fn limits() -> Limits {
+    Limits { max_head_bytes: 8 * 1024, max_target_bytes: 2 * 1024, max_headers: 64, ..Limits::default() }
+}
+
+/// A response: status, content type, body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl Answer {
+    fn text(status: u16, body: impl Into<String>) -> Self {
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+    }
+}
+
+// ANCHOR: route
+/// The answer to `method` on `target`.
+pub fn route(metrics: &Metrics, method: &str, target: &str) -> Answer {
+    if method != "GET" && method != "HEAD" {
+        return Answer::text(405, "the admin listener answers GET and HEAD only\n");
+    }
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    match path {
+        "/metrics" => Answer { status: 200, content_type: CONTENT_TYPE, body: metrics.registry.render() },
+        "/lb-stats" => {
+            let body = serde_json::to_string_pretty(&lb_stats(metrics)).unwrap_or_default() + "\n";
+            Answer { status: 200, content_type: "application/json", body }
+        }
+        "/healthz" => Answer::text(200, "ok\n"),
+        "/readyz" => readiness(metrics),
+        "/" => Answer::text(200, INDEX),
+        _ => Answer::text(404, "not found; try /metrics, /lb-stats, /healthz or /readyz\n"),
+    }
+}
+// ANCHOR_END: route
+
+const INDEX: &str = "metrics_lb admin listener\n\
+    /metrics   every series, Prometheus text format\n\
+    /lb-stats  the same as JSON, per backend, with latency percentiles\n\
+    /healthz   200 while the process runs\n\
+    /readyz    200 when at least one backend is healthy, else 503\n";
+
+/// Ready when at least one backend is healthy.
+fn readiness(metrics: &Metrics) -> Answer {
+    let Some(running) = metrics.running() else { return Answer::text(503, "not ready: still starting\n") };
+    let total = running.pool.nodes.len();
+    let healthy = running.pool.nodes.iter().filter(|n| n.is_healthy()).count();
+    if healthy > 0 {
+        Answer::text(200, format!("ready: {healthy} of {total} backends healthy\n"))
+    } else {
+        Answer::text(503, format!("not ready: none of {total} backends is healthy\n"))
+    }
+}
+
+/// Binds the admin listener on `addr` and serves it on a thread of its
+/// own until the process ends. Returns the address bound (`addr` may
+/// name port 0).
+pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new().name("admin".into()).spawn(move || accept_loop(&listener, &metrics))?;
+    Ok(local)
+}
+
+fn accept_loop(listener: &TcpListener, metrics: &Arc<Metrics>) {
+    let busy = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                // Out of descriptors, say: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+            let _ = write_answer(&mut stream, &Answer::text(503, "too many admin clients\n"), false, false);
+            continue;
+        }
+        let (metrics, busy) = (Arc::clone(metrics), Arc::clone(&busy));
+        let spawned = std::thread::Builder::new().name("admin-client".into()).spawn(move || {
+            if let Err(e) = serve(stream, &metrics) {
+                tracing::debug!(error = %e, "admin client ended with an error");
+            }
+            busy.fetch_sub(1, Ordering::AcqRel);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start an admin thread");
+        }
+    }
+}
+
+/// Serves one admin connection: requests one after another (keep-alive)
+/// until the client closes, asks to close, or breaks the rules.
+fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let limits = limits();
+    loop {
+        let parsed = match parse_request(&buf, &limits) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) if buf.len() >= limits.max_head_bytes => {
+                return write_answer(&mut stream, &Answer::text(431, "request head too large\n"), false, false);
+            }
+            Ok(None) => {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                continue;
+            }
+            Err(e) => {
+                let answer = Answer::text(e.status().unwrap_or(400), format!("{e}\n"));
+                return write_answer(&mut stream, &answer, false, false);
+            }
+        };
+        let (head, len) = parsed;
+        buf.drain(..len.min(buf.len()));
+        // Admin requests have no body; one that has one is answered and
+        // the connection closed, so the body is never read as a request.
+        let keep = head.version == Version::Http11
+            && !head.headers.has_token("connection", "close")
+            && head.framing == Framing::Empty;
+        let answer = route(metrics, &head.method, &head.target);
+        write_answer(&mut stream, &answer, head.method == "HEAD", keep)?;
+        if !keep {
+            return Ok(());
+        }
+    }
+}
+
+fn write_answer(stream: &mut TcpStream, answer: &Answer, head_only: bool, keep: bool) -> io::Result<()> {
+    let reason = ch02_proxy::proxy::reason(answer.status);
+    let mut out = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n",
+        answer.status,
+        answer.content_type,
+        answer.body.len()
+    );
+    if answer.status == 405 {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
+    if !head_only {
+        out.push_str(&answer.body);
+    }
+    stream.write_all(out.as_bytes())?;
+    stream.flush()
+}

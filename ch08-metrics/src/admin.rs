@@ -7,7 +7,7 @@
 //! | `/lb-stats` | the same numbers as JSON, per backend, with latency percentiles |
 //! | `/healthz` | 200 while the process runs (liveness) |
 //! | `/readyz` | 200 when at least one backend is healthy, else 503 (readiness) |
-//! | `/` | a page naming these |
+//! | `/` | a live dashboard: one page that polls `/lb-stats` and draws it |
 //!
 //! It runs on threads of its own, with blocking sockets: a scrape every
 //! few seconds does not need the event loop, and a slow scraper must never
@@ -70,17 +70,15 @@ pub fn route(metrics: &Metrics, method: &str, target: &str) -> Answer {
         }
         "/healthz" => Answer::text(200, "ok\n"),
         "/readyz" => readiness(metrics),
-        "/" => Answer::text(200, INDEX),
+        "/" => Answer { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD.to_string() },
         _ => Answer::text(404, "not found; try /metrics, /lb-stats, /healthz or /readyz\n"),
     }
 }
 // ANCHOR_END: route
 
-const INDEX: &str = "metrics_lb admin listener\n\
-    /metrics   every series, Prometheus text format\n\
-    /lb-stats  the same as JSON, per backend, with latency percentiles\n\
-    /healthz   200 while the process runs\n\
-    /readyz    200 when at least one backend is healthy, else 503\n";
+/// The live dashboard: one page, no dependencies, that polls `/lb-stats`
+/// every second and draws what it finds (`src/dashboard.html`).
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Ready when at least one backend is healthy.
 fn readiness(metrics: &Metrics) -> Answer {

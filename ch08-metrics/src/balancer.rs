@@ -30,6 +30,7 @@ use ch05_event_loop::lb::observe::{Finished, Observe};
 use ch06_pooling::pool::{Evicted, PoolStats};
 use ch07_rate_limit::limiter::LimiterStats;
 
+use crate::access::AccessLog;
 use crate::family::{Family, NameError};
 use crate::metric::{Counter, Histogram, latency_buckets};
 use crate::process;
@@ -207,6 +208,19 @@ impl Metrics {
     }
     // ANCHOR_END: watch_balancer
 
+    /// Exports the count of access-log lines dropped because the writer
+    /// fell behind.
+    pub fn watch_access_log(&self, dropped: &Arc<std::sync::atomic::AtomicU64>) -> Result<(), NameError> {
+        let dropped = Arc::clone(dropped);
+        self.registry.add(Arc::new(Scraped::counter(
+            "lb_access_log_dropped_total",
+            "Access-log lines dropped because the file's writer fell behind.",
+            &[],
+            move |out| out.push((vec![], dropped.load(Ordering::Relaxed) as f64)),
+        )?));
+        Ok(())
+    }
+
     /// Exports chapter 6's pool counters (called once).
     pub fn watch_pool(&self, stats: &Arc<PoolStats>) -> Result<(), NameError> {
         if self.pool.set(Arc::clone(stats)).is_err() {
@@ -335,12 +349,20 @@ pub struct Recorder {
     backends: Vec<Option<Series>>,
     /// Requests no backend served.
     local: Series,
+    /// Where each request is also written, if anywhere.
+    access: Option<AccessLog>,
 }
 
 impl Recorder {
     /// A recorder for `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics, backends: Vec::new(), local: Series::new(NO_BACKEND) }
+        Self { metrics, backends: Vec::new(), local: Series::new(NO_BACKEND), access: None }
+    }
+
+    /// Also writes every request to `log`.
+    pub fn with_access_log(mut self, log: AccessLog) -> Self {
+        self.access = Some(log);
+        self
     }
 }
 
@@ -363,6 +385,9 @@ impl Observe for Recorder {
         if request.backend.is_some() {
             let label = &series.label;
             series.duration.get_or_insert_with(|| duration.with(&[label])).observe_duration(request.timings.total);
+        }
+        if let Some(log) = &mut self.access {
+            log.record(request);
         }
     }
 }

@@ -17,12 +17,13 @@
 //! | the process's own series, from `/proc` | [`process`] |
 //! | the balancer's series, and the loop's hook that records them | [`balancer`] |
 //! | the admin listener: `/metrics`, `/lb-stats`, `/healthz`, `/readyz` | [`admin`], [`stats`] |
+//! | the access log: a line per request, to the log or a file | [`access`] |
 //! | `metrics_lb`'s flags | [`cli`] |
 //!
-//! Still to come in this chapter: OpenMetrics, the dashboard, the access
-//! log, the labs.
+//! Still to come in this chapter: OpenMetrics and the labs.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod balancer;
 pub mod cli;

@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 
 /// Every load balancer binary, as (package, binary, the message of the
 /// log line that carries its address).
-pub const BALANCERS: [(&str, &str, &str); 6] = [
+pub const BALANCERS: [(&str, &str, &str); 7] = [
     ("ch03-load-balancer", "load_balancer", "load balancer listening"),
     ("ch04-advanced", "advanced_lb", "advanced load balancer listening"),
     ("ch05-event-loop", "high_perf_lb", "high-performance load balancer listening"),
     ("ch05-event-loop", "tokio_lb", "tokio load balancer listening"),
     ("ch06-pooling", "pooled_lb", "pooled load balancer listening"),
     ("ch07-rate-limit", "rate_limited_lb", "rate-limited load balancer listening"),
+    ("ch08-metrics", "metrics_lb", "metrics load balancer listening"),
 ];
 
 /// Longest wait for a started server to say where it listens.

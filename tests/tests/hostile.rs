@@ -1,6 +1,6 @@
 //! Hostile clients and hostile backends against every server binary that
 //! speaks HTTP: `reverse_proxy`, `forward_proxy`, `load_balancer`,
-//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`, `rate_limited_lb` and
+//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`, `rate_limited_lb`, `metrics_lb` and
 //! `simple_http_backend`.
 //!
 //! Each test is one attack, run against every binary it applies to. After
@@ -134,6 +134,30 @@ const RATE_LIMITED_LB: Bin = Bin {
         "1000000:1000000",
     ],
 };
+
+/// With its admin listener on a port of its own choosing.
+const METRICS_LB: Bin = Bin {
+    package: "ch08-metrics",
+    name: "metrics_lb",
+    message: "metrics load balancer listening",
+    kind: Kind::Balancer,
+    fixed: &[
+        "--health-check",
+        "off",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--rate-key",
+        "header:x-api-key",
+        "--rate-route",
+        "/api=100000:100000",
+        "--rate-global",
+        "1000000:1000000",
+        "--admin-port",
+        "0",
+    ],
+};
 const SIMPLE_BACKEND: Bin = Bin {
     package: "backends",
     name: "simple_http_backend",
@@ -143,7 +167,7 @@ const SIMPLE_BACKEND: Bin = Bin {
 };
 
 /// Every binary that speaks HTTP.
-const ALL: [Bin; 9] = [
+const ALL: [Bin; 10] = [
     REVERSE_PROXY,
     FORWARD_PROXY,
     LOAD_BALANCER,
@@ -152,13 +176,24 @@ const ALL: [Bin; 9] = [
     TOKIO_LB,
     POOLED_LB,
     RATE_LIMITED_LB,
+    METRICS_LB,
     SIMPLE_BACKEND,
 ];
 /// Those with a backend behind them.
-const PROXIES: [Bin; 8] =
-    [REVERSE_PROXY, FORWARD_PROXY, LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB];
+const PROXIES: [Bin; 9] = [
+    REVERSE_PROXY,
+    FORWARD_PROXY,
+    LOAD_BALANCER,
+    ADVANCED_LB,
+    HIGH_PERF_LB,
+    TOKIO_LB,
+    POOLED_LB,
+    RATE_LIMITED_LB,
+    METRICS_LB,
+];
 /// Those with several backends behind them.
-const BALANCERS: [Bin; 6] = [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB];
+const BALANCERS: [Bin; 7] =
+    [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB, METRICS_LB];
 
 /// The binary's path, built once per test process (`binary` runs cargo,
 /// which may wait for the build lock).

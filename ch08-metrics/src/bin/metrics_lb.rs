@@ -8,6 +8,7 @@ use ch05_event_loop::lb::admit::Admission;
 use ch05_event_loop::lb::observe::Observe;
 use ch06_pooling::cli::{PoolArgs, serve_pooled_and};
 use ch07_rate_limit::cli::RateArgs;
+use ch08_metrics::access::AccessLog;
 use ch08_metrics::admin;
 use ch08_metrics::balancer::{Metrics, Recorder};
 use ch08_metrics::cli::AdminArgs;
@@ -15,7 +16,7 @@ use clap::Parser;
 
 /// Chapter 7's rate-limited, pooled load balancer, observable: every
 /// request is counted by backend and status and timed into a histogram,
-/// and an admin listener (127.0.0.1:8081 by default) serves /metrics in
+/// and an admin listener (127.0.0.1:8081 beside 8080 by default) serves /metrics in
 /// the Prometheus text format, /lb-stats as JSON, /healthz and /readyz.
 ///
 /// Try it: `cargo run -p ch08-metrics`, then `curl localhost:8080/` a few
@@ -43,9 +44,22 @@ fn main() -> anyhow::Result<()> {
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
     metrics.watch_limiter(&limiter_stats)?;
     let mut recorder = Recorder::new(Arc::clone(&metrics));
+    let mut reopen = None;
+    match &args.admin.access_log {
+        Some(path) if path.as_os_str() == "-" => recorder = recorder.with_access_log(AccessLog::to_log()),
+        Some(path) => {
+            let (log, handle, dropped) = AccessLog::to_file(path, args.reactor.lb.log.log_format)
+                .with_context(|| format!("cannot open the access log {}", path.display()))?;
+            metrics.watch_access_log(&dropped)?;
+            recorder = recorder.with_access_log(log);
+            reopen = Some(handle);
+        }
+        None => {}
+    }
     let algorithm = clap::ValueEnum::to_possible_value(&args.reactor.lb.algorithm.algorithm)
         .map_or_else(String::new, |v| v.get_name().to_string());
-    let (admin_addr, watched) = (args.admin.addr(), Arc::clone(&metrics));
+    let listen_port = args.reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
+    let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
@@ -60,6 +74,8 @@ fn main() -> anyhow::Result<()> {
         admission: Some(&mut limiter as &mut dyn Admission),
         observe: Some(&mut recorder as &mut dyn Observe),
         on_start: Some(Box::new(on_start)),
+        // SIGHUP reopens the access log file (after logrotate moved it).
+        on_reload: reopen.map(|r| Box::new(move || r.reopen()) as Box<dyn Fn() + Send + Sync>),
         report: Box::new(move || limiter_stats.report()),
         // `--algorithm fastest` is chapter 4's lab 7.2.
         fastest: Some(ch04_advanced::labs::fastest),

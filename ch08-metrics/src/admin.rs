@@ -24,7 +24,7 @@ use std::time::Duration;
 use ch02_proxy::http::{Framing, Limits, Version, parse_request};
 
 use crate::balancer::Metrics;
-use crate::registry::CONTENT_TYPE;
+use crate::registry::Format;
 use crate::stats::lb_stats;
 
 /// Admin connections served at once; more are answered 503 and closed.
@@ -56,14 +56,18 @@ impl Answer {
 }
 
 // ANCHOR: route
-/// The answer to `method` on `target`.
-pub fn route(metrics: &Metrics, method: &str, target: &str) -> Answer {
+/// The answer to `method` on `target`; `accept` is the request's
+/// `Accept` header, which chooses the format of `/metrics`.
+pub fn route(metrics: &Metrics, method: &str, target: &str, accept: Option<&str>) -> Answer {
     if method != "GET" && method != "HEAD" {
         return Answer::text(405, "the admin listener answers GET and HEAD only\n");
     }
     let path = target.split(['?', '#']).next().unwrap_or(target);
     match path {
-        "/metrics" => Answer { status: 200, content_type: CONTENT_TYPE, body: metrics.registry.render() },
+        "/metrics" => {
+            let format = Format::from_accept(accept);
+            Answer { status: 200, content_type: format.content_type(), body: metrics.registry.render_as(format) }
+        }
         "/lb-stats" => {
             let body = serde_json::to_string_pretty(&lb_stats(metrics)).unwrap_or_default() + "\n";
             Answer { status: 200, content_type: "application/json", body }
@@ -167,7 +171,8 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
         let keep = head.version == Version::Http11
             && !head.headers.has_token("connection", "close")
             && head.framing == Framing::Empty;
-        let answer = route(metrics, &head.method, &head.target);
+        let accept = head.headers.get("accept").map(String::from_utf8_lossy);
+        let answer = route(metrics, &head.method, &head.target, accept.as_deref());
         write_answer(&mut stream, &answer, head.method == "HEAD", keep)?;
         if !keep {
             return Ok(());

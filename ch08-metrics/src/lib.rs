@@ -12,7 +12,7 @@
 //! | a counter, a gauge, a histogram: atomics, no locks on the hot path | [`metric`] |
 //! | buckets for latencies from a millisecond to a minute | [`metric::latency_buckets`] |
 //! | a family of series by label, resolved once, under a cardinality budget | [`family`] |
-//! | the registry and the Prometheus text format 0.0.4 | [`registry`], `text.rs` |
+//! | the registry, the Prometheus text format 0.0.4 and OpenMetrics 1.0 | [`registry`], `text.rs` |
 //! | series read at scrape time from counters kept elsewhere | [`scraped`] |
 //! | the process's own series, from `/proc` | [`process`] |
 //! | the balancer's series, and the loop's hook that records them | [`balancer`] |
@@ -20,7 +20,7 @@
 //! | the access log: a line per request, to the log or a file | [`access`] |
 //! | `metrics_lb`'s flags | [`cli`] |
 //!
-//! Still to come in this chapter: OpenMetrics and the labs.
+//! Still to come in this chapter: the labs.
 #![deny(missing_docs)]
 
 pub mod access;

@@ -6,17 +6,55 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::family::Family;
 use crate::metric::{Counter, Gauge, Histogram};
-use crate::text::{push_float, push_help, push_labels};
+use crate::text::{push_float, push_header, push_labels};
 
 /// The media type of what [`Registry::render`] writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The media type of OpenMetrics 1.0 text.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which text format a scrape is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus' text format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0: the same samples, families named without a
+    /// counter's `_total`, `# UNIT` lines, and `# EOF` at the end.
+    OpenMetrics,
+}
+
+impl Format {
+    // ANCHOR: negotiate
+    /// The format a scraper's `Accept` header asks for: OpenMetrics when it
+    /// lists `application/openmetrics-text` without `q=0` (Prometheus does,
+    /// preferring it), else the Prometheus format every scraper reads.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let wants_openmetrics = accept.unwrap_or("").split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f64>().is_ok_and(|q| q <= 0.0)));
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        });
+        if wants_openmetrics { Format::OpenMetrics } else { Format::Prometheus }
+    }
+    // ANCHOR_END: negotiate
+
+    /// The `Content-Type` of a scrape in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
 
 /// Something that renders a family of samples.
 pub trait Collect: Send + Sync + std::fmt::Debug {
     /// The family's name.
     fn name(&self) -> &str;
-    /// Appends its HELP, TYPE and sample lines.
-    fn render(&self, out: &mut String);
+    /// Appends its metadata and sample lines in `format`.
+    fn render(&self, out: &mut String, format: Format);
     /// Resolutions folded into `__other__` (the cardinality budget);
     /// `None` for a collector without a budget (its series are fixed).
     fn folded(&self) -> Option<u64>;
@@ -84,16 +122,8 @@ impl<M: Kind + 'static> Collect for Family<M> {
         Family::name(self)
     }
 
-    fn render(&self, out: &mut String) {
-        out.push_str("# HELP ");
-        out.push_str(self.name());
-        out.push(' ');
-        push_help(out, self.help());
-        out.push_str("\n# TYPE ");
-        out.push_str(self.name());
-        out.push(' ');
-        out.push_str(M::TYPE);
-        out.push('\n');
+    fn render(&self, out: &mut String, format: Format) {
+        push_header(out, self.name(), self.help(), M::TYPE, format == Format::OpenMetrics);
         for (values, series) in self.snapshot() {
             series.samples(self.name(), self.label_names(), &values, out);
         }
@@ -133,19 +163,27 @@ impl Registry {
     /// The whole scrape: each family in the order registered, then how
     /// many label resolutions each family folded into `__other__`.
     pub fn render(&self) -> String {
+        self.render_as(Format::Prometheus)
+    }
+
+    /// The whole scrape in `format`.
+    pub fn render_as(&self, format: Format) -> String {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut out = String::with_capacity(4096);
         for f in &families {
-            f.render(&mut out);
+            f.render(&mut out, format);
         }
         let budgets: Vec<(&str, u64)> = families.iter().filter_map(|f| Some((f.name(), f.folded()?))).collect();
         if !budgets.is_empty() {
-            out.push_str("# HELP metrics_series_folded_total Label values folded into the __other__ series because their family reached its maximum number of series.\n");
-            out.push_str("# TYPE metrics_series_folded_total counter\n");
+            let help = "Label values folded into the __other__ series because their family reached its maximum number of series.";
+            push_header(&mut out, "metrics_series_folded_total", help, "counter", format == Format::OpenMetrics);
             let names = ["family".to_string()];
             for (name, folded) in budgets {
                 line(&mut out, "metrics_series_folded_total", "", &names, &[name.to_string()], folded as f64);
             }
+        }
+        if format == Format::OpenMetrics {
+            out.push_str("# EOF\n");
         }
         out
     }

@@ -9,8 +9,8 @@
 //! scrapes. A [`Scraped`] family is a name, a type and a function that
 //! lists the samples now.
 
-use crate::registry::{Collect, line};
-use crate::text::{push_help, valid_name};
+use crate::registry::{Collect, Format, line};
+use crate::text::{push_header, valid_name};
 
 use crate::family::NameError;
 
@@ -75,18 +75,10 @@ impl Collect for Scraped {
         &self.name
     }
 
-    fn render(&self, out: &mut String) {
+    fn render(&self, out: &mut String, format: Format) {
         let mut samples = Vec::new();
         (self.read)(&mut samples);
-        out.push_str("# HELP ");
-        out.push_str(&self.name);
-        out.push(' ');
-        push_help(out, &self.help);
-        out.push_str("\n# TYPE ");
-        out.push_str(&self.name);
-        out.push(' ');
-        out.push_str(self.kind);
-        out.push('\n');
+        push_header(out, &self.name, &self.help, self.kind, format == Format::OpenMetrics);
         for (values, value) in samples {
             // A sample with the wrong number of values is dropped: its
             // labels could not be written in a form Prometheus accepts.

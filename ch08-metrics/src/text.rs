@@ -25,16 +25,44 @@ pub fn push_label_value(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// HELP text: `\` and newlines escaped (quotes are fine there).
-pub fn push_help(out: &mut String, help: &str) {
+/// HELP text: `\` and newlines escaped; with `quotes` (OpenMetrics), `"`
+/// too (the Prometheus format leaves them).
+fn push_help_as(out: &mut String, help: &str, quotes: bool) {
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
             c => out.push(c),
         }
     }
 }
+
+// ANCHOR: header
+/// A family's metadata lines. In the Prometheus format, `# HELP` and
+/// `# TYPE` under the sample name. In OpenMetrics, the family is named
+/// without a counter's `_total` (its samples keep it), and a name ending
+/// in a base unit (`_seconds`, `_bytes`) gets a `# UNIT` line.
+pub fn push_header(out: &mut String, name: &str, help: &str, kind: &str, openmetrics: bool) {
+    let family = if openmetrics && kind == "counter" { name.strip_suffix("_total").unwrap_or(name) } else { name };
+    out.push_str("# HELP ");
+    out.push_str(family);
+    out.push(' ');
+    push_help_as(out, help, openmetrics);
+    out.push_str("\n# TYPE ");
+    out.push_str(family);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+    if openmetrics && let Some(unit) = ["seconds", "bytes"].into_iter().find(|u| family.ends_with(&format!("_{u}"))) {
+        out.push_str("# UNIT ");
+        out.push_str(family);
+        out.push(' ');
+        out.push_str(unit);
+        out.push('\n');
+    }
+}
+// ANCHOR_END: header
 
 /// A sample value: integers as integers, `+Inf`, `-Inf`, `NaN` spelled
 /// as Prometheus spells them.

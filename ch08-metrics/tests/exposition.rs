@@ -92,3 +92,24 @@ fn promtool_accepts_the_scrape_without_a_warning() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool says:\n{said}\nof:\n{text}");
 }
+
+#[test]
+fn the_openmetrics_scrape_matches_its_golden_file() {
+    use ch08_metrics::registry::Format;
+    let got = sample().render_as(Format::OpenMetrics);
+    let want = include_str!("golden/basic.om.txt");
+    assert_eq!(got, want, "got:\n{got}");
+}
+
+#[test]
+fn the_accept_header_chooses_the_format() {
+    use ch08_metrics::registry::Format;
+    // What Prometheus sends.
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+    assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
+    assert_eq!(Format::from_accept(Some("*/*")), Format::Prometheus);
+    assert_eq!(Format::from_accept(None), Format::Prometheus);
+    assert_eq!(Format::from_accept(Some("application/openmetrics-text; q=0, text/plain")), Format::Prometheus);
+    assert_eq!(Format::OpenMetrics.content_type(), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+}

@@ -133,6 +133,15 @@ fn after_known_traffic_the_metrics_hold_exactly_the_counts_and_promtool_has_noth
     if let Some(said) = promtool(&m) {
         assert!(said.trim().is_empty(), "promtool says:\n{said}\nof:\n{m}");
     }
+    // OpenMetrics when the scraper asks for it, as Prometheus does (the
+    // real Prometheus below reads this format).
+    let raw = b"GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n";
+    let om = send(admin, raw).unwrap();
+    assert_eq!(om.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    let om = text(&om);
+    assert!(om.ends_with("\n# EOF\n") && om.contains("# TYPE lb_requests counter\n"), "{om}");
+    assert!(om.contains("# UNIT lb_request_duration_seconds seconds\n"), "{om}");
+    assert_eq!(sample(&om, &format!("lb_requests_total{{backend=\"{b}\",status=\"200\"}}")), Some(3.0));
     // The same numbers as JSON.
     let stats: serde_json::Value = serde_json::from_slice(&get(admin, "/lb-stats").unwrap().body).unwrap();
     let backend_stats = &stats["groups"][0]["backends"][0];

@@ -19,8 +19,7 @@
 //! | the admin listener: `/metrics`, `/lb-stats`, `/healthz`, `/readyz` | [`admin`], [`stats`] |
 //! | the access log: a line per request, to the log or a file | [`access`] |
 //! | `metrics_lb`'s flags | [`cli`] |
-//!
-//! Still to come in this chapter: the labs.
+//! | the labs: the metric types by hand, a metric end to end | [`labs`] |
 #![deny(missing_docs)]
 
 pub mod access;
@@ -28,6 +27,7 @@ pub mod admin;
 pub mod balancer;
 pub mod cli;
 pub mod family;
+pub mod labs;
 pub mod metric;
 pub mod process;
 pub mod registry;

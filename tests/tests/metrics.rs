@@ -33,8 +33,13 @@ fn metrics_lb(backend: &BackendHandle, extra: &[&str]) -> (tests::Server, Socket
 
 /// One GET from `127.0.0.<last>` on its own connection.
 fn get_from(last: u8, to: SocketAddr, path: &str) -> HttpResponse {
+    get_from_ip(Ipv4Addr::new(127, 0, 0, last), to, path)
+}
+
+/// One GET from `from` (a loopback address) on its own connection.
+fn get_from_ip(from: Ipv4Addr, to: SocketAddr, path: &str) -> HttpResponse {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, last), 0).into()).unwrap();
+    socket.bind(&SocketAddrV4::new(from, 0).into()).unwrap();
     socket.connect_timeout(&to.into(), IO_TIMEOUT).unwrap();
     let mut stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -315,6 +320,21 @@ fn a_real_prometheus_scrapes_the_admin_listener() {
     let series = format!("sum(lb_requests_total{{backend=\"{}\",status=\"200\"}})", backend.addr());
     assert_eq!(query(prom.addr, &series), Some(7.0));
     assert_eq!(query(prom.addr, "count(lb_backend_up == 1)"), Some(1.0));
+    // The book's query for p99 latency by backend: a number (the demo
+    // backend answers in well under the 60 s top bucket).
+    let p99 = "histogram_quantile(0.99, sum by (le, backend) (rate(lb_request_duration_seconds_bucket[1m])))";
+    // A rate needs two scrapes with traffic between them: requests go on
+    // while we ask, bounded by the deadline.
+    let mut got = None;
+    while Instant::now() < deadline {
+        assert_eq!(get(lb.addr, "/").unwrap().status, 200);
+        got = query(prom.addr, p99).filter(|v| v.is_finite());
+        if got.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(got.is_some_and(|v| v > 0.0 && v <= 60.0), "p99 by backend: {got:?}");
 }
 
 /// A headless Chromium, or `None` when none is installed (CI installs
@@ -387,13 +407,7 @@ fn the_dashboard_in_a_real_browser_shows_what_lb_stats_says() {
     assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 4, "{statuses:?}");
     scrape_when(admin, |m| requests_counted(m) == 12.0);
     let Some(browser) = chromium() else { return };
-    let mut extra = Vec::new();
-    if let Some(path) = std::env::var_os("LBS_DASHBOARD_SCREENSHOT") {
-        // How the book's picture of the dashboard is taken.
-        extra.push(format!("--screenshot={}", std::path::Path::new(&path).display()));
-        extra.push("--window-size=1100,900".to_string());
-    }
-    let dom = browse(browser, &format!("http://{admin}/"), 3_000, &extra);
+    let dom = browse(browser, &format!("http://{admin}/"), 3_000, &[]);
     let polls: u32 = attribute(&dom, "id=\"summary\"", "data-polls").unwrap().parse().unwrap();
     assert!(polls >= 1, "the page polled /lb-stats: {dom}");
     assert_eq!(attribute(&dom, "id=\"summary\"", "data-total-requests").as_deref(), Some("12"), "{dom}");
@@ -409,6 +423,29 @@ fn the_dashboard_in_a_real_browser_shows_what_lb_stats_says() {
         stats["groups"][0]["backends"].as_array().unwrap().iter().map(|b| b["requests"].as_u64().unwrap()).sum();
     assert_eq!(served, 8);
     assert!(dom.contains("live, updated"), "no error on the page: {dom}");
+    if let Some(path) = std::env::var_os("LBS_DASHBOARD_SCREENSHOT") {
+        // How the book's picture is taken: the same page while clients
+        // from 300 addresses take turns sending requests (each gets 8,
+        // then 429s; one in seven asks for a 404), so that the charts
+        // have something to draw.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, to) = (std::sync::Arc::clone(&stop), lb.addr);
+        let traffic = std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let path = if i % 7 == 0 { "/status/404" } else { "/" };
+                let n = i % 300;
+                get_from_ip(Ipv4Addr::new(127, 0, 1 + (n / 250) as u8, 2 + (n % 250) as u8), to, path);
+                i += 1;
+            }
+        });
+        let shot =
+            [format!("--screenshot={}", std::path::Path::new(&path).display()), "--window-size=1100,1000".to_string()];
+        browse(browser, &format!("http://{admin}/"), 8_000, &shot);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        traffic.join().unwrap();
+        assert!(std::path::Path::new(&path).is_file());
+    }
 }
 
 /// The lines of `path` once there are `n` (bounded by a deadline).

@@ -97,6 +97,9 @@ pub enum LbKey {
     /// Chapter 7's rate_limited_lb: pooled_lb with a limit that never
     /// triggers, to measure what checking it costs.
     Limited,
+    /// Chapter 8's metrics_lb: rate_limited_lb (the same limits) with every
+    /// request counted and timed, to measure what the metrics cost.
+    Metrics,
     /// nginx with one worker process, a backend connection per request.
     Nginx,
     /// nginx with one worker process and upstream `keepalive 64`.
@@ -112,13 +115,14 @@ pub enum LbKey {
 
 impl LbKey {
     /// Every server, in ladder order.
-    const LADDER: [LbKey; 11] = [
+    const LADDER: [LbKey; 12] = [
         LbKey::Ch03,
         LbKey::Ch04,
         LbKey::Ch05,
         LbKey::Tokio,
         LbKey::Pooled,
         LbKey::Limited,
+        LbKey::Metrics,
         LbKey::Nginx,
         LbKey::NginxKeepalive,
         LbKey::Haproxy,
@@ -135,6 +139,7 @@ impl LbKey {
             LbKey::Tokio => "ch05 tokio_lb",
             LbKey::Pooled => "ch06 pooled_lb",
             LbKey::Limited => "ch07 rate_limited_lb",
+            LbKey::Metrics => "ch08 metrics_lb",
             LbKey::Nginx => "nginx",
             LbKey::NginxKeepalive => "nginx keepalive",
             LbKey::Haproxy => "HAProxy",
@@ -152,13 +157,14 @@ impl LbKey {
             LbKey::Tokio => Some(("ch05-event-loop", "tokio_lb")),
             LbKey::Pooled => Some(("ch06-pooling", "pooled_lb")),
             LbKey::Limited => Some(("ch07-rate-limit", "rate_limited_lb")),
+            LbKey::Metrics => Some(("ch08-metrics", "metrics_lb")),
             LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse | LbKey::Direct => None,
         }
     }
 
     /// Whether it keeps backend connections between requests.
     pub fn pools(self) -> bool {
-        matches!(self, LbKey::Pooled | LbKey::Limited | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
+        matches!(self, LbKey::Pooled | LbKey::Limited | LbKey::Metrics | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
     }
 
     /// Whether the many-connections check applies: the event-loop servers.
@@ -189,7 +195,7 @@ impl LbKey {
             // Every request is checked against a route limit and a client
             // limit (two keyed tables) and a global one (one state), none
             // of which ever refuses: what is measured is the cost of asking.
-            LbKey::Limited => &[
+            LbKey::Limited | LbKey::Metrics => &[
                 "--poller",
                 "epoll",
                 "--rate",
@@ -204,7 +210,12 @@ impl LbKey {
             _ => &[],
         };
         args.extend(extra.iter().map(|s| s.to_string()));
-        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio | LbKey::Pooled | LbKey::Limited) {
+        if self == LbKey::Metrics {
+            // The admin listener on any free port (nothing scrapes it here:
+            // a scrape every 15 s would not show in a 10 s run).
+            args.extend(["--admin-port".to_string(), "0".to_string()]);
+        }
+        if matches!(self, LbKey::Ch04 | LbKey::Ch05 | LbKey::Tokio | LbKey::Pooled | LbKey::Limited | LbKey::Metrics) {
             // Shared by chapter 4 and the binaries built on it.
             let common = ["--algorithm", "rr", "--health-check", "tcp", "--drain-timeout-secs", "1"];
             args.extend(common.iter().map(|s| s.to_string()));

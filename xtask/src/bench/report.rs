@@ -232,20 +232,30 @@ pub fn targets(all: &[Measured], nginx_absent: Option<&str>, held_target: usize,
 }
 
 /// Chapter 7's target: a limit that never refuses costs at most 5 % of
-/// pooled_lb's requests per second.
+/// pooled_lb's requests per second; and chapter 8's: counting and timing
+/// every request costs at most 3 % of rate_limited_lb's.
 pub fn limited_targets(all: &[Measured]) -> String {
+    let mut out = ratio_targets(all, (LbKey::Limited, LbKey::Pooled), 0.95, "a limit that never refuses");
+    out.push_str(&ratio_targets(all, (LbKey::Metrics, LbKey::Limited), 0.97, "every request counted and timed"));
+    out
+}
+
+/// At each connection count `ours` was run at: its req/s at least `min` ×
+/// those of `base`.
+fn ratio_targets(all: &[Measured], (ours, base): (LbKey, LbKey), min: f64, what: &str) -> String {
     let mut out = String::new();
     let find = |key| all.iter().find(|m| m.key == key);
-    let (limited, pooled) = (find(LbKey::Limited), find(LbKey::Pooled));
-    let counts: Vec<usize> = limited.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
+    let (ours_m, base_m) = (find(ours), find(base));
+    let name_of = |k: LbKey| k.label().split_once(' ').map_or(k.label(), |(_, bin)| bin);
+    let counts: Vec<usize> = ours_m.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
     for c in &counts {
-        let name = format!("rate_limited_lb req/s at {c} conns >= 0.95 x pooled_lb (a limit that never refuses)");
-        let line = match (limited.and_then(|m| m.run_at(*c)), pooled.and_then(|m| m.run_at(*c))) {
-            (Some(l), Some(p)) if p.requests_per_sec > 0.0 => {
-                let ratio = l.requests_per_sec / p.requests_per_sec;
-                format!("{} ({ratio:.3})", verdict(ratio >= 0.95))
+        let name = format!("{} req/s at {c} conns >= {min} x {} ({what})", name_of(ours), name_of(base));
+        let line = match (ours_m.and_then(|m| m.run_at(*c)), base_m.and_then(|m| m.run_at(*c))) {
+            (Some(o), Some(b)) if b.requests_per_sec > 0.0 => {
+                let ratio = o.requests_per_sec / b.requests_per_sec;
+                format!("{} ({ratio:.3})", verdict(ratio >= min))
             }
-            _ => "n/a (rate_limited_lb and pooled_lb were not both measured)".to_string(),
+            _ => format!("n/a ({} and {} were not both measured)", name_of(ours), name_of(base)),
         };
         let _ = writeln!(out, "  {name}: {line}");
     }

@@ -110,58 +110,19 @@ impl AccessLog {
     /// Logs one request.
     pub fn record(&mut self, r: &Finished<'_>) {
         let id = self.id();
-        let backend = r.backend.map_or("-", |(_, addr)| addr);
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
-        let (connect, first_byte, total) = (ms(r.timings.connect), ms(r.timings.first_byte), r.timings.total);
-        let total = total.as_secs_f64() * 1000.0;
-        let outcome = match r.outcome {
-            Outcome::Served => "served",
-            Outcome::Answered => "answered",
-            Outcome::Failed => "failed",
-        };
-        let to_writer = match &self.sink {
+        let (to_writer, dropped) = match &self.sink {
             Sink::Log => {
-                tracing::info!(target: "access", %id, client = %r.peer, method = r.method, target = r.target, backend,
-                    status = r.status, outcome, bytes_up = r.bytes_up, bytes_down = r.bytes_down,
-                    connect_ms = connect, first_byte_ms = first_byte, total_ms = total, "access");
+                let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+                tracing::info!(target: "access", %id, client = %r.peer, method = r.method, target = r.target,
+                    backend = r.backend.map_or("-", |(_, addr)| addr), status = r.status,
+                    outcome = outcome_name(r.outcome), bytes_up = r.bytes_up, bytes_down = r.bytes_down,
+                    connect_ms = ms(r.timings.connect), first_byte_ms = ms(r.timings.first_byte),
+                    total_ms = r.timings.total.as_secs_f64() * 1000.0, "access");
                 return;
             }
             Sink::File { to_writer, dropped } => (to_writer, dropped),
         };
-        let line = match self.format {
-            LogFormat::Json => json!({
-                "time": rfc3339(SystemTime::now()),
-                "id": id,
-                "client": r.peer.to_string(),
-                "method": r.method,
-                "target": r.target,
-                "backend": backend,
-                "status": r.status,
-                "outcome": outcome,
-                "bytes_up": r.bytes_up,
-                "bytes_down": r.bytes_down,
-                "connect_ms": connect,
-                "first_byte_ms": first_byte,
-                "total_ms": total,
-            })
-            .to_string(),
-            LogFormat::Text => {
-                let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-                format!(
-                    "{} id={id} client={} method={} target={} backend={backend} status={} outcome={outcome} bytes_up={} bytes_down={} connect_ms={} first_byte_ms={} total_ms={total:.3}",
-                    rfc3339(SystemTime::now()),
-                    r.peer,
-                    quoted(r.method),
-                    quoted(r.target),
-                    r.status,
-                    r.bytes_up,
-                    r.bytes_down,
-                    opt(connect),
-                    opt(first_byte),
-                )
-            }
-        };
-        let (to_writer, dropped) = to_writer;
+        let line = line(self.format, &id, r, SystemTime::now());
         match to_writer.try_send(Message::Line(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -170,6 +131,60 @@ impl AccessLog {
         }
     }
     // ANCHOR_END: record
+}
+
+// ANCHOR: line
+/// One request's line in the file, in `format`, at `now`: one line
+/// whatever the client sent (a target with a newline or a quote is
+/// escaped, never a second line or a forged field).
+pub fn line(format: LogFormat, id: &str, r: &Finished<'_>, now: SystemTime) -> String {
+    let backend = r.backend.map_or("-", |(_, addr)| addr);
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let (connect, first_byte) = (ms(r.timings.connect), ms(r.timings.first_byte));
+    let total = r.timings.total.as_secs_f64() * 1000.0;
+    let outcome = outcome_name(r.outcome);
+    match format {
+        LogFormat::Json => json!({
+            "time": rfc3339(now),
+            "id": id,
+            "client": r.peer.to_string(),
+            "method": r.method,
+            "target": r.target,
+            "backend": backend,
+            "status": r.status,
+            "outcome": outcome,
+            "bytes_up": r.bytes_up,
+            "bytes_down": r.bytes_down,
+            "connect_ms": connect,
+            "first_byte_ms": first_byte,
+            "total_ms": total,
+        })
+        .to_string(),
+        LogFormat::Text => {
+            let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+            format!(
+                "{} id={id} client={} method={} target={} backend={backend} status={} outcome={outcome} bytes_up={} bytes_down={} connect_ms={} first_byte_ms={} total_ms={total:.3}",
+                rfc3339(now),
+                r.peer,
+                quoted(r.method),
+                quoted(r.target),
+                r.status,
+                r.bytes_up,
+                r.bytes_down,
+                opt(connect),
+                opt(first_byte),
+            )
+        }
+    }
+}
+// ANCHOR_END: line
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Served => "served",
+        Outcome::Answered => "answered",
+        Outcome::Failed => "failed",
+    }
 }
 
 /// A value as the text format writes it: bare when it is plain, quoted

@@ -4,7 +4,8 @@
 //! the sticky-session cookie and `X-Request-ID` (chapter 4's
 //! `headers.rs`), and the keys chapter 4's algorithms hash (consistent
 //! hashing by path or client address, sticky sessions by cookie), and the
-//! keys chapter 7's rate limiter takes from a request.
+//! keys chapter 7's rate limiter takes from a request, and chapter 8's
+//! admin listener, metrics and access log.
 //!
 //! Input: a flags byte, a path up to the first `\n`, then header lines.
 //! They become `GET <path> HTTP/1.1` and that header section, and go
@@ -22,8 +23,8 @@
 #![no_main]
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, UNIX_EPOCH};
 
 use ch02_proxy::forwarding::add_forwarding_headers;
 use ch02_proxy::http::{Headers, RequestHead, parse_request};
@@ -34,9 +35,14 @@ use ch04_advanced::algorithm::sticky::Sticky;
 use ch04_advanced::algorithm::{Algorithm, Context};
 use ch04_advanced::headers::{Cidr, MAX_REQUEST_ID, client_ip, cookie, ensure_request_id};
 use ch04_advanced::node::{Backend, Pool};
+use ch01_fundamentals::logging::LogFormat;
 use ch05_event_loop::lb::admit::Verdict;
+use ch05_event_loop::lb::observe::{Finished, Observe, Outcome as Ended, Timings};
 use ch07_rate_limit::limiter::{KeyBy, Outcome, RateLimiter, RouteLimit, Settings};
 use ch07_rate_limit::quota::Quota;
+use ch08_metrics::access;
+use ch08_metrics::admin;
+use ch08_metrics::balancer::{Metrics, Recorder, status_label};
 use lbs_fuzz::{Input, WRITTEN_LIMITS, assert_forwardable, peer_ip};
 use libfuzzer_sys::fuzz_target;
 
@@ -137,8 +143,44 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(stuck, Some(known), "a node's own cookie sticks to it");
     }
 
+    observe(&head, flags);
+
     assert_forwardable(&head.to_bytes(), &head);
 });
+
+/// Chapter 8: the admin listener's answer to this head (the `Accept`
+/// header chooses the format of `/metrics`), the metrics and the access
+/// log's line for it as a finished request. The line is one line whatever
+/// the target holds, and its JSON form is valid.
+fn observe(head: &RequestHead, flags: u8) {
+    static METRICS: OnceLock<Arc<Metrics>> = OnceLock::new();
+    let metrics = METRICS.get_or_init(|| Metrics::new("fuzz").unwrap_or_else(|e| panic!("{e}")));
+    let accept = head.headers.get("accept").map(String::from_utf8_lossy);
+    // `/metrics` reads /proc on every call: only now and then.
+    if head.target != "/metrics" || flags & 0x0F == 0 {
+        let answer = admin::route(metrics, &head.method, &head.target, accept.as_deref());
+        assert!(matches!(answer.status, 200 | 404 | 405 | 503), "{}", answer.status);
+    }
+    let status = u16::from_le_bytes([flags, flags.rotate_left(3)]);
+    let finished = Finished {
+        peer: "127.0.0.1:40000".parse().unwrap_or_else(|e| panic!("{e}")),
+        method: &head.method,
+        target: &head.target,
+        backend: (flags & 1 == 0).then_some((usize::from(flags >> 5), "127.0.0.1:9001")),
+        status,
+        outcome: Ended::Served,
+        bytes_up: 1,
+        bytes_down: 2,
+        timings: Timings::default(),
+    };
+    let mut recorder = Recorder::new(Arc::clone(metrics));
+    recorder.finished(&finished);
+    assert!(!status_label(status).is_empty());
+    for format in [LogFormat::Text, LogFormat::Json] {
+        let line = access::line(format, "0123456789abcdef", &finished, UNIX_EPOCH);
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+    }
+}
 
 /// A fresh limiter of burst 2 allows exactly two requests at one moment,
 /// whatever the request looks like, and refuses the third with header

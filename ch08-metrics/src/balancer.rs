@@ -61,13 +61,17 @@ pub struct Metrics {
 }
 
 // ANCHOR: status_label
-/// A status code as a label value: the code for a real one (100–599),
-/// `none` when the response was cut short, `other` for anything else.
-/// At most 502 values, whatever a backend sends.
+/// A status code as a label value: the code for one in IANA's registry
+/// (RFC 9110 and its kin: 200, 404, 503, ...), `none` when the response
+/// was cut short, `other` for anything else. A backend that answers 299 or
+/// 577 creates no series of its own: at most 65 values, whatever a
+/// backend sends.
 pub fn status_label(status: u16) -> String {
+    let registered = matches!(status,
+        100..=103 | 200..=208 | 226 | 300..=308 | 400..=418 | 421..=426 | 428 | 429 | 431 | 451 | 500..=508 | 510 | 511);
     match status {
-        100..=599 => status.to_string(),
         0 => "none".to_string(),
+        _ if registered => status.to_string(),
         _ => "other".to_string(),
     }
 }
@@ -447,5 +451,9 @@ mod tests {
         assert_eq!(status_label(0), "none");
         assert_eq!(status_label(999), "other");
         assert_eq!(status_label(42), "other");
+        assert_eq!(status_label(299), "other", "unregistered codes share one value");
+        assert_eq!(status_label(451), "451");
+        let values: std::collections::HashSet<String> = (0..=u16::MAX).map(status_label).collect();
+        assert_eq!(values.len(), 65, "63 registered codes, none and other");
     }
 }

@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
+use crate::server::Shutdown;
+
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -54,3 +56,44 @@ where
     })
 }
 // ANCHOR_END: signal_thread
+
+// ANCHOR: on_signals
+/// What a server's log says when SIGINT or SIGTERM stops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopping {
+    /// Everything closes now (chapter 1's echo server, chapter 3).
+    Now,
+    /// No new connections; those in progress may finish (chapter 4 on).
+    Draining,
+}
+
+/// The signal thread of every server in the workspace, on top of
+/// [`spawn`]: SIGUSR1 calls `report`, SIGHUP calls `reload`, and SIGINT or
+/// SIGTERM log that the server is stopping and fire `shutdown`, which ends
+/// the thread. Like [`spawn`], call it before starting other threads.
+pub fn on_signals(
+    shutdown: Shutdown,
+    stopping: Stopping,
+    report: impl Fn() + Send + 'static,
+    reload: impl Fn() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    spawn(move |request| match request {
+        Request::Report => {
+            report();
+            true
+        }
+        Request::Reload => {
+            reload();
+            true
+        }
+        Request::Stop => {
+            match stopping {
+                Stopping::Now => tracing::info!("stopping"),
+                Stopping::Draining => tracing::info!("stopping: no new connections; draining those in progress"),
+            }
+            shutdown.trigger();
+            false
+        }
+    })
+}
+// ANCHOR_END: on_signals

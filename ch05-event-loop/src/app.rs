@@ -11,6 +11,7 @@ use anyhow::Context;
 use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
+use ch01_fundamentals::signals::Stopping;
 use ch04_advanced::algorithm::MakeAlgorithm;
 use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
@@ -141,31 +142,17 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     // Signals first: the mask that routes them to the signal thread is
     // inherited only by threads started later (the demo backends').
     let slot: Arc<OnceLock<(Arc<Pool>, Arc<Stats>)>> = Arc::default();
-    let (seen, stop, more) = (Arc::clone(&slot), shutdown.clone(), Arc::clone(&extra));
-    ch03_load_balancer::signals::spawn(move |request| {
-        use ch03_load_balancer::signals::Request;
-        match request {
-            Request::Report => {
-                if let Some((pool, stats)) = seen.get() {
-                    eprint!("{}", report(name, pool, stats, started, &more()));
-                }
-                true
-            }
-            Request::Reload => {
-                match &on_reload {
-                    Some(reload) => reload(),
-                    None => tracing::warn!("SIGHUP: nothing to reload in this chapter"),
-                }
-                true
-            }
-            Request::Stop => {
-                tracing::info!("stopping: no new connections; draining those in progress");
-                // The trigger connects to the listener: the loop wakes up.
-                stop.trigger();
-                false
-            }
+    let (seen, more) = (Arc::clone(&slot), Arc::clone(&extra));
+    let on_report = move || {
+        if let Some((pool, stats)) = seen.get() {
+            eprint!("{}", report(name, pool, stats, started, &more()));
         }
-    })?;
+    };
+    let on_hup = move || match &on_reload {
+        Some(reload) => reload(),
+        None => tracing::warn!("SIGHUP: nothing to reload in this chapter"),
+    };
+    ch03_load_balancer::signals::on_signals(shutdown.clone(), Stopping::Draining, on_report, on_hup)?;
 
     let mut setup = args.lb.setup()?;
     setup.algorithm.fastest = fastest;

@@ -34,6 +34,25 @@ pub struct PoolArgs {
     pub no_pool: bool,
 }
 
+/// Every flag of `pooled_lb`: chapter 5's and the pool's. Chapter 7's
+/// binary flattens it into its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PooledArgs {
+    /// Listening, backends, algorithm, health, timeouts, logging, the loop.
+    #[command(flatten)]
+    pub reactor: ReactorArgs,
+    /// The pool's sizes and limits.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+impl PooledArgs {
+    /// [`serve_pooled`] with these flags.
+    pub fn serve(&self, program: Program<'_>) -> anyhow::Result<()> {
+        serve_pooled(&self.reactor, &self.pool, program)
+    }
+}
+
 impl PoolArgs {
     /// The pool's settings, or `None` with `--no-pool`.
     pub fn config(&self) -> Option<PoolConfig> {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ch06_pooling::cli::PooledArgs;
+
 use crate::limiter::{KeyBy, Mode, RateLimiter, RouteLimit, Settings};
 use crate::quota::{Quota, Rate};
 
@@ -54,6 +56,26 @@ pub struct RateArgs {
     /// Seconds between the log's summaries of refused requests.
     #[arg(long, default_value_t = 10)]
     pub rate_log_interval_secs: u64,
+}
+
+/// Every flag of `rate_limited_lb`: chapter 6's and the limiter's.
+/// Chapter 8's binary flattens it into its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitedArgs {
+    /// Chapter 6's flags: the loop, the backends, the pool.
+    #[command(flatten)]
+    pub pooled: PooledArgs,
+    /// The limits.
+    #[command(flatten)]
+    pub rate: RateArgs,
+}
+
+impl LimitedArgs {
+    /// The limiter the flags describe (see [`RateArgs::limiter`]), keyed
+    /// behind the `--trusted-proxy` proxies when there are any.
+    pub fn limiter(&self) -> Result<RateLimiter, String> {
+        self.rate.limiter(self.pooled.reactor.lb.algorithm.trusted_proxies.len())
+    }
 }
 
 impl RateArgs {

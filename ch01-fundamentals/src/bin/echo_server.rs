@@ -38,15 +38,8 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C or SIGTERM: stop accepting, close every connection, log, exit.
     #[cfg(unix)]
     {
-        let stop = shutdown.clone();
-        ch01_fundamentals::signals::spawn(move |request| {
-            if request == ch01_fundamentals::signals::Request::Stop {
-                tracing::info!("stopping");
-                stop.trigger();
-                return false;
-            }
-            true
-        })?;
+        use ch01_fundamentals::signals::{Stopping, on_signals};
+        on_signals(shutdown.clone(), Stopping::Now, || {}, || {})?;
         match ch01_fundamentals::net::raise_fd_limit() {
             Ok(limit) => tracing::debug!(limit, "open-files limit"),
             Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),

@@ -72,24 +72,14 @@ fn main() -> anyhow::Result<()> {
     let lb_slot: Arc<std::sync::OnceLock<Arc<LoadBalancer>>> = Arc::default();
     #[cfg(unix)]
     {
-        let (slot, stop) = (Arc::clone(&lb_slot), shutdown.clone());
-        ch03_load_balancer::signals::spawn(move |request| {
-            use ch03_load_balancer::signals::Request;
-            match request {
-                Request::Report => {
-                    if let Some(lb) = slot.get() {
-                        eprint!("{}", stats::report(lb));
-                    }
-                    true
-                }
-                Request::Reload => true,
-                Request::Stop => {
-                    tracing::info!("stopping");
-                    stop.trigger();
-                    false
-                }
+        use ch03_load_balancer::signals::{Stopping, on_signals};
+        let slot = Arc::clone(&lb_slot);
+        let report = move || {
+            if let Some(lb) = slot.get() {
+                eprint!("{}", stats::report(lb));
             }
-        })?;
+        };
+        on_signals(shutdown.clone(), Stopping::Now, report, || {})?;
     }
 
     let chosen = args.backends.choose(&[])?;

@@ -89,29 +89,27 @@ fn main() -> anyhow::Result<()> {
     let lb_slot: Arc<std::sync::OnceLock<Arc<AdvancedLb>>> = Arc::default();
     #[cfg(unix)]
     {
-        let (slot, stop, weights) = (Arc::clone(&lb_slot), shutdown.clone(), args.weights_file.clone());
-        ch03_load_balancer::signals::spawn(move |request| {
-            use ch03_load_balancer::signals::Request;
-            let Some(lb) = slot.get() else { return request != Request::Stop };
-            match request {
-                Request::Report => eprint!("{}", stats::report(lb)),
-                Request::Reload => match &weights {
-                    Some(path) => match reload_weights_file(lb.default_pool(), path) {
-                        Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),
-                        Err(e) => {
-                            tracing::error!(file = %path.display(), error = %e, "weights not reloaded; keeping the old ones")
-                        }
-                    },
-                    None => tracing::warn!("SIGHUP: no --weights-file to reload"),
-                },
-                Request::Stop => {
-                    tracing::info!("stopping: no new connections; draining those in progress");
-                    stop.trigger();
-                    return false;
+        use ch03_load_balancer::signals::{Stopping, on_signals};
+        let (slot, weights) = (Arc::clone(&lb_slot), args.weights_file.clone());
+        let report = {
+            let slot = Arc::clone(&slot);
+            move || {
+                if let Some(lb) = slot.get() {
+                    eprint!("{}", stats::report(lb));
                 }
             }
-            true
-        })?;
+        };
+        let reload = move || match (&weights, slot.get()) {
+            (Some(path), Some(lb)) => match reload_weights_file(lb.default_pool(), path) {
+                Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "weights not reloaded; keeping the old ones")
+                }
+            },
+            (Some(_), None) => tracing::warn!("SIGHUP before the balancer started: nothing reloaded"),
+            (None, _) => tracing::warn!("SIGHUP: no --weights-file to reload"),
+        };
+        on_signals(shutdown.clone(), Stopping::Draining, report, reload)?;
     }
 
     let chosen = args.backends.choose(&[3, 2, 1])?;

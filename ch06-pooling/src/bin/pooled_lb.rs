@@ -1,7 +1,7 @@
 //! `pooled_lb`: `high_perf_lb` with a pool of backend connections.
 
-use ch05_event_loop::app::{Program, ReactorArgs};
-use ch06_pooling::cli::{PoolArgs, serve_pooled};
+use ch05_event_loop::app::Program;
+use ch06_pooling::cli::PooledArgs;
 use clap::Parser;
 
 /// Chapter 5's single-threaded load balancer, keeping backend connections
@@ -19,9 +19,7 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    reactor: ReactorArgs,
-    #[command(flatten)]
-    pool: PoolArgs,
+    pooled: PooledArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +31,6 @@ fn main() -> anyhow::Result<()> {
         fastest: Some(ch04_advanced::labs::fastest),
         ..Program::new("pooled load balancer")
     };
-    serve_pooled(&args.reactor, &args.pool, program)
+    args.pooled.serve(program)
 }
 // ANCHOR_END: main

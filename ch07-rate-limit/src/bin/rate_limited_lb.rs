@@ -1,10 +1,9 @@
 //! `rate_limited_lb`: `pooled_lb` with a rate limiter in front of the
 //! backends.
 
-use ch05_event_loop::app::{Program, ReactorArgs};
+use ch05_event_loop::app::Program;
 use ch05_event_loop::lb::admit::Admission;
-use ch06_pooling::cli::{PoolArgs, serve_pooled};
-use ch07_rate_limit::cli::RateArgs;
+use ch07_rate_limit::cli::LimitedArgs;
 use clap::Parser;
 
 /// Chapter 6's pooled load balancer with a rate limiter in front of the
@@ -23,17 +22,12 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    reactor: ReactorArgs,
-    #[command(flatten)]
-    pool: PoolArgs,
-    #[command(flatten)]
-    rate: RateArgs,
+    limited: LimitedArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let trusted = args.reactor.lb.algorithm.trusted_proxies.len();
-    let mut limiter = args.rate.limiter(trusted).map_err(anyhow::Error::msg)?;
+    let mut limiter = args.limited.limiter().map_err(anyhow::Error::msg)?;
     let stats = limiter.shared_stats();
     // The pool (`reuse`) is filled in by `serve_pooled`, from --pool-* flags.
     let program = Program {
@@ -43,6 +37,6 @@ fn main() -> anyhow::Result<()> {
         fastest: Some(ch04_advanced::labs::fastest),
         ..Program::new("rate-limited load balancer")
     };
-    serve_pooled(&args.reactor, &args.pool, program)
+    args.limited.pooled.serve(program)
 }
 // ANCHOR_END: main

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use ch05_event_loop::app::{Program, ReactorArgs, Running};
+use ch05_event_loop::app::{Program, Running};
 use ch05_event_loop::lb::admit::Admission;
 use ch05_event_loop::lb::observe::Observe;
-use ch06_pooling::cli::{PoolArgs, serve_pooled_and};
-use ch07_rate_limit::cli::RateArgs;
+use ch06_pooling::cli::serve_pooled_and;
+use ch07_rate_limit::cli::LimitedArgs;
 use ch08_metrics::access::AccessLog;
 use ch08_metrics::admin;
 use ch08_metrics::balancer::{Metrics, Recorder};
@@ -27,19 +27,15 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    reactor: ReactorArgs,
-    #[command(flatten)]
-    pool: PoolArgs,
-    #[command(flatten)]
-    rate: RateArgs,
+    limited: LimitedArgs,
     #[command(flatten)]
     admin: AdminArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let trusted = args.reactor.lb.algorithm.trusted_proxies.len();
-    let mut limiter = args.rate.limiter(trusted).map_err(anyhow::Error::msg)?;
+    let mut limiter = args.limited.limiter().map_err(anyhow::Error::msg)?;
+    let reactor = &args.limited.pooled.reactor;
     let limiter_stats = limiter.shared_stats();
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
     metrics.watch_limiter(&limiter_stats)?;
@@ -48,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     match &args.admin.access_log {
         Some(path) if path.as_os_str() == "-" => recorder = recorder.with_access_log(AccessLog::to_log()),
         Some(path) => {
-            let (log, handle, dropped) = AccessLog::to_file(path, args.reactor.lb.log.log_format)
+            let (log, handle, dropped) = AccessLog::to_file(path, reactor.lb.log.log_format)
                 .with_context(|| format!("cannot open the access log {}", path.display()))?;
             metrics.watch_access_log(&dropped)?;
             recorder = recorder.with_access_log(log);
@@ -56,9 +52,9 @@ fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
-    let algorithm = clap::ValueEnum::to_possible_value(&args.reactor.lb.algorithm.algorithm)
+    let algorithm = clap::ValueEnum::to_possible_value(&reactor.lb.algorithm.algorithm)
         .map_or_else(String::new, |v| v.get_name().to_string());
-    let listen_port = args.reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
+    let listen_port = reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
     let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
@@ -83,7 +79,7 @@ fn main() -> anyhow::Result<()> {
     };
     // The pool's counters are exported too, when there is a pool.
     let pool_metrics = Arc::clone(&metrics);
-    serve_pooled_and(&args.reactor, &args.pool, program, move |stats| {
+    serve_pooled_and(reactor, &args.limited.pooled.pool, program, move |stats| {
         if let Err(e) = pool_metrics.watch_pool(stats) {
             tracing::warn!(error = %e, "the pool's metrics are not exported");
         }

@@ -7,6 +7,7 @@
 //! signal thread asks for the next one, and that thread may do anything.
 
 use std::io;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
@@ -97,3 +98,19 @@ pub fn on_signals(
     })
 }
 // ANCHOR_END: on_signals
+
+/// A SIGUSR1 handler for [`on_signals`] that prints `report` of what
+/// `slot` holds once the server has put it there. The signal thread
+/// starts before the server exists, so a signal may come first: then it
+/// prints nothing.
+pub fn report_once_started<T: Send + Sync + 'static>(
+    slot: &Arc<OnceLock<T>>,
+    report: impl Fn(&T) -> String + Send + 'static,
+) -> impl Fn() + Send + 'static {
+    let slot = Arc::clone(slot);
+    move || {
+        if let Some(value) = slot.get() {
+            eprint!("{}", report(value));
+        }
+    }
+}

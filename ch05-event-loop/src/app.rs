@@ -11,7 +11,7 @@ use anyhow::Context;
 use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
-use ch01_fundamentals::signals::Stopping;
+use ch01_fundamentals::signals::{Stopping, report_once_started};
 use ch04_advanced::algorithm::MakeAlgorithm;
 use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
@@ -142,12 +142,8 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     // Signals first: the mask that routes them to the signal thread is
     // inherited only by threads started later (the demo backends').
     let slot: Arc<OnceLock<(Arc<Pool>, Arc<Stats>)>> = Arc::default();
-    let (seen, more) = (Arc::clone(&slot), Arc::clone(&extra));
-    let on_report = move || {
-        if let Some((pool, stats)) = seen.get() {
-            eprint!("{}", report(name, pool, stats, started, &more()));
-        }
-    };
+    let more = Arc::clone(&extra);
+    let on_report = report_once_started(&slot, move |(pool, stats)| report(name, pool, stats, started, &more()));
     let on_hup = move || match &on_reload {
         Some(reload) => reload(),
         None => tracing::warn!("SIGHUP: nothing to reload in this chapter"),

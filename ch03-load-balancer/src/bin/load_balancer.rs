@@ -72,13 +72,8 @@ fn main() -> anyhow::Result<()> {
     let lb_slot: Arc<std::sync::OnceLock<Arc<LoadBalancer>>> = Arc::default();
     #[cfg(unix)]
     {
-        use ch03_load_balancer::signals::{Stopping, on_signals};
-        let slot = Arc::clone(&lb_slot);
-        let report = move || {
-            if let Some(lb) = slot.get() {
-                eprint!("{}", stats::report(lb));
-            }
-        };
+        use ch03_load_balancer::signals::{Stopping, on_signals, report_once_started};
+        let report = report_once_started(&lb_slot, |lb| stats::report(lb));
         on_signals(shutdown.clone(), Stopping::Now, report, || {})?;
     }
 

@@ -89,16 +89,9 @@ fn main() -> anyhow::Result<()> {
     let lb_slot: Arc<std::sync::OnceLock<Arc<AdvancedLb>>> = Arc::default();
     #[cfg(unix)]
     {
-        use ch03_load_balancer::signals::{Stopping, on_signals};
+        use ch03_load_balancer::signals::{Stopping, on_signals, report_once_started};
+        let report = report_once_started(&lb_slot, |lb| stats::report(lb));
         let (slot, weights) = (Arc::clone(&lb_slot), args.weights_file.clone());
-        let report = {
-            let slot = Arc::clone(&slot);
-            move || {
-                if let Some(lb) = slot.get() {
-                    eprint!("{}", stats::report(lb));
-                }
-            }
-        };
         let reload = move || match (&weights, slot.get()) {
             (Some(path), Some(lb)) => match reload_weights_file(lb.default_pool(), path) {
                 Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),

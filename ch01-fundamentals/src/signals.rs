@@ -99,18 +99,26 @@ pub fn on_signals(
 }
 // ANCHOR_END: on_signals
 
-/// A SIGUSR1 handler for [`on_signals`] that prints `report` of what
-/// `slot` holds once the server has put it there. The signal thread
-/// starts before the server exists, so a signal may come first: then it
-/// prints nothing.
-pub fn report_once_started<T: Send + Sync + 'static>(
-    slot: &Arc<OnceLock<T>>,
+/// [`on_signals`] for a server that does not exist yet (the signal thread
+/// must start first): returns the slot to put it in once it has started.
+/// Then SIGUSR1 prints `report(server)` and SIGHUP calls `reload(server)`;
+/// a signal that comes before says so and does nothing else.
+pub fn for_server<T: Send + Sync + 'static>(
+    shutdown: &Shutdown,
+    stopping: Stopping,
     report: impl Fn(&T) -> String + Send + 'static,
-) -> impl Fn() + Send + 'static {
-    let slot = Arc::clone(slot);
-    move || {
-        if let Some(value) = slot.get() {
-            eprint!("{}", report(value));
-        }
-    }
+    reload: impl Fn(&T) + Send + 'static,
+) -> io::Result<Arc<OnceLock<T>>> {
+    let slot: Arc<OnceLock<T>> = Arc::default();
+    let (for_report, for_reload) = (Arc::clone(&slot), Arc::clone(&slot));
+    let on_report = move || match for_report.get() {
+        Some(server) => eprint!("{}", report(server)),
+        None => tracing::info!("SIGUSR1 before the server started: nothing to report yet"),
+    };
+    let on_reload = move || match for_reload.get() {
+        Some(server) => reload(server),
+        None => tracing::warn!("SIGHUP before the server started: nothing reloaded"),
+    };
+    on_signals(shutdown.clone(), stopping, on_report, on_reload)?;
+    Ok(slot)
 }

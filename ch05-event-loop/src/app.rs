@@ -3,15 +3,15 @@
 //! plugged in, so both call [`serve`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
 use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
-use ch01_fundamentals::signals::{Stopping, report_once_started};
+use ch01_fundamentals::signals::{Stopping, for_server};
 use ch04_advanced::algorithm::MakeAlgorithm;
 use ch04_advanced::node::Pool;
 use ch04_advanced::stats::report_pools;
@@ -141,14 +141,13 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
 
     // Signals first: the mask that routes them to the signal thread is
     // inherited only by threads started later (the demo backends').
-    let slot: Arc<OnceLock<(Arc<Pool>, Arc<Stats>)>> = Arc::default();
     let more = Arc::clone(&extra);
-    let on_report = report_once_started(&slot, move |(pool, stats)| report(name, pool, stats, started, &more()));
-    let on_hup = move || match &on_reload {
+    let on_report = move |(pool, stats): &(Arc<Pool>, Arc<Stats>)| report(name, pool, stats, started, &more());
+    let on_hup = move |_: &(Arc<Pool>, Arc<Stats>)| match &on_reload {
         Some(reload) => reload(),
         None => tracing::warn!("SIGHUP: nothing to reload in this chapter"),
     };
-    ch03_load_balancer::signals::on_signals(shutdown.clone(), Stopping::Draining, on_report, on_hup)?;
+    let slot = for_server(&shutdown, Stopping::Draining, on_report, on_hup)?;
 
     let mut setup = args.lb.setup()?;
     setup.algorithm.fastest = fastest;

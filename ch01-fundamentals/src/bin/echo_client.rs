@@ -5,8 +5,9 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ch01_fundamentals::cli::LogArgs;
 use ch01_fundamentals::io::write_all;
-use ch01_fundamentals::logging::{self, LogFormat};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::connect;
 use clap::Parser;
 
@@ -27,14 +28,13 @@ struct Args {
     /// Seconds to wait for the connection and for each echo.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    logging::init(args.log.log_format);
     let addr = SocketAddr::new(args.host, args.port);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut stream = connect(addr, timeout).with_context(|| {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use ch01_fundamentals::cli::LogArgs;
 use ch01_fundamentals::labs::{
     lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server, lab_5_3_chat_server, lab_5_4_connection_log,
 };
-use ch01_fundamentals::logging::{self, LogFormat};
+use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::{ServerConfig, Shutdown, serve};
 use clap::{Parser, ValueEnum};
@@ -50,14 +51,13 @@ struct Args {
     /// Where lab 5.4 appends its connection log.
     #[arg(long, default_value = "connections.log")]
     log_file: PathBuf,
-    /// Log line format (RUST_LOG chooses the level).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    logging::init(args.log_format);
+    logging::init(args.log.log_format);
     let addr = SocketAddr::new(args.host, args.port);
     let listener = listen(addr, DEFAULT_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, lab = ?args.lab, "lab server listening");

@@ -68,14 +68,14 @@ fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
 
     // Signals first: the mask is inherited by every thread started after.
+    // SIGUSR1 prints the statistics; SIGHUP has nothing to reload here.
     #[cfg(unix)]
-    let lb_slot: Arc<std::sync::OnceLock<Arc<LoadBalancer>>> = Arc::default();
-    #[cfg(unix)]
-    {
-        use ch03_load_balancer::signals::{Stopping, on_signals, report_once_started};
-        let report = report_once_started(&lb_slot, |lb| stats::report(lb));
-        on_signals(shutdown.clone(), Stopping::Now, report, || {})?;
-    }
+    let lb_slot = ch03_load_balancer::signals::for_server(
+        &shutdown,
+        ch03_load_balancer::signals::Stopping::Now,
+        |lb: &Arc<LoadBalancer>| stats::report(lb),
+        |_| {},
+    )?;
 
     let chosen = args.backends.choose(&[])?;
     let specs = &chosen.specs;

@@ -85,25 +85,22 @@ fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
 
     // Signals first: their mask is inherited by every thread started later.
+    // SIGUSR1 prints the statistics; SIGHUP reloads --weights-file.
     #[cfg(unix)]
-    let lb_slot: Arc<std::sync::OnceLock<Arc<AdvancedLb>>> = Arc::default();
-    #[cfg(unix)]
-    {
-        use ch03_load_balancer::signals::{Stopping, on_signals, report_once_started};
-        let report = report_once_started(&lb_slot, |lb| stats::report(lb));
-        let (slot, weights) = (Arc::clone(&lb_slot), args.weights_file.clone());
-        let reload = move || match (&weights, slot.get()) {
-            (Some(path), Some(lb)) => match reload_weights_file(lb.default_pool(), path) {
+    let lb_slot = {
+        let weights = args.weights_file.clone();
+        let reload = move |lb: &Arc<AdvancedLb>| match &weights {
+            Some(path) => match reload_weights_file(lb.default_pool(), path) {
                 Ok(changed) => tracing::info!(file = %path.display(), changed, "weights reloaded"),
                 Err(e) => {
                     tracing::error!(file = %path.display(), error = %e, "weights not reloaded; keeping the old ones")
                 }
             },
-            (Some(_), None) => tracing::warn!("SIGHUP before the balancer started: nothing reloaded"),
-            (None, _) => tracing::warn!("SIGHUP: no --weights-file to reload"),
+            None => tracing::warn!("SIGHUP: no --weights-file to reload"),
         };
-        on_signals(shutdown.clone(), Stopping::Draining, report, reload)?;
-    }
+        let stopping = ch03_load_balancer::signals::Stopping::Draining;
+        ch03_load_balancer::signals::for_server(&shutdown, stopping, |lb| stats::report(lb), reload)?
+    };
 
     let chosen = args.backends.choose(&[3, 2, 1])?;
     let specs = &chosen.specs;

@@ -7,7 +7,7 @@
 //!
 //! - **the program's log** (`--access-log -`): an event with target
 //!   `access` through `tracing`, in the log's format (text or JSON), so
-//!   `RUST_LOG=access=off` silences it;
+//!   `RUST_LOG=info,access=off` silences it (and only it);
 //! - **a file** (`--access-log FILE`): lines written by a thread of their
 //!   own, so the loop never waits for a disk. The loop hands each line
 //!   over a bounded channel; when the writer falls behind by more than

@@ -17,8 +17,8 @@
 //!   process's own.
 //!
 //! The labels come from small sets the operator decides: backend
-//! addresses from the command line, status codes (at most 500 values,
-//! and a budget over both), limit names, pool eviction reasons. Nothing a
+//! addresses from the command line, status codes (at most 65 values,
+//! see [`status_label`], and a budget over both), limit names, pool eviction reasons. Nothing a
 //! client sends (a path, a header, its address) becomes a label.
 
 use std::sync::atomic::Ordering;
@@ -174,12 +174,15 @@ impl Metrics {
                 true,
                 |n| n.backend.failures.load(Ordering::Relaxed) as f64,
             )?,
-            per_backend("lb_bytes_sent_total", "Bytes of requests sent to the backend.", true, |n| {
+            per_backend("lb_bytes_sent_total", "Bytes of requests (head and body) sent to the backend.", true, |n| {
                 n.backend.bytes_out.load(Ordering::Relaxed) as f64
             })?,
-            per_backend("lb_bytes_received_total", "Bytes of response bodies received from the backend.", true, |n| {
-                n.backend.bytes_in.load(Ordering::Relaxed) as f64
-            })?,
+            per_backend(
+                "lb_bytes_received_total",
+                "Bytes of responses (head and body) passed from the backend to clients.",
+                true,
+                |n| n.backend.bytes_in.load(Ordering::Relaxed) as f64,
+            )?,
         ];
         for f in families {
             self.registry.add(Arc::new(f));
@@ -232,8 +235,8 @@ impl Metrics {
         }
         let s = Arc::clone(stats);
         let counter = Scraped::counter(
-            "lb_pool_connections_total",
-            "Backend connections a request needed: created (none was kept) or reused (a kept one).",
+            "lb_pool_checkouts_total",
+            "Backend connections taken for requests: created (none was kept) or reused (a kept one).",
             &["result"],
             move |out| {
                 let snap = s.snapshot();

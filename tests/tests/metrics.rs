@@ -125,8 +125,8 @@ fn after_known_traffic_the_metrics_hold_exactly_the_counts_and_promtool_has_noth
         ("lb_ratelimit_decisions_total{decision=\"passed\"}".to_string(), 5.0),
         ("lb_ratelimit_decisions_total{decision=\"refused\"}".to_string(), 3.0),
         ("lb_ratelimit_refused_total{limit=\"client\"}".to_string(), 3.0),
-        ("lb_pool_connections_total{result=\"created\"}".to_string(), 1.0),
-        ("lb_pool_connections_total{result=\"reused\"}".to_string(), 4.0),
+        ("lb_pool_checkouts_total{result=\"created\"}".to_string(), 1.0),
+        ("lb_pool_checkouts_total{result=\"reused\"}".to_string(), 4.0),
         ("metrics_series_folded_total{family=\"lb_requests_total\"}".to_string(), 0.0),
     ];
     for (series, value) in want {
@@ -147,6 +147,11 @@ fn after_known_traffic_the_metrics_hold_exactly_the_counts_and_promtool_has_noth
     assert!(om.ends_with("\n# EOF\n") && om.contains("# TYPE lb_requests counter\n"), "{om}");
     assert!(om.contains("# UNIT lb_request_duration_seconds seconds\n"), "{om}");
     assert_eq!(sample(&om, &format!("lb_requests_total{{backend=\"{b}\",status=\"200\"}}")), Some(3.0));
+    // promtool reads only the Prometheus format; what OpenMetrics adds is
+    // that a family's name is unique once counters lose their `_total`.
+    let families: Vec<&str> = om.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let unique: std::collections::HashSet<&&str> = families.iter().collect();
+    assert_eq!(unique.len(), families.len(), "a family name twice in OpenMetrics: {families:?}");
     // The same numbers as JSON.
     let stats: serde_json::Value = serde_json::from_slice(&get(admin, "/lb-stats").unwrap().body).unwrap();
     let backend_stats = &stats["groups"][0]["backends"][0];

@@ -31,7 +31,7 @@ pub struct Finished<'a> {
     pub outcome: Outcome,
     /// Bytes of the request sent to the backend (head and body).
     pub bytes_up: u64,
-    /// Bytes of the response body relayed from the backend.
+    /// Bytes of the response relayed from the backend (head and body).
     pub bytes_down: u64,
     /// How long its phases took.
     pub timings: Timings,

@@ -1,0 +1,27 @@
+//! # Chapter 9 — zero-copy I/O
+//!
+//! A relay written with `read` and `write` carries every byte across the
+//! boundary between the kernel and the program twice: into our buffer,
+//! then out of it. A proxy that never looks at the bytes does not need
+//! them in its memory at all. Linux can move them between descriptors
+//! inside the kernel: `sendfile(2)` from a file to a socket, `splice(2)`
+//! from a socket into a pipe and from the pipe into another socket.
+//!
+//! Concept map: which idea lives in which file.
+//!
+//! | idea | file |
+//! |---|---|
+//! | a pipe as a kernel buffer of a chosen size | [`pipe`] |
+//! | one direction of a relay: splice through a pipe, or copy through a buffer | [`relay`] |
+//! | a whole connection pair relayed both ways, with half-close | [`relay::relay_pair`] |
+//! | a file sent to a socket with `sendfile`, or read and written | [`sendfile`] |
+//!
+//! Still to come in this chapter: the static file server, the L4 balancer
+//! on chapter 5's loop, the labs and the measurements.
+#![deny(missing_docs)]
+#![deny(clippy::indexing_slicing)]
+
+#[cfg(target_os = "linux")]
+pub mod pipe;
+pub mod relay;
+pub mod sendfile;

@@ -15,13 +15,17 @@
 //! | one direction of a relay: splice through a pipe, or copy through a buffer | [`relay`] |
 //! | a whole connection pair relayed both ways, with half-close | [`relay::relay_pair`] |
 //! | a file sent to a socket with `sendfile`, or read and written | [`sendfile`] |
+//! | which file a request names, which part, whether the client's copy is good | [`files`] |
+//! | `static_server`: a connection's requests answered from files | [`server`] |
 //!
-//! Still to come in this chapter: the static file server, the L4 balancer
+//! Still to come in this chapter: the static server on chapter 5's loop, the L4 balancer
 //! on chapter 5's loop, the labs and the measurements.
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
+pub mod files;
 #[cfg(target_os = "linux")]
 pub mod pipe;
 pub mod relay;
 pub mod sendfile;
+pub mod server;

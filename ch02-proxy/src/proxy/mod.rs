@@ -143,16 +143,19 @@ impl From<HeadError> for ProxyError {
 }
 // ANCHOR_END: proxy_error
 
-/// The reason phrase of the statuses our proxies send.
+/// The reason phrase of the statuses our servers send themselves.
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",

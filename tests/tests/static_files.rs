@@ -1,0 +1,83 @@
+//! `static_server` (chapter 9) with curl, as a user would try it: ranges,
+//! conditional requests, HEAD, a large file byte for byte, and curl's own
+//! `--path-as-is` attempts to leave the root.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, reason = "test code")]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use tests::{binary, start};
+
+/// A folder removed when the test ends.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn site() -> (Dir, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("lbs-static-e2e-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("www/docs")).unwrap();
+    fs::write(dir.join("www/index.html"), "<h1>home</h1>\n").unwrap();
+    fs::write(dir.join("www/docs/index.html"), "<h1>docs</h1>\n").unwrap();
+    let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    fs::write(dir.join("www/big.bin"), &big).unwrap();
+    fs::write(dir.join("secret.txt"), "do not serve").unwrap();
+    (Dir(dir), big)
+}
+
+/// curl's output for `args`: (status, headers and body as curl wrote them).
+fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--write-out", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut body = out.stdout;
+    let cut = body.iter().rposition(|&b| b == b'\n').unwrap();
+    let status = String::from_utf8_lossy(&body[cut + 1..]).parse().unwrap();
+    body.truncate(cut);
+    (status, body)
+}
+
+#[test]
+fn curl_sees_files_ranges_validators_and_nothing_outside_the_root() {
+    let (dir, big) = site();
+    let root = dir.0.join("www");
+    let server = start(
+        &binary("ch09-zero-copy", "static_server"),
+        &["-p", "0", "--log-format", "json", "--root", root.to_str().unwrap()],
+        "static server listening",
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", server.addr.port());
+
+    assert_eq!(curl(&[&url("/")]), (200, b"<h1>home</h1>\n".to_vec()));
+    assert_eq!(curl(&[&url("/docs/")]), (200, b"<h1>docs</h1>\n".to_vec()));
+    // A large file, byte for byte, and a range of it.
+    let (status, body) = curl(&[&url("/big.bin")]);
+    assert!(status == 200 && body == big, "{status}, {} bytes", body.len());
+    let (status, body) = curl(&["-r", "1000-1999", &url("/big.bin")]);
+    assert!(status == 206 && body == big[1000..2000], "{status}, {} bytes", body.len());
+    let (status, _) = curl(&["-r", "99999999-", &url("/big.bin")]);
+    assert_eq!(status, 416);
+    // HEAD, and a conditional GET with the ETag it gave.
+    let (status, head) = curl(&["-I", &url("/index.html")]);
+    assert_eq!(status, 200);
+    let head = String::from_utf8_lossy(&head).to_string();
+    let etag = head.lines().find_map(|l| l.strip_prefix("ETag: ")).unwrap().trim();
+    assert!(head.contains("Content-Length: 14"), "{head}");
+    let (status, body) = curl(&["-H", &format!("If-None-Match: {etag}"), &url("/index.html")]);
+    assert_eq!((status, body.len()), (304, 0));
+    // Out of the root, the ways curl can be made to send it.
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/docs/..%2f..%2fsecret.txt"] {
+        let (status, body) = curl(&["--path-as-is", &url(path)]);
+        assert_eq!(status, 403, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(curl(&[&url("/nothing-here")]).0, 404);
+}

@@ -12,6 +12,7 @@
 //! | signals in a threaded server: block them, `sigwait` in one thread | `signals` (Unix) |
 //! | raising the open-files limit | [`net::raise_fd_limit`] |
 //! | log set-up shared by every binary (`RUST_LOG`, `--log-format`) | [`logging`] |
+//! | calendar dates from Unix time and back (UTC) | [`date`] |
 //! | the flags every server shares (`-H/--host`, `-p/--port`, `--log-format`) | [`cli`] |
 //! | the chapter's labs (stubs, or reference solutions with `reference`) | [`labs`] |
 //!
@@ -19,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod date;
 pub mod echo;
 pub mod io;
 pub mod labs;

@@ -230,12 +230,12 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 pub fn http_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = secs / 86_400;
-    let (year, month, day) = civil(days as i64);
+    let (year, month, day) = ch01_fundamentals::date::civil_from_days(days as i64);
     let rest = secs % 86_400;
     format!(
         "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
         DAYS.get((days % 7) as usize).unwrap_or(&"Thu"),
-        MONTHS.get((month - 1) as usize).unwrap_or(&"Jan"),
+        MONTHS.get(month.saturating_sub(1) as usize).unwrap_or(&"Jan"),
         rest / 3600,
         rest % 3600 / 60,
         rest % 60
@@ -254,40 +254,16 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     }
     let digits = |s: &str| if s.bytes().all(|b| b.is_ascii_digit()) { s.parse::<i64>().ok() } else { None };
     let day = digits(dd)?;
-    let month = MONTHS.iter().position(|m| *m == mon)? as i64 + 1;
+    let month = MONTHS.iter().position(|m| *m == mon)? as u32 + 1;
     let year = digits(yyyy)?;
     let mut hms = time.split(':');
     let (h, m, sec) = (digits(hms.next()?)?, digits(hms.next()?)?, digits(hms.next()?)?);
     if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
         return None;
     }
-    let days = days_from_civil(year, month, day);
+    let days = ch01_fundamentals::date::days_from_civil(year, month, day as u32);
     let secs = u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 to a (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// The inverse of [`civil`].
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The `Content-Type` of a file, from its extension; bytes of unknown

@@ -607,19 +607,9 @@ pub fn today() -> String {
     date_from_unix(secs)
 }
 
-/// A Unix time's date (UTC) as `YYYY-MM-DD`: days since 1970 turned into
-/// a civil date with eras of 400 years (146,097 days), the method of
-/// Howard Hinnant's "chrono-compatible low-level date algorithms".
+/// A Unix time's date (UTC) as `YYYY-MM-DD` (chapter 1's `date`).
 pub fn date_from_unix(secs: u64) -> String {
-    let days = (secs / 86_400) as i64 + 719_468; // days since 0000-03-01
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097); // day of era, 0..=146096
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // year of era
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year
-    let mp = (5 * doy + 2) / 153; // month, March = 0
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = ch01_fundamentals::date::civil_from_days((secs / 86_400) as i64);
     format!("{year:04}-{month:02}-{day:02}")
 }
 

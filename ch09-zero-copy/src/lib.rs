@@ -17,13 +17,15 @@
 //! | a file sent to a socket with `sendfile`, or read and written | [`sendfile`] |
 //! | which file a request names, which part, whether the client's copy is good | [`files`] |
 //! | `static_server`: a connection's requests answered from files | [`server`] |
+//! | `l4_proxy`: connection pairs relayed on chapter 5's poller, one thread | [`l4`] |
 //!
-//! Still to come in this chapter: the static server on chapter 5's loop, the L4 balancer
-//! on chapter 5's loop, the labs and the measurements.
+//! Still to come in this chapter: the static server on chapter 5's loop,
+//! health checks for `l4_proxy`, the labs and the measurements.
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod files;
+pub mod l4;
 #[cfg(target_os = "linux")]
 pub mod pipe;
 pub mod relay;

@@ -20,8 +20,9 @@ impl Drop for Tree {
     }
 }
 
-fn tree() -> Tree {
-    let base = std::env::temp_dir().join(format!("lbs-ch09-files-{}", std::process::id()));
+/// A tree of its own for each test (tests run in parallel).
+fn tree(name: &str) -> Tree {
+    let base = std::env::temp_dir().join(format!("lbs-ch09-files-{}-{name}", std::process::id()));
     let _ = fs::remove_dir_all(&base);
     let root = base.join("root");
     fs::create_dir_all(root.join("docs")).unwrap();
@@ -43,7 +44,7 @@ fn get(t: &Tree, target: &str) -> Result<String, Refused> {
 
 #[test]
 fn files_and_directory_indexes_are_found() {
-    let t = tree();
+    let t = tree("found");
     assert_eq!(get(&t, "/a.txt").unwrap(), "a");
     assert_eq!(get(&t, "/docs").unwrap(), "<p>docs</p>");
     assert_eq!(get(&t, "/docs/").unwrap(), "<p>docs</p>");
@@ -55,7 +56,7 @@ fn files_and_directory_indexes_are_found() {
 
 #[test]
 fn nothing_outside_the_root_is_ever_served() {
-    let t = tree();
+    let t = tree("outside");
     assert!(matches!(get(&t, "/outside-link"), Err(Refused::Forbidden(_))));
     assert!(matches!(get(&t, "/up/secret.txt"), Err(Refused::Forbidden(_))));
     assert!(matches!(get(&t, "/../secret.txt"), Err(Refused::Forbidden(_))));

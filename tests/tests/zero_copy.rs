@@ -1,6 +1,7 @@
-//! `static_server` (chapter 9) with curl, as a user would try it: ranges,
+//! Chapter 9's binaries as a user would try them. `static_server` with curl: ranges,
 //! conditional requests, HEAD, a large file byte for byte, and curl's own
-//! `--path-as-is` attempts to leave the root.
+//! `--path-as-is` attempts to leave the root. `l4_proxy` with no arguments
+//! (its demo backends), `--copy`, and an algorithm it cannot use.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, reason = "test code")]
 
@@ -80,4 +81,28 @@ fn curl_sees_files_ranges_validators_and_nothing_outside_the_root() {
         assert_eq!(status, 403, "{path}: {}", String::from_utf8_lossy(&body));
     }
     assert_eq!(curl(&[&url("/nothing-here")]).0, 404);
+}
+
+#[test]
+fn l4_proxy_with_no_arguments_relays_to_its_demo_backends_and_refuses_what_it_cannot_do() {
+    let lb = start(&binary("ch09-zero-copy", "l4_proxy"), &["-p", "0", "--log-format", "json"], "l4 proxy listening");
+    let said =
+        lb.wait_for_line(std::time::Duration::from_secs(10), |l| l.contains("demo backends run in this process"));
+    assert!(said.is_some(), "the demo backends are announced");
+    let url = format!("http://127.0.0.1:{}/", lb.addr.port());
+    let bodies: Vec<String> = (0..3).map(|_| String::from_utf8(curl(&[&url]).1).unwrap()).collect();
+    assert!(bodies.iter().all(|b| b.starts_with("Hello from backend-")), "{bodies:?}");
+    assert!(bodies[0] != bodies[1], "round robin: {bodies:?}");
+    // --copy relays the same bytes.
+    let copy = start(
+        &binary("ch09-zero-copy", "l4_proxy"),
+        &["-p", "0", "--log-format", "json", "--copy"],
+        "l4 proxy listening",
+    );
+    let (status, body) = curl(&[&format!("http://127.0.0.1:{}/", copy.addr.port())]);
+    assert!(status == 200 && body.starts_with(b"Hello from backend-"));
+    // An algorithm that needs a request is refused with the reason.
+    let out = tests::run(&binary("ch09-zero-copy", "l4_proxy"), &["-p", "0", "--algorithm", "sticky"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at layer 4 use rr, wrr, lc or iphash"));
 }

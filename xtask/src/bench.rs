@@ -15,6 +15,7 @@
 //! | `bench/load.rs` | wrk and its report; the built-in generator; reading responses |
 //! | `bench/checks.rs` | many connections held at once; memory per idle connection |
 //! | `bench/churn.rs` | `--churn`: chapter 6's pool against backends closing idle connections |
+//! | `bench/zero_copy.rs` | `--l4`: chapter 9's `l4_proxy`, splice and copy, against HAProxy's tcp mode, with iperf3 |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -27,6 +28,7 @@ mod limiter;
 mod load;
 mod report;
 mod servers;
+mod zero_copy;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -284,6 +286,11 @@ pub struct BenchArgs {
     /// the resident memory per key at a million keys (<= 64 bytes).
     #[arg(long)]
     limiter: bool,
+    /// Instead of the ladder, chapter 9's layer 4 targets: iperf3 through
+    /// l4_proxy (splice and --copy) and HAProxy's tcp mode, at 1 and 8
+    /// streams.
+    #[arg(long)]
+    l4: bool,
 }
 
 /// What every measurement of a run shares.
@@ -305,6 +312,9 @@ struct Run {
 pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     if args.limiter {
         return limiter::run(root, args.quick);
+    }
+    if args.l4 {
+        return zero_copy::run(root, args.quick);
     }
     if args.churn {
         return run_churn(root, if args.quick { 10 } else { args.churn_secs.max(1) });

@@ -16,6 +16,9 @@ use std::time::Duration;
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::algorithm::{self, Kind as Algorithm};
 use ch04_advanced::node::{Backend, Pool};
+mod common;
+use common::pattern;
+
 use ch09_zero_copy::l4::{L4Config, L4Stats, run};
 use ch09_zero_copy::relay::Kind;
 
@@ -79,18 +82,6 @@ fn proxy(backends: &[SocketAddr], kind: Kind) -> Proxy {
         run(listener, &pool, &backends, alg.as_ref(), &config, &st, s2).unwrap();
     });
     Proxy { addr, stats, shutdown, thread: Some(thread) }
-}
-
-fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Sends `data` through `addr` to the echo backend and reads it back.

@@ -12,6 +12,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+mod common;
+use common::pattern;
+
 use ch09_zero_copy::relay::{Kind, Totals, relay_pair};
 
 const KINDS: [Kind; 3] = [Kind::Splice(64 * 1024), Kind::Splice(4096), Kind::Copy(16 * 1024)];
@@ -36,19 +39,6 @@ fn setup(kind: Kind, idle: Duration) -> Setup {
     }
     let relay = thread::spawn(move || relay_pair(&a, &b, kind, idle));
     Setup { client, server, relay }
-}
-
-/// `n` bytes that are not all alike (a failure shows where they differ).
-fn pattern(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn read_all(mut s: &TcpStream) -> Vec<u8> {

@@ -85,7 +85,9 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                 Relay::Direct => None,
                 Relay::Splice | Relay::Copy => {
                     let mut args: Vec<String> =
-                        ["-p", &port.to_string(), "--backend", &format!("127.0.0.1:{sink_port}")].map(String::from).into();
+                        ["-p", &port.to_string(), "--backend", &format!("127.0.0.1:{sink_port}")]
+                            .map(String::from)
+                            .into();
                     if relay == Relay::Copy {
                         args.push("--copy".to_string());
                     }
@@ -146,7 +148,12 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             at(Relay::Haproxy, i),
             1.2,
         );
-        verdict(format!("splice >= 1.5 x --copy at {streams} stream(s)"), at(Relay::Splice, i), at(Relay::Copy, i), 1.5);
+        verdict(
+            format!("splice >= 1.5 x --copy at {streams} stream(s)"),
+            at(Relay::Splice, i),
+            at(Relay::Copy, i),
+            1.5,
+        );
     }
     if !pass {
         bail!("an L4 target was missed (above)");
@@ -176,8 +183,26 @@ fn haproxy_tcp_config(port: u16, backend: u16) -> String {
     )
 }
 
-/// One iperf3 run through `port`: the receiver's Gbit/s.
+/// One iperf3 run through `port`: the receiver's Gbit/s. iperf3's server
+/// takes one test at a time and is now and then still closing the last one
+/// when the next arrives ("unable to receive control message"): such a run
+/// is tried again, up to three times.
 fn iperf3_gbits(iperf3: &Path, port: u16, streams: u32, secs: u64) -> Result<f64> {
+    let mut last = None;
+    for _ in 0..3 {
+        match iperf3_once(iperf3, port, streams, secs) {
+            Ok(g) => return Ok(g),
+            Err(e) => {
+                eprintln!("[bench] iperf3 failed, trying again: {}", e.to_string().lines().next().unwrap_or(""));
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("iperf3 gave no result")))
+}
+
+fn iperf3_once(iperf3: &Path, port: u16, streams: u32, secs: u64) -> Result<f64> {
     let out = Command::new(iperf3)
         .args(["-c", "127.0.0.1", "-p", &port.to_string(), "-P", &streams.to_string(), "-t", &secs.to_string(), "-J"])
         .stdin(Stdio::null())
@@ -196,7 +221,8 @@ fn received_bits_per_second(json: &str) -> Option<f64> {
     let rest = json.get(end..)?;
     let at = rest.find("\"bits_per_second\"")?;
     let value = rest.get(at + "\"bits_per_second\"".len()..)?.trim_start().strip_prefix(':')?.trim_start();
-    let number: String = value.chars().take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')).collect();
+    let number: String =
+        value.chars().take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')).collect();
     number.parse().ok()
 }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
+use ch04_advanced::health::{HealthConfig, Probe, record_request};
 use ch04_advanced::node::Pool;
 use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
 use socket2::{Domain, Socket, Type};
@@ -44,16 +45,22 @@ pub struct L4Config {
     pub max_connections: usize,
     /// Which system call waits.
     pub poller: Mechanism,
+    /// Health settings: a failed connect counts as a failed request
+    /// (passive check, `max_fails`), and the probes a checker thread runs
+    /// on the same pool (TCP by default at layer 4) take backends out of
+    /// rotation before any client meets them.
+    pub health: HealthConfig,
 }
 
 impl Default for L4Config {
     fn default() -> Self {
         Self {
-            kind: Kind::Splice(256 * 1024),
+            kind: Kind::Auto(256 * 1024),
             connect_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(300),
             max_connections: 10_000,
             poller: Mechanism::best(),
+            health: HealthConfig { probe: Probe::Tcp, ..HealthConfig::default() },
         }
     }
 }
@@ -234,6 +241,7 @@ impl L4<'_> {
     fn backend_failed(&self, node: usize, why: &str) {
         if let Some(n) = self.pool.nodes.get(node) {
             n.backend.failures.fetch_add(1, Ordering::Relaxed);
+            record_request(n, false, &self.config.health, Instant::now());
             tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
         }
     }
@@ -250,6 +258,9 @@ impl L4<'_> {
             }
             match pair.backend.take_error() {
                 Ok(None) if pair.backend.peer_addr().is_ok() => {
+                    if let Some(n) = self.pool.nodes.get(pair.node) {
+                        record_request(n, true, &self.config.health, Instant::now());
+                    }
                     let (up, down) = match (Direction::new(self.config.kind), Direction::new(self.config.kind)) {
                         (Ok(up), Ok(down)) => (up, down),
                         (Err(e), _) | (_, Err(e)) => return self.close(slot, pair, Some(&e.to_string())),

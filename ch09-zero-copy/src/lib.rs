@@ -16,11 +16,9 @@
 //! | a whole connection pair relayed both ways, with half-close | [`relay::relay_pair`] |
 //! | a file sent to a socket with `sendfile`, or read and written | [`sendfile`] |
 //! | which file a request names, which part, whether the client's copy is good | [`files`] |
-//! | `static_server`: a connection's requests answered from files | [`server`] |
+//! | `static_server`: requests answered from files, every connection on chapter 5's poller | [`server`] |
 //! | `l4_proxy`: connection pairs relayed on chapter 5's poller, one thread | [`l4`] |
 //!
-//! Still to come in this chapter: the static server on chapter 5's loop,
-//! health checks for `l4_proxy`, the labs and the measurements.
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 

@@ -9,6 +9,11 @@
 //!   kernel: pages are passed along, not copied through our memory.
 //! - **[`Kind::Copy`]** (everywhere): `read` into a buffer, `write` it out:
 //!   two copies through user space. The comparison, and the fallback.
+//! - **[`Kind::Auto`]**: copy for the first [`CUTOVER`] bytes, then splice.
+//!   A pipe costs two descriptors and three system calls before its first
+//!   byte; a connection that carries a few kilobytes is done sooner
+//!   without one (the measurements in chapter 9 find where the two
+//!   cross).
 //!
 //! Both follow one rule that keeps the hard cases simple: **empty the
 //! buffer before filling it.** `splice` answers `EAGAIN` both when the
@@ -36,7 +41,18 @@ pub enum Kind {
     Splice(usize),
     /// Through a buffer of this many bytes, with `read` and `write`.
     Copy(usize),
+    /// Through a small buffer until the direction has moved [`CUTOVER`]
+    /// bytes, then through a pipe of about this many bytes (Linux).
+    Auto(usize),
 }
+
+/// Bytes a [`Kind::Auto`] direction copies before it switches to splice.
+/// Below this size, `cargo xtask bench --l4` measured copying as fast or
+/// faster: the pipe's set-up is not paid back.
+pub const CUTOVER: u64 = 64 * 1024;
+
+/// The buffer a [`Kind::Auto`] direction copies through.
+const AUTO_BUFFER: usize = 16 * 1024;
 
 /// Bytes one call to [`Direction::pump`] moves at most before it returns,
 /// so that one busy connection cannot keep a loop from the others.
@@ -79,6 +95,8 @@ pub struct Direction {
     eof: bool,
     /// Bytes passed on so far.
     moved: u64,
+    /// For [`Kind::Auto`]: the pipe size to switch to after [`CUTOVER`].
+    switch_to: Option<usize>,
 }
 // ANCHOR_END: direction
 
@@ -91,8 +109,38 @@ impl Direction {
             #[cfg(not(target_os = "linux"))]
             Kind::Splice(size) => Buffer::Memory { bytes: vec![0; size.max(1)], start: 0, end: 0 },
             Kind::Copy(size) => Buffer::Memory { bytes: vec![0; size.max(1)], start: 0, end: 0 },
+            Kind::Auto(size) => Buffer::Memory { bytes: vec![0; AUTO_BUFFER.min(size.max(1))], start: 0, end: 0 },
         };
-        Ok(Direction { buffer, eof: false, moved: 0 })
+        let switch_to = match kind {
+            Kind::Auto(size) if cfg!(target_os = "linux") => Some(size),
+            _ => None,
+        };
+        Ok(Direction { buffer, eof: false, moved: 0, switch_to })
+    }
+
+    /// Whether bytes move by splice now.
+    pub fn splicing(&self) -> bool {
+        match &self.buffer {
+            #[cfg(target_os = "linux")]
+            Buffer::Pipe { .. } => true,
+            Buffer::Memory { .. } => false,
+        }
+    }
+
+    /// A [`Kind::Auto`] direction past [`CUTOVER`] with an empty buffer
+    /// trades its buffer for a pipe. Failing to get one (out of
+    /// descriptors) only means it goes on copying.
+    fn maybe_switch(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(size) = self.switch_to
+            && self.moved >= CUTOVER
+            && self.held() == 0
+        {
+            self.switch_to = None;
+            if let Ok(pipe) = Pipe::new(size) {
+                self.buffer = Buffer::Pipe { pipe, held: 0 };
+            }
+        }
     }
 
     /// Bytes passed on to the destination so far.
@@ -135,6 +183,7 @@ impl Direction {
             if budget == 0 {
                 return Ok(Wait::More);
             }
+            self.maybe_switch();
             // ...then fill it: the buffer is empty, so "would block" can
             // only mean the source has nothing for now.
             match self.read_in(from) {

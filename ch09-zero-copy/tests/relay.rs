@@ -1,6 +1,7 @@
 //! The relay on real TCP connections over loopback, both ways, for each
 //! way of moving bytes: splice through a 64 KiB pipe, splice through a
-//! one-page pipe (where a pipe fills by slots, not bytes), and copy.
+//! one-page pipe (where a pipe fills by slots, not bytes), copy, and
+//! copy that turns into splice after [`CUTOVER`] bytes.
 //! The cases that break relays: both directions at once, a half-close
 //! that must travel through, thousands of one-byte writes, a slow reader,
 //! a reset in the middle, silence, and no descriptor left behind.
@@ -15,9 +16,9 @@ use std::time::Duration;
 mod common;
 use common::pattern;
 
-use ch09_zero_copy::relay::{Kind, Totals, relay_pair};
+use ch09_zero_copy::relay::{CUTOVER, Direction, Kind, Totals, Wait, relay_pair};
 
-const KINDS: [Kind; 3] = [Kind::Splice(64 * 1024), Kind::Splice(4096), Kind::Copy(16 * 1024)];
+const KINDS: [Kind; 4] = [Kind::Splice(64 * 1024), Kind::Splice(4096), Kind::Copy(16 * 1024), Kind::Auto(64 * 1024)];
 const IDLE: Duration = Duration::from_secs(20);
 
 /// A client and a server, with the relay between them on its own thread.
@@ -199,4 +200,43 @@ fn relays_leave_no_descriptor_behind() {
     // own: allow for them, but not for 60 relays' worth of pipes (120).
     let after = open_descriptors();
     assert!(after < before + 40, "{before} descriptors before, {after} after");
+}
+
+#[test]
+fn auto_copies_small_transfers_and_splices_past_the_cutover_without_losing_a_byte() {
+    let (front, back) = (TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap());
+    let mut client = TcpStream::connect(front.local_addr().unwrap()).unwrap();
+    let (from, _) = front.accept().unwrap();
+    let to = TcpStream::connect(back.local_addr().unwrap()).unwrap();
+    let (server, _) = back.accept().unwrap();
+    server.set_read_timeout(Some(IDLE)).unwrap();
+    from.set_nonblocking(true).unwrap();
+    to.set_nonblocking(true).unwrap();
+    let mut direction = Direction::new(Kind::Auto(64 * 1024)).unwrap();
+    let data = pattern(CUTOVER as usize * 3, 9);
+    let reading = thread::spawn(move || read_all(&server));
+    let mut sent = 0;
+    let mut spliced_from = None;
+    // Feed it in 4 KiB pieces, pumping after each: the switch happens
+    // between two pieces, with the buffer empty.
+    for piece in data.chunks(4096) {
+        client.write_all(piece).unwrap();
+        sent += piece.len();
+        while direction.moved() < sent as u64 {
+            match direction.pump(&from, &to).unwrap() {
+                Wait::Readable | Wait::More => {}
+                Wait::Writable => thread::yield_now(),
+                Wait::Done => panic!("the source has not ended"),
+            }
+        }
+        if direction.splicing() && spliced_from.is_none() {
+            spliced_from = Some(direction.moved());
+        }
+    }
+    client.shutdown(Shutdown::Write).unwrap();
+    while direction.pump(&from, &to).unwrap() != Wait::Done {}
+    to.shutdown(Shutdown::Write).unwrap();
+    let start = spliced_from.expect("it switched to splice");
+    assert!((CUTOVER..CUTOVER + 8192).contains(&start), "switched after {start} bytes");
+    assert!(reading.join().unwrap() == data, "every byte, in order, across the switch");
 }

@@ -1,5 +1,5 @@
-//! `static_server`'s connection handler behind chapter 1's server loop, on
-//! a real socket, with a real directory: what a browser or curl sees.
+//! `static_server`'s loop on a real socket, with a real directory: what a
+//! browser or curl sees.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, reason = "test code")]
 
@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 
 use backends::client::{HttpResponse, read_response, send};
-use ch01_fundamentals::server::{ServerConfig, Shutdown, serve};
-use ch09_zero_copy::server::{StaticConfig, handle};
+use ch01_fundamentals::server::Shutdown;
+use ch09_zero_copy::server::{StaticConfig, run};
 
 struct Server {
     addr: SocketAddr,
@@ -44,7 +44,7 @@ fn server() -> Server {
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
     let (stop, config) = (shutdown.clone(), StaticConfig::new(root));
-    std::thread::spawn(move || serve(listener, stop, ServerConfig::default(), move |s| handle(s, &config)));
+    std::thread::spawn(move || run(listener, &config, stop));
     Server { addr, shutdown, dir }
 }
 
@@ -157,4 +157,60 @@ fn one_connection_carries_many_requests() {
         assert_eq!(r.status, if target == "/missing" { 404 } else { 200 }, "{target}");
         assert_eq!(r.header("connection"), Some("keep-alive"));
     }
+}
+
+#[test]
+fn a_client_that_stops_reading_holds_up_nobody_else() {
+    let s = server();
+    // Asks for 8 MiB and reads none of it: its socket fills and its reply
+    // waits; the one thread must go on serving everybody else.
+    let stalled = TcpStream::connect(s.addr).unwrap();
+    (&stalled).write_all(b"GET /data.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    for _ in 0..20 {
+        let r = get(s.addr, "/notes.txt", "");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"0123456789abcdefghij"[..]));
+    }
+    // And the stalled one still gets every byte once it reads.
+    let mut reader = BufReader::new(stalled);
+    let r = read_response(&mut reader, false).unwrap();
+    assert!(r.status == 200 && r.body == big());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let s = server();
+    let stream = TcpStream::connect(s.addr).unwrap();
+    let mut all = String::new();
+    for target in ["/notes.txt", "/missing", "/index.html"] {
+        all.push_str(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    (&stream).write_all(all.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let statuses: Vec<u16> = (0..3).map(|_| read_response(&mut reader, false).unwrap().status).collect();
+    assert_eq!(statuses, [200, 404, 200]);
+}
+
+#[test]
+fn a_head_that_never_ends_gets_408_and_a_silent_client_is_closed() {
+    let dir = std::env::temp_dir().join(format!("lbs-static-timeout-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let mut config = StaticConfig::new(dir.clone());
+    config.limits.header_timeout = std::time::Duration::from_millis(50);
+    let stop = shutdown.clone();
+    std::thread::spawn(move || run(listener, &config, stop));
+    let mut partial = TcpStream::connect(addr).unwrap();
+    partial.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    partial.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    let r = read_response(&mut BufReader::new(partial), false).unwrap();
+    assert_eq!(r.status, 408);
+    let silent = TcpStream::connect(addr).unwrap();
+    silent.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    use std::io::Read;
+    assert_eq!((&silent).read_to_end(&mut buf).unwrap(), 0, "closed without a word");
+    shutdown.trigger();
+    let _ = fs::remove_dir_all(&dir);
 }

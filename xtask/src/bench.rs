@@ -16,6 +16,8 @@
 //! | `bench/checks.rs` | many connections held at once; memory per idle connection |
 //! | `bench/churn.rs` | `--churn`: chapter 6's pool against backends closing idle connections |
 //! | `bench/zero_copy.rs` | `--l4`: chapter 9's `l4_proxy`, splice and copy, against HAProxy's tcp mode, with iperf3 |
+//! | `bench/transfers.rs` | `--l4`: whole transfers of 1 KiB to 16 MiB through `l4_proxy`, copy, splice and auto, with its CPU per GB |
+//! | `bench/static_files.rs` | `--l4`: `static_server` against nginx on a 1 MiB and a 1 GiB file, with wrk |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -28,6 +30,8 @@ mod limiter;
 mod load;
 mod report;
 mod servers;
+mod static_files;
+mod transfers;
 mod zero_copy;
 
 use std::fs;
@@ -286,10 +290,11 @@ pub struct BenchArgs {
     /// the resident memory per key at a million keys (<= 64 bytes).
     #[arg(long)]
     limiter: bool,
-    /// Instead of the ladder, chapter 9's layer 4 targets: iperf3 through
-    /// l4_proxy (splice and --copy) and HAProxy's tcp mode, at 1 and 8
-    /// streams.
-    #[arg(long)]
+    /// Instead of the ladder, chapter 9's targets: iperf3 through
+    /// l4_proxy (splice and --copy) and HAProxy's tcp mode at 1 and 8
+    /// streams; whole transfers of 1 KiB to 16 MiB (copy, splice, auto);
+    /// static_server against nginx on a 1 MiB and a 1 GiB file.
+    #[arg(long, alias = "zero-copy")]
     l4: bool,
 }
 

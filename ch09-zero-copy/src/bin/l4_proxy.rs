@@ -10,6 +10,8 @@ use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
 use ch03_load_balancer::cli::BackendArgs;
 use ch04_advanced::algorithm::{self, Kind as Algorithm};
+use ch04_advanced::cli::HealthArgs;
+use ch04_advanced::health::{HealthChecker, Probe};
 use ch04_advanced::node::{Backend, Pool};
 use ch05_event_loop::poller::Mechanism;
 use ch09_zero_copy::l4::{L4Config, L4Stats, run};
@@ -19,15 +21,18 @@ use clap::Parser;
 /// A layer 4 load balancer: each TCP connection goes to one backend,
 /// chosen by round robin, weighted round robin, least connections or
 /// client IP hash, and its bytes are relayed both ways with splice(2)
-/// (--copy: read and write) without ever being parsed: any protocol over
-/// TCP. One thread, chapter 5's poller. Statistics on SIGUSR1 and at exit.
+/// once a connection has carried 64 KiB (--copy: read and write only;
+/// --splice: splice only) without ever being parsed: any protocol over
+/// TCP. One thread, chapter 5's poller; a second probes the backends
+/// (a TCP connect every --health-interval-ms by default). Statistics on
+/// SIGUSR1 and at exit.
 ///
 /// Try it: `cargo run -p ch09-zero-copy --bin l4_proxy`, then
 /// `curl localhost:8080/` (with nothing on 127.0.0.1:9001-9003 it starts
 /// three demo HTTP backends and says so).
 // ANCHOR: main
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, mut_arg("health_check", |a| a.default_value("tcp")))]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs,
@@ -37,9 +42,14 @@ struct Args {
     /// (chapter 4's names and aliases; the others need a request).
     #[arg(short, long, visible_alias = "strategy", short_alias = 's', value_enum, default_value_t = Algorithm::Rr)]
     algorithm: Algorithm,
-    /// Relay with read and write through a buffer instead of splice (to compare).
-    #[arg(long)]
+    /// Relay with read and write through a buffer, never splice (to compare).
+    #[arg(long, conflicts_with = "splice")]
     copy: bool,
+    /// Splice from the first byte. By default a connection's first 64 KiB
+    /// each way are copied and only the rest spliced: for small transfers
+    /// a pipe costs more than it saves.
+    #[arg(long)]
+    splice: bool,
     /// KiB each direction holds between the sockets (the pipe, or the buffer).
     #[arg(long, default_value_t = 256)]
     buffer_kib: usize,
@@ -55,6 +65,8 @@ struct Args {
     /// Which system call waits for readiness: epoll, kqueue or poll.
     #[arg(long, default_value_t = Mechanism::best(), value_parser = parse_poller)]
     poller: Mechanism,
+    #[command(flatten)]
+    health: HealthArgs,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -88,15 +100,23 @@ fn main() -> anyhow::Result<()> {
     #[cfg(unix)]
     let _ = slot.set(Arc::clone(&pool));
     let algorithm = algorithm::build(args.algorithm, &pool, &algorithm::Options::default());
-    let kind =
-        if args.copy { Kind::Copy(args.buffer_kib.max(4) * 1024) } else { Kind::Splice(args.buffer_kib.max(4) * 1024) };
+    let size = args.buffer_kib.max(4) * 1024;
+    let kind = match (args.copy, args.splice) {
+        (true, _) => Kind::Copy(size),
+        (false, true) => Kind::Splice(size),
+        (false, false) => Kind::Auto(size),
+    };
     let config = L4Config {
         kind,
         connect_timeout: std::time::Duration::from_millis(args.connect_timeout_ms.max(1)),
         idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms.max(1)),
         max_connections: args.max_connections.max(1),
         poller: args.poller,
+        health: args.health.config(),
     };
+    if config.health.probe != Probe::Off {
+        HealthChecker { pool: Arc::clone(&pool), config: config.health.clone() }.spawn(shutdown.clone())?;
+    }
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let addr = args.listen.addr(ch01_fundamentals::cli::DEFAULT_PORT).map_err(anyhow::Error::msg)?;
     let listener = listen(addr, 4096).with_context(|| format!("cannot listen on {addr}"))?;

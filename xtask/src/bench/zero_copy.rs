@@ -1,4 +1,7 @@
-//! `cargo xtask bench --l4`: chapter 9's layer 4 targets, with iperf3.
+//! `cargo xtask bench --l4`: chapter 9's targets in one run: streams
+//! with iperf3 (here), whole transfers of each size
+//! ([`transfers`](super::transfers)) and static files against nginx
+//! ([`static_files`](super::static_files)).
 //!
 //! One iperf3 server; in front of it, in turns: nothing (`direct`, the
 //! ceiling), `l4_proxy` relaying with splice, `l4_proxy --copy`, and
@@ -44,24 +47,35 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         bail!("iperf3 is not installed (sudo apt-get install iperf3): the L4 bench measures with it");
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("[bench] cargo build --release -p ch09-zero-copy --bin l4_proxy");
+    eprintln!("[bench] cargo build --release -p ch09-zero-copy --bins");
     let status = Command::new(&cargo)
         .current_dir(root)
-        .args(["build", "--release", "-q", "-p", "ch09-zero-copy", "--bin", "l4_proxy"])
+        .args(["build", "--release", "-q", "-p", "ch09-zero-copy", "--bins"])
         .status()
         .context("could not run cargo")?;
     if !status.success() {
-        bail!("building l4_proxy failed");
+        bail!("building chapter 9's binaries failed");
     }
     let l4 = root.join("target/release/l4_proxy");
     let tmp = root.join("target/bench-l4");
     std::fs::create_dir_all(&tmp)?;
+    let mut pass = streams(&iperf3, &l4, &tmp, quick)?;
+    pass &= super::transfers::run(&l4, &tmp, quick)?;
+    pass &= super::static_files::run(&root.join("target/release/static_server"), &tmp, quick)?;
+    if !pass {
+        bail!("a chapter 9 target was missed (above)");
+    }
+    Ok(())
+}
+
+/// iperf3 through each relay; prints the table and the verdicts.
+fn streams(iperf3: &Path, l4: &Path, tmp: &Path, quick: bool) -> Result<bool> {
     let (secs, rounds) = if quick { (3, 1) } else { (10, 3) };
 
     let sink_port = free_port()?;
     let sink_addr = ([127, 0, 0, 1], sink_port).into();
     let sink_args = vec!["-s".to_string(), "-p".to_string(), sink_port.to_string()];
-    let mut sink = Server::spawn("iperf3 -s", &iperf3, &sink_args, sink_addr, tmp.join("iperf3-server.log"))?;
+    let mut sink = Server::spawn("iperf3 -s", iperf3, &sink_args, sink_addr, tmp.join("iperf3-server.log"))?;
     sink.wait_ready()?;
     let haproxy = find_program("haproxy");
     let mut relays = vec![Relay::Direct, Relay::Splice, Relay::Copy];
@@ -88,10 +102,10 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
                         ["-p", &port.to_string(), "--backend", &format!("127.0.0.1:{sink_port}")]
                             .map(String::from)
                             .into();
-                    if relay == Relay::Copy {
-                        args.push("--copy".to_string());
-                    }
-                    Some(Server::spawn(relay.label(), &l4, &args, addr, log)?)
+                    // iperf3's control connection takes probes as tests.
+                    args.extend(["--health-check".to_string(), "off".into()]);
+                    args.push(if relay == Relay::Copy { "--copy" } else { "--splice" }.to_string());
+                    Some(Server::spawn(relay.label(), l4, &args, addr, log)?)
                 }
                 Relay::Haproxy => {
                     let cfg = tmp.join("haproxy-l4.cfg");
@@ -107,7 +121,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             }
             for (i, &streams) in STREAMS.iter().enumerate() {
                 eprintln!("[bench] round {}: {} with {streams} stream(s), {secs} s", round + 1, relay.label());
-                let gbits = iperf3_gbits(&iperf3, port, streams, secs)?;
+                let gbits = iperf3_gbits(iperf3, port, streams, secs)?;
                 if let Some(cell) = results.get_mut(r).and_then(|row| row.get_mut(i)) {
                     cell.push(gbits);
                 }
@@ -155,10 +169,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
             1.5,
         );
     }
-    if !pass {
-        bail!("an L4 target was missed (above)");
-    }
-    Ok(())
+    Ok(pass)
 }
 
 /// HAProxy as an L4 proxy: tcp mode, one thread, splice where it helps.

@@ -108,8 +108,8 @@ impl Direction {
             Kind::Splice(size) => Buffer::Pipe { pipe: Pipe::new(size)?, held: 0 },
             #[cfg(not(target_os = "linux"))]
             Kind::Splice(size) => Buffer::Memory { bytes: vec![0; size.max(1)], start: 0, end: 0 },
-            Kind::Copy(size) => Buffer::Memory { bytes: vec![0; size.max(1)], start: 0, end: 0 },
-            Kind::Auto(size) => Buffer::Memory { bytes: vec![0; AUTO_BUFFER.min(size.max(1))], start: 0, end: 0 },
+            Kind::Copy(size) => Buffer::Memory { bytes: spare_buffer(size.max(1)), start: 0, end: 0 },
+            Kind::Auto(size) => Buffer::Memory { bytes: spare_buffer(AUTO_BUFFER.min(size.max(1))), start: 0, end: 0 },
         };
         let switch_to = match kind {
             Kind::Auto(size) if cfg!(target_os = "linux") => Some(size),
@@ -233,6 +233,44 @@ impl Direction {
                 *start += n;
                 Ok(n)
             }
+        }
+    }
+}
+
+thread_local! {
+    /// Buffers of directions that ended, for the next ones on this thread.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers kept for reuse per thread, at most.
+const SPARE_MAX: usize = 64;
+
+/// A zeroed buffer of `size` bytes, reused when one is spare. A fresh
+/// 256 KiB buffer costs its page faults and its zeroing on every
+/// connection: without reuse, a copying relay of short connections spends
+/// most of its time there, not copying.
+fn spare_buffer(size: usize) -> Vec<u8> {
+    SPARE
+        .with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let at = spare.iter().position(|b| b.len() == size)?;
+            Some(spare.swap_remove(at))
+        })
+        .unwrap_or_else(|| vec![0; size])
+}
+
+impl Drop for Direction {
+    fn drop(&mut self) {
+        if let Buffer::Memory { bytes, .. } = &mut self.buffer {
+            let bytes = std::mem::take(bytes);
+            // Old bytes stay in it: every read overwrites what it returns.
+            let _ = SPARE.try_with(|spare| {
+                if let Ok(mut spare) = spare.try_borrow_mut()
+                    && spare.len() < SPARE_MAX
+                {
+                    spare.push(bytes);
+                }
+            });
         }
     }
 }

@@ -171,8 +171,11 @@ enum Client {
     /// Sends and reads at once, reads exactly what it sent, then closes
     /// without ever half-closing.
     Exact,
-    /// Like `HalfClose`, but with a small receive buffer and 512-byte
-    /// reads: the proxy must hold back and not lose a byte.
+    /// Like `HalfClose`, but reads 512 bytes at a time and lets other
+    /// threads run between reads: the proxy meets a full socket, must
+    /// hold back, and must not lose a byte. (A tiny receive buffer would
+    /// be slower still, but then TCP's zero-window probes, hundreds of
+    /// milliseconds apart, set the pace, not the reader.)
     SlowReader,
     /// Sends part and resets the connection.
     Reset,
@@ -187,9 +190,6 @@ fn transfer(addr: SocketAddr, size: usize, seed: u64, how: Client) -> bool {
         let _ = (&stream).write_all(&data[..size / 2]);
         socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
         return false;
-    }
-    if let Client::SlowReader = how {
-        socket2::SockRef::from(&stream).set_recv_buffer_size(4096).unwrap();
     }
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let expected = sha256(&data);
@@ -213,6 +213,9 @@ fn transfer(addr: SocketAddr, size: usize, seed: u64, how: Client) -> bool {
         }
         digest.update(&buf[..n]);
         got += n;
+        if matches!(how, Client::SlowReader) {
+            thread::yield_now();
+        }
     }
     sending.join().unwrap();
     assert_eq!(got, size, "{how:?}: {size} bytes sent, {got} back");

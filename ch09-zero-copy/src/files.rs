@@ -176,11 +176,13 @@ pub fn range(header: Option<&str>, len: u64) -> Part {
         let s = s.trim();
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) { None } else { s.parse().ok() }
     };
+    // A range we cannot read is ignored, whatever the file's length.
+    let last_ok = last.trim().is_empty() || number(last).is_some();
     match (first.trim().is_empty(), number(first), number(last)) {
         // -N: the last N bytes.
         (true, _, Some(n)) if n == 0 || len == 0 => Part::Unsatisfiable,
         (true, _, Some(n)) => Part::Range { start: len.saturating_sub(n), end: len - 1 },
-        (false, Some(start), _) if start >= len => Part::Unsatisfiable,
+        (false, Some(start), _) if start >= len && last_ok => Part::Unsatisfiable,
         (false, Some(start), None) if last.trim().is_empty() => Part::Range { start, end: len - 1 },
         (false, Some(start), Some(end)) if end >= start => Part::Range { start, end: end.min(len - 1) },
         _ => Part::Whole,
@@ -334,8 +336,16 @@ mod tests {
         assert_eq!(range(Some("bytes=100-"), 100), Part::Unsatisfiable);
         assert_eq!(range(Some("bytes=-0"), 100), Part::Unsatisfiable);
         assert_eq!(range(Some("bytes=0-0"), 0), Part::Unsatisfiable);
-        for ignored in ["bytes=0-1,5-6", "items=0-1", "bytes=9-1", "bytes=a-b", "bytes=-", "bytes=+1-2", "bytes=0x1-2"]
-        {
+        for ignored in [
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=9-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes=0x1-2",
+            "bytes=500-x",
+        ] {
             assert_eq!(range(Some(ignored), 100), Part::Whole, "{ignored}");
         }
     }

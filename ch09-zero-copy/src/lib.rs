@@ -18,12 +18,14 @@
 //! | which file a request names, which part, whether the client's copy is good | [`files`] |
 //! | `static_server`: requests answered from files, every connection on chapter 5's poller | [`server`] |
 //! | `l4_proxy`: connection pairs relayed on chapter 5's poller, one thread | [`l4`] |
+//! | the lab: a file server of your own (the C curriculum's Lab 3) | [`labs`] |
 //!
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod files;
 pub mod l4;
+pub mod labs;
 #[cfg(target_os = "linux")]
 pub mod pipe;
 pub mod relay;

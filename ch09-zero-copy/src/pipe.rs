@@ -14,9 +14,15 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 /// The largest pipe an unprivileged process may ask for, from
-/// `/proc/sys/fs/pipe-max-size` (1 MiB when it cannot be read).
+/// `/proc/sys/fs/pipe-max-size` (1 MiB when it cannot be read), read once.
 pub fn max_size() -> usize {
-    std::fs::read_to_string("/proc/sys/fs/pipe-max-size").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    })
 }
 
 // ANCHOR: pipe

@@ -105,7 +105,7 @@ impl Direction {
     pub fn new(kind: Kind) -> io::Result<Direction> {
         let buffer = match kind {
             #[cfg(target_os = "linux")]
-            Kind::Splice(size) => Buffer::Pipe { pipe: Pipe::new(size)?, held: 0 },
+            Kind::Splice(size) => Buffer::Pipe { pipe: spare_pipe(size)?, held: 0 },
             #[cfg(not(target_os = "linux"))]
             Kind::Splice(size) => Buffer::Memory { bytes: vec![0; size.max(1)], start: 0, end: 0 },
             Kind::Copy(size) => Buffer::Memory { bytes: spare_buffer(size.max(1)), start: 0, end: 0 },
@@ -127,6 +127,7 @@ impl Direction {
         }
     }
 
+    // ANCHOR: maybe_switch
     /// A [`Kind::Auto`] direction past [`CUTOVER`] with an empty buffer
     /// trades its buffer for a pipe. Failing to get one (out of
     /// descriptors) only means it goes on copying.
@@ -137,11 +138,12 @@ impl Direction {
             && self.held() == 0
         {
             self.switch_to = None;
-            if let Ok(pipe) = Pipe::new(size) {
+            if let Ok(pipe) = spare_pipe(size) {
                 self.buffer = Buffer::Pipe { pipe, held: 0 };
             }
         }
     }
+    // ANCHOR_END: maybe_switch
 
     /// Bytes passed on to the destination so far.
     pub fn moved(&self) -> u64 {
@@ -240,6 +242,25 @@ impl Direction {
 thread_local! {
     /// Buffers of directions that ended, for the next ones on this thread.
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Empty pipes of directions that ended (HAProxy keeps a pool of pipes
+    /// for the same reason): a new one costs three system calls.
+    #[cfg(target_os = "linux")]
+    static SPARE_PIPES: std::cell::RefCell<Vec<Pipe>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A pipe of about `size` bytes, reused when an empty one is spare.
+#[cfg(target_os = "linux")]
+fn spare_pipe(size: usize) -> io::Result<Pipe> {
+    let wanted = size.clamp(4096, crate::pipe::max_size());
+    let reused = SPARE_PIPES.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        let at = spare.iter().position(|p| p.capacity() >= wanted && p.capacity() < wanted * 2)?;
+        Some(spare.swap_remove(at))
+    });
+    match reused {
+        Some(pipe) => Ok(pipe),
+        None => Pipe::new(size),
+    }
 }
 
 /// Buffers kept for reuse per thread, at most.
@@ -261,18 +282,29 @@ fn spare_buffer(size: usize) -> Vec<u8> {
 
 impl Drop for Direction {
     fn drop(&mut self) {
-        if let Buffer::Memory { bytes, .. } = &mut self.buffer {
-            let bytes = std::mem::take(bytes);
+        let buffer = std::mem::replace(&mut self.buffer, Buffer::Memory { bytes: Vec::new(), start: 0, end: 0 });
+        match buffer {
             // Old bytes stay in it: every read overwrites what it returns.
-            let _ = SPARE.try_with(|spare| {
-                if let Ok(mut spare) = spare.try_borrow_mut()
-                    && spare.len() < SPARE_MAX
-                {
-                    spare.push(bytes);
-                }
-            });
+            Buffer::Memory { bytes, .. } => keep(&SPARE, bytes),
+            // A pipe still holding bytes (the connection broke) is closed:
+            // those bytes must never reach another connection.
+            #[cfg(target_os = "linux")]
+            Buffer::Pipe { pipe, held: 0 } => keep(&SPARE_PIPES, pipe),
+            #[cfg(target_os = "linux")]
+            Buffer::Pipe { .. } => {}
         }
     }
+}
+
+/// Puts `item` in this thread's `spare` list, unless it is full.
+fn keep<T: 'static>(spare: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>, item: T) {
+    let _ = spare.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.len() < SPARE_MAX
+        {
+            spare.push(item);
+        }
+    });
 }
 
 /// What a relayed connection pair carried.

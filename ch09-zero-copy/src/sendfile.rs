@@ -7,7 +7,8 @@
 //! and calls again; and like any system call it can refuse: `EINVAL` or
 //! `ENOSYS` when the source is not something it can map (a file on some
 //! filesystems), `ESPIPE` when it has no offsets (a pipe). Then, and on systems without it, the same
-//! contract is kept with `pread` and `write`.
+//! contract is kept with `pread` and `write`. FreeBSD and macOS have a
+//! `sendfile` of their own, with another signature; it is used there.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -47,9 +48,40 @@ pub fn send_file(to: &TcpStream, file: &File, offset: &mut u64, count: usize) ->
             Err(e) => return Err(e.into()),
         }
     }
+    #[cfg(any(target_os = "freebsd", target_os = "macos"))]
+    {
+        if let Some(sent) = bsd_sendfile(to, file, offset, count)? {
+            return Ok((sent, How::SendFile));
+        }
+    }
     copy_range(to, file, offset, count).map(|n| (n, How::Copy))
 }
 // ANCHOR_END: send_file
+
+/// FreeBSD's and macOS's `sendfile`: the same idea, another signature. It
+/// reports how much it sent even when it fails (`EAGAIN` after a partial
+/// send is progress, not an error). `Ok(None)`: it refused this file or
+/// socket, so the caller copies.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+fn bsd_sendfile(to: &TcpStream, file: &File, offset: &mut u64, count: usize) -> io::Result<Option<usize>> {
+    use nix::errno::Errno;
+    let off = i64::try_from(*offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    #[cfg(target_os = "freebsd")]
+    let (result, sent) =
+        nix::sys::sendfile::sendfile(file, to, off, Some(count), None, None, nix::sys::sendfile::SfFlags::empty(), 0);
+    #[cfg(target_os = "macos")]
+    let (result, sent) =
+        nix::sys::sendfile::sendfile(file, to, off, Some(i64::try_from(count).unwrap_or(i64::MAX)), None, None);
+    let sent = u64::try_from(sent).unwrap_or(0);
+    *offset += sent;
+    let sent = usize::try_from(sent).unwrap_or(usize::MAX);
+    match result {
+        Ok(()) => Ok(Some(sent)),
+        Err(Errno::EAGAIN | Errno::EINTR) if sent > 0 => Ok(Some(sent)),
+        Err(Errno::EINVAL | Errno::ENOTSOCK | Errno::EOPNOTSUPP) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// [`send_file`] without `sendfile`: one `pread` of at most 64 KiB into a
 /// buffer, one `write` of it. Bytes read but not written are read again

@@ -188,7 +188,9 @@ fn measure(proxy: SocketAddr, pid: u32, size: usize, secs: f64) -> Result<Cell> 
 
 /// Measures every size in every mode; prints the table and the verdicts;
 /// returns whether the targets were met.
-pub fn run(l4: &Path, tmp: &Path, quick: bool) -> Result<bool> {
+/// With `figures`, a full run also writes `transfers.csv` and two charts
+/// there (chapter 9's figures).
+pub fn run(l4: &Path, tmp: &Path, quick: bool, figures: Option<&Path>) -> Result<bool> {
     let (secs, rounds) = if quick { (1.0, 1) } else { (3.0, 3) };
     let source = Source::start()?;
     let modes = [Mode::Copy, Mode::Splice, Mode::Auto];
@@ -242,6 +244,9 @@ pub fn run(l4: &Path, tmp: &Path, quick: bool) -> Result<bool> {
         }
         println!();
     }
+    if let Some(dir) = figures.filter(|_| !quick) {
+        write_figures(dir, &modes, median, rounds)?;
+    }
     println!("Targets");
     let mut pass = true;
     let mut verdict = |name: String, ratio: Option<f64>, min: f64| match ratio {
@@ -280,6 +285,68 @@ pub fn run(l4: &Path, tmp: &Path, quick: bool) -> Result<bool> {
         }
     }
     Ok(pass)
+}
+
+/// The CSV of the medians and the two charts drawn from it.
+fn write_figures(
+    dir: &Path,
+    modes: &[Mode],
+    median: impl Fn(usize, usize) -> Option<Cell>,
+    rounds: usize,
+) -> Result<()> {
+    use super::report::{Chart, svg};
+    std::fs::create_dir_all(dir)?;
+    let mut csv = String::from("transfer_bytes,mode,mb_per_sec,proxy_cpu_ms_per_gb\n");
+    for (i, size) in SIZES.iter().enumerate() {
+        for (m, mode) in modes.iter().enumerate() {
+            if let Some(c) = median(m, i) {
+                csv.push_str(&format!("{size},{},{:.1},{:.1}\n", mode.label(), c.mb_per_sec, c.cpu_ms_per_gb));
+            }
+        }
+    }
+    std::fs::write(dir.join("transfers.csv"), csv)?;
+    let footnote = vec![
+        format!(
+            "cargo xtask bench --l4, {}: {CLIENTS} client threads and the source beside l4_proxy on",
+            super::report::today()
+        ),
+        format!("one 2-core machine, loopback; median of {rounds} rounds. The data: transfers.csv beside this figure."),
+    ];
+    // Relative to --copy at each size: the sizes differ by four orders of
+    // magnitude in MB/s and in CPU per GB, the ratios do not.
+    let series: Vec<String> = modes.iter().map(|m| format!("l4_proxy {}", m.label())).collect();
+    let copy = modes.iter().position(|&m| m == Mode::Copy).unwrap_or(0);
+    let groups = |value: fn(&Cell) -> f64| -> Vec<(String, Vec<Option<f64>>)> {
+        SIZES
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let base = median(copy, i).map(|c| value(&c)).filter(|&b| b > 0.0);
+                let row = (0..modes.len()).map(|m| Some(median(m, i).map(|c| value(&c))? / base?)).collect();
+                (size_label(size), row)
+            })
+            .collect()
+    };
+    let throughput = Chart {
+        title: "Whole transfers through l4_proxy: throughput against --copy".into(),
+        axis: "throughput as a multiple of --copy's at the same size (higher is better)".into(),
+        series: series.clone(),
+        groups: groups(|c| c.mb_per_sec),
+        decimals: 2,
+        footnote: footnote.clone(),
+    };
+    let cpu = Chart {
+        title: "The proxy's own CPU per gigabyte, against --copy".into(),
+        axis: "CPU time per GB relayed as a multiple of --copy's (lower is better)".into(),
+        series,
+        groups: groups(|c| c.cpu_ms_per_gb),
+        decimals: 2,
+        footnote,
+    };
+    std::fs::write(dir.join("transfers-throughput.svg"), svg(&throughput))?;
+    std::fs::write(dir.join("transfers-cpu.svg"), svg(&cpu))?;
+    eprintln!("[bench] wrote {}/transfers.csv and two charts", dir.display());
+    Ok(())
 }
 
 pub fn size_label(size: usize) -> String {

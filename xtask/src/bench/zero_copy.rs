@@ -60,7 +60,8 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     let tmp = root.join("target/bench-l4");
     std::fs::create_dir_all(&tmp)?;
     let mut pass = streams(&iperf3, &l4, &tmp, quick)?;
-    pass &= super::transfers::run(&l4, &tmp, quick)?;
+    let figures = root.join("book/src/figures/ch09");
+    pass &= super::transfers::run(&l4, &tmp, quick, Some(&figures))?;
     pass &= super::static_files::run(&root.join("target/release/static_server"), &tmp, quick)?;
     if !pass {
         bail!("a chapter 9 target was missed (above)");

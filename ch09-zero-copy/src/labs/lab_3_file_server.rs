@@ -89,18 +89,21 @@ use super::{Range, Refusal};
 
 /// The file `target` names under `root` (canonical), or why none is served.
 pub fn map_target(root: &Path, target: &str) -> Result<PathBuf, Refusal> {
+    // TODO: cut the query, decode and check each segment, resolve under the root.
     let _ = (root, target);
     todo!("Lab 3, part 1: the path, decoded, checked, resolved under the root")
 }
 
 /// The bytes of a `len`-byte file the `Range` value `header` asks for.
 pub fn byte_range(header: Option<&str>, len: u64) -> Range {
+    // TODO: bytes=A-B, A-, -N; Whole for what you cannot read.
     let _ = (header, len);
     todo!("Lab 3, part 2: bytes=A-B, A-, -N")
 }
 
 /// Answers the requests of one connection from the files under `root`.
 pub fn serve(stream: TcpStream, root: &Path) -> io::Result<()> {
+    // TODO: a loop of heads, an answer each, file bodies by send_file.
     let _ = (stream, root);
     todo!("Lab 3, part 3: read heads, answer each, sendfile the bodies")
 }

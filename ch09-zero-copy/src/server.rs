@@ -191,16 +191,19 @@ impl Reply {
         }
         head.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
         let mut head = head.into_bytes();
+        let mut text_len = 0;
         let file = match plan.body {
             _ if head_only => None,
             Body::File { file, start, len } => Some((file, start, start + len)),
             Body::Text(text) => {
                 head.extend_from_slice(text.as_bytes());
+                text_len = text.len() as u64;
                 None
             }
             Body::Empty => None,
         };
-        Self { head, written: 0, file, keep, sent: 0, request, status: plan.status }
+        // A text body is counted as sent with the head: the log's `bytes`.
+        Self { head, written: 0, file, keep, sent: text_len, request, status: plan.status }
     }
 
     /// Sends what the socket takes, at most `budget` body bytes.

@@ -18,7 +18,7 @@
 //! | the balancer's series, and the loop's hook that records them | [`balancer`] |
 //! | the admin listener: `/metrics`, `/lb-stats`, `/healthz`, `/readyz` | [`admin`], [`stats`] |
 //! | the access log: a line per request, to the log or a file | [`access`] |
-//! | `metrics_lb`'s flags | [`cli`] |
+//! | `metrics_lb`'s flags, and the balancer they describe as a function | [`cli`], [`serve`] |
 //! | the labs: the metric types by hand, a metric end to end | [`labs`] |
 #![deny(missing_docs)]
 
@@ -32,5 +32,6 @@ pub mod metric;
 pub mod process;
 pub mod registry;
 pub mod scraped;
+pub mod serve;
 pub mod stats;
 mod text;

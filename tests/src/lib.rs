@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// Every load balancer binary, as (package, binary, the message of the
 /// log line that carries its address).
-pub const BALANCERS: [(&str, &str, &str); 7] = [
+pub const BALANCERS: [(&str, &str, &str); 8] = [
     ("ch03-load-balancer", "load_balancer", "load balancer listening"),
     ("ch04-advanced", "advanced_lb", "advanced load balancer listening"),
     ("ch05-event-loop", "high_perf_lb", "high-performance load balancer listening"),
@@ -27,6 +27,7 @@ pub const BALANCERS: [(&str, &str, &str); 7] = [
     ("ch06-pooling", "pooled_lb", "pooled load balancer listening"),
     ("ch07-rate-limit", "rate_limited_lb", "rate-limited load balancer listening"),
     ("ch08-metrics", "metrics_lb", "metrics load balancer listening"),
+    ("ch10-hot-reload", "hot_reload_lb", "hot reload load balancer listening"),
 ];
 
 /// Longest wait for a started server to say where it listens.

@@ -101,7 +101,7 @@ fn ip_hash_sees_the_client_behind_a_trusted_proxy_and_only_then() {
         let path = binary(package, bin);
         let mut common =
             vec!["-p", "0", "--demo", "--log-format", "json", "--algorithm", "ip-hash", "--health-check", "off"];
-        if *bin == "rate_limited_lb" || *bin == "metrics_lb" {
+        if matches!(*bin, "rate_limited_lb" | "metrics_lb" | "hot_reload_lb") {
             // 72 requests from 127.0.0.1 in a moment: over the default limit.
             common.extend(["--rate", "off"]);
         }

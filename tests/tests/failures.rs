@@ -1,6 +1,6 @@
 //! One rule for whose fault a failure is, seen from outside: every
 //! balancer (`load_balancer`, `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`,
-//! `rate_limited_lb`, `metrics_lb`)
+//! `rate_limited_lb`, `metrics_lb`, `hot_reload_lb`)
 //! answers the same status for the same backend failure, and retries an
 //! idempotent request, and only such a request, when the backend failed
 //! before any byte of a response arrived.

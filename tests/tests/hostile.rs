@@ -1,7 +1,7 @@
 //! Hostile clients and hostile backends against every server binary that
 //! speaks HTTP: `reverse_proxy`, `forward_proxy`, `load_balancer`,
-//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`, `rate_limited_lb`, `metrics_lb`, `static_server` and
-//! `simple_http_backend`.
+//! `advanced_lb`, `high_perf_lb`, `tokio_lb`, `pooled_lb`, `rate_limited_lb`, `metrics_lb`, `hot_reload_lb`,
+//! `static_server` and `simple_http_backend`.
 //!
 //! Each test is one attack, run against every binary it applies to. After
 //! every attack the process must still be running, must answer a plain GET
@@ -158,6 +158,14 @@ const METRICS_LB: Bin = Bin {
         "0",
     ],
 };
+/// Chapter 10's capstone, started without a file (with one, it is
+/// `metrics_lb` with the file's flags: `hot_reload.rs` tests that).
+const HOT_RELOAD_LB: Bin = Bin {
+    package: "ch10-hot-reload",
+    name: "hot_reload_lb",
+    message: "hot reload load balancer listening",
+    ..METRICS_LB
+};
 const SIMPLE_BACKEND: Bin = Bin {
     package: "backends",
     name: "simple_http_backend",
@@ -176,7 +184,7 @@ const STATIC_SERVER: Bin = Bin {
 };
 
 /// Every binary that speaks HTTP.
-const ALL: [Bin; 11] = [
+const ALL: [Bin; 12] = [
     REVERSE_PROXY,
     FORWARD_PROXY,
     LOAD_BALANCER,
@@ -186,11 +194,12 @@ const ALL: [Bin; 11] = [
     POOLED_LB,
     RATE_LIMITED_LB,
     METRICS_LB,
+    HOT_RELOAD_LB,
     SIMPLE_BACKEND,
     STATIC_SERVER,
 ];
 /// Those with a backend behind them.
-const PROXIES: [Bin; 9] = [
+const PROXIES: [Bin; 10] = [
     REVERSE_PROXY,
     FORWARD_PROXY,
     LOAD_BALANCER,
@@ -200,10 +209,11 @@ const PROXIES: [Bin; 9] = [
     POOLED_LB,
     RATE_LIMITED_LB,
     METRICS_LB,
+    HOT_RELOAD_LB,
 ];
 /// Those with several backends behind them.
-const BALANCERS: [Bin; 7] =
-    [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB, METRICS_LB];
+const BALANCERS: [Bin; 8] =
+    [LOAD_BALANCER, ADVANCED_LB, HIGH_PERF_LB, TOKIO_LB, POOLED_LB, RATE_LIMITED_LB, METRICS_LB, HOT_RELOAD_LB];
 
 /// The binary's path, built once per test process (`binary` runs cargo,
 /// which may wait for the build lock).

@@ -1,0 +1,87 @@
+//! `metrics_lb` as a function: chapter 7's flags and the admin listener's,
+//! and the balancer they describe, observed. Chapter 10's `hot_reload_lb`
+//! starts the same balancer from a configuration file.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ch04_advanced::algorithm::MakeAlgorithm;
+use ch05_event_loop::app::{Program, Running};
+use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::lb::observe::Observe;
+use ch06_pooling::cli::serve_pooled_and;
+use ch07_rate_limit::cli::LimitedArgs;
+
+use crate::access::AccessLog;
+use crate::admin;
+use crate::balancer::{Metrics, Recorder};
+use crate::cli::AdminArgs;
+
+/// Every flag of `metrics_lb`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Chapter 7's: listening, backends, algorithm, health, timeouts, pool, limits.
+    #[command(flatten)]
+    pub limited: LimitedArgs,
+    /// The admin listener and the access log.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+// ANCHOR: serve
+/// Runs the balancer `args` describe until SIGINT or SIGTERM: rate
+/// limited, pooled, every request counted and timed, an admin listener
+/// beside it. `name` is what its log calls it; `fastest` makes chapter
+/// 4's `fastest` algorithm (lab 7.2: the binary plugs it in).
+pub fn serve(args: &MetricsArgs, name: &'static str, fastest: Option<MakeAlgorithm>) -> anyhow::Result<()> {
+    let mut limiter = args.limited.limiter().map_err(anyhow::Error::msg)?;
+    let reactor = &args.limited.pooled.reactor;
+    let limiter_stats = limiter.shared_stats();
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
+    metrics.watch_limiter(&limiter_stats)?;
+    let mut recorder = Recorder::new(Arc::clone(&metrics));
+    let mut reopen = None;
+    match &args.admin.access_log {
+        Some(path) if path.as_os_str() == "-" => recorder = recorder.with_access_log(AccessLog::to_log()),
+        Some(path) => {
+            let (log, handle, dropped) = AccessLog::to_file(path, reactor.lb.log.log_format)
+                .with_context(|| format!("cannot open the access log {}", path.display()))?;
+            metrics.watch_access_log(&dropped)?;
+            recorder = recorder.with_access_log(log);
+            reopen = Some(handle);
+        }
+        None => {}
+    }
+    let algorithm = clap::ValueEnum::to_possible_value(&reactor.lb.algorithm.algorithm)
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    let listen_port = reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
+    let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
+    // Once the balancer listens: watch it, then open the admin port.
+    let on_start = move |running: &Running| -> anyhow::Result<()> {
+        watched.watch_balancer(running, &algorithm)?;
+        if let Some(addr) = admin_addr {
+            let bound = admin::start(addr, Arc::clone(&watched))
+                .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?;
+            tracing::info!(addr = %bound, "admin listening (/metrics, /lb-stats, /healthz, /readyz)");
+        }
+        Ok(())
+    };
+    let program = Program {
+        admission: Some(&mut limiter as &mut dyn Admission),
+        observe: Some(&mut recorder as &mut dyn Observe),
+        on_start: Some(Box::new(on_start)),
+        // SIGHUP reopens the access log file (after logrotate moved it).
+        on_reload: reopen.map(|r| Box::new(move || r.reopen()) as Box<dyn Fn() + Send + Sync>),
+        report: Box::new(move || limiter_stats.report()),
+        fastest,
+        ..Program::new(name)
+    };
+    // The pool's counters are exported too, when there is a pool.
+    let pool_metrics = Arc::clone(&metrics);
+    serve_pooled_and(reactor, &args.limited.pooled.pool, program, move |stats| {
+        if let Err(e) = pool_metrics.watch_pool(stats) {
+            tracing::warn!(error = %e, "the pool's metrics are not exported");
+        }
+    })
+}
+// ANCHOR_END: serve

@@ -1,0 +1,113 @@
+//! `hot_reload_lb` (chapter 10) as an operator runs it: `--check` on the
+//! shipped configurations and on a broken one (exit status, and every
+//! problem placed by line and column), and the balancer started from a
+//! YAML file and from a JSON file given alone, in front of real backends,
+//! with a command-line flag overriding the file.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
+
+use std::path::{Path, PathBuf};
+
+use backends::client::get;
+use backends::{BackendConfig, spawn};
+use tests::{binary, run, start};
+
+const LISTENING: &str = "hot reload load balancer listening";
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ch10-hot-reload/configs")
+}
+
+/// A file in a fresh temporary directory.
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let dir = std::env::temp_dir().join(format!(
+        "lbs-hot-reload-{}-{:x}",
+        std::process::id(),
+        RandomState::new().hash_one(name)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_shipped_configurations_and_places_every_mistake() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    for file in ["lb.json", "lb.yaml", "routes.yaml"] {
+        let path = configs().join(file);
+        let out = run(&bin, &["--check", "-c", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{file}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(": ok ("), "{stdout}");
+    }
+    // As the C curriculum runs it: the file alone, first.
+    let json = configs().join("lb.json");
+    assert!(run(&bin, &[json.to_str().unwrap(), "--check"]).status.success());
+
+    let bad =
+        temp_file("bad.yaml", "listen:\n  port: 8080\nbackends:\n  - host: a\n    port: 0\nhelth_check:\n  path: /\n");
+    let out = run(&bin, &["--check", "-c", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = bad.display().to_string();
+    assert!(stderr.contains(&format!("{shown}:5:11: backends[0].port must be from 1 to 65535, not 0")), "{stderr}");
+    assert!(stderr.contains(&format!("{shown}:6:1: unknown field `helth_check`")), "{stderr}");
+    assert!(stderr.contains("not valid (2 problem(s))"), "{stderr}");
+    let missing = run(&bin, &["--check", "-c", "/nonexistent/lb.yaml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/lb.yaml:1:1: cannot be read"));
+}
+
+#[test]
+fn a_configuration_file_starts_the_balancer_and_flags_override_it() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b, c) = (
+        spawn(BackendConfig::named("alpha")).unwrap(),
+        spawn(BackendConfig::named("beta")).unwrap(),
+        spawn(BackendConfig::named("gamma")).unwrap(),
+    );
+    let yaml = format!(
+        "listen:\n  port: 0\nalgorithm: round-robin\nbackends:\n  - host: 127.0.0.1\n    port: {}\n  - \"{}\"\nhealth_check:\n  type: tcp\n  interval: 1s\n  timeout: 500ms\nmetrics:\n  enabled: false\n",
+        a.addr().port(),
+        b.addr()
+    );
+    let path = temp_file("lb.yaml", &yaml);
+    let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
+    let mut names: Vec<String> =
+        (0..4).map(|_| String::from_utf8_lossy(&get(lb.addr, "/").unwrap().body).into_owned()).collect();
+    names.sort();
+    assert!(names[0].contains("alpha") && names[1].contains("alpha"), "{names:?}");
+    assert!(names[2].contains("beta") && names[3].contains("beta"), "{names:?}");
+    drop(lb);
+
+    // The JSON form, given alone; --backend on the command line replaces the file's.
+    let json = format!(
+        "{{\"listen_port\": 0, \"backends\": [{{\"host\": \"127.0.0.1\", \"port\": {}}}], \"metrics\": {{\"enabled\": false}}}}",
+        a.addr().port()
+    );
+    let path = temp_file("lb.json", &json);
+    let gamma = c.addr().to_string();
+    let lb = start(
+        &bin,
+        &[path.to_str().unwrap(), "--log-format", "json", "-b", &gamma, "--health-check", "off"],
+        LISTENING,
+    );
+    for _ in 0..3 {
+        let body = String::from_utf8_lossy(&get(lb.addr, "/").unwrap().body).into_owned();
+        assert!(body.contains("gamma"), "only the command line's backend serves: {body}");
+    }
+}
+
+#[test]
+fn settings_it_cannot_apply_yet_stop_it_with_the_reason() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let path = configs().join("routes.yaml");
+    let out = run(&bin, &["-c", path.to_str().unwrap(), "-p", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("checks `routes` and a backend's `max_connections` but does not apply them yet"),
+        "{stderr}"
+    );
+}

@@ -2,6 +2,7 @@
 //! and the balancer they describe, observed. Chapter 10's `hot_reload_lb`
 //! starts the same balancer from a configuration file.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,6 +17,32 @@ use crate::access::AccessLog;
 use crate::admin;
 use crate::balancer::{Metrics, Recorder};
 use crate::cli::AdminArgs;
+
+/// Called once with the running balancer.
+pub type Started = Box<dyn FnOnce(&Running) -> anyhow::Result<()>>;
+
+/// What a program built on [`serve`] adds to it (chapter 10's reload).
+#[derive(Default)]
+pub struct Extra {
+    /// Called once the balancer listens, after the admin listener started.
+    pub on_start: Option<Started>,
+    /// Called on SIGHUP, after the access log file is reopened.
+    pub on_reload: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Logs where the admin listener listens. The binary passes its own
+    /// function, so that the line carries the binary's name as its target,
+    /// as every other line of its start-up does.
+    pub admin_listening: Option<fn(SocketAddr)>,
+}
+
+impl std::fmt::Debug for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extra")
+            .field("on_start", &self.on_start.is_some())
+            .field("on_reload", &self.on_reload.is_some())
+            .field("admin_listening", &self.admin_listening.is_some())
+            .finish()
+    }
+}
 
 /// Every flag of `metrics_lb`.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,8 +59,14 @@ pub struct MetricsArgs {
 /// Runs the balancer `args` describe until SIGINT or SIGTERM: rate
 /// limited, pooled, every request counted and timed, an admin listener
 /// beside it. `name` is what its log calls it; `fastest` makes chapter
-/// 4's `fastest` algorithm (lab 7.2: the binary plugs it in).
-pub fn serve(args: &MetricsArgs, name: &'static str, fastest: Option<MakeAlgorithm>) -> anyhow::Result<()> {
+/// 4's `fastest` algorithm (lab 7.2: the binary plugs it in); `extra` is
+/// what a program built on this one adds.
+pub fn serve(
+    args: &MetricsArgs,
+    name: &'static str,
+    fastest: Option<MakeAlgorithm>,
+    extra: Extra,
+) -> anyhow::Result<()> {
     let mut limiter = args.limited.limiter().map_err(anyhow::Error::msg)?;
     let reactor = &args.limited.pooled.reactor;
     let limiter_stats = limiter.shared_stats();
@@ -56,22 +89,41 @@ pub fn serve(args: &MetricsArgs, name: &'static str, fastest: Option<MakeAlgorit
         .map_or_else(String::new, |v| v.get_name().to_string());
     let listen_port = reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
     let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
+    let announce = extra.admin_listening;
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
         if let Some(addr) = admin_addr {
             let bound = admin::start(addr, Arc::clone(&watched))
                 .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?;
-            tracing::info!(addr = %bound, "admin listening (/metrics, /lb-stats, /healthz, /readyz)");
+            match announce {
+                Some(announce) => announce(bound),
+                None => tracing::info!(addr = %bound, "admin listening"),
+            }
         }
-        Ok(())
+        match extra.on_start {
+            Some(then) => then(running),
+            None => Ok(()),
+        }
+    };
+    // SIGHUP reopens the access log file (after logrotate moved it), then
+    // does what the program adds.
+    let on_reload: Option<Box<dyn Fn() + Send + Sync>> = match (reopen, extra.on_reload) {
+        (None, None) => None,
+        (reopen, then) => Some(Box::new(move || {
+            if let Some(r) = &reopen {
+                r.reopen();
+            }
+            if let Some(then) = &then {
+                then();
+            }
+        })),
     };
     let program = Program {
         admission: Some(&mut limiter as &mut dyn Admission),
         observe: Some(&mut recorder as &mut dyn Observe),
         on_start: Some(Box::new(on_start)),
-        // SIGHUP reopens the access log file (after logrotate moved it).
-        on_reload: reopen.map(|r| Box::new(move || r.reopen()) as Box<dyn Fn() + Send + Sync>),
+        on_reload,
         report: Box::new(move || limiter_stats.report()),
         fastest,
         ..Program::new(name)

@@ -1,10 +1,13 @@
 //! A configuration as the balancer's command line.
 //!
 //! Chapter 8's balancer already has a flag for nearly every setting of
-//! the file, with its defaults and its checks. So the file is applied as
-//! the flags it stands for, and the operator's own flags come after them:
-//! parsed with later flags overriding earlier ones, "flags override the
-//! file" is then simply true, with no second set of defaults to drift.
+//! the file, with its checks. So the file is applied as the flags it
+//! stands for, and the operator's own flags come after them: parsed with
+//! later flags overriding earlier ones, "flags override the file" is then
+//! simply true. Every setting the file has a value for, its own or the
+//! schema's default (the C book's production values: a 10 s health
+//! interval, a 5 s connect timeout), is written as a flag, so what runs is
+//! what the file says, not chapter 8's defaults.
 
 use clap::ValueEnum;
 
@@ -23,6 +26,9 @@ pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<S
     }
     if config.backends.iter().any(|b| b.max_connections.is_some()) {
         unsupported.push("a backend's `max_connections`".to_string());
+    }
+    if config.timeouts.write.is_some() {
+        unsupported.push("`timeouts.write`".to_string());
     }
     if !unsupported.is_empty() {
         return Err(unsupported);

@@ -4,8 +4,10 @@
 //! first part is the configuration: one schema read from JSON (the C
 //! curriculum's format) or YAML (the Zig example's), every mistake
 //! reported with its file, line and column, `--check` as `nginx -t` has
-//! it, and the balancer of chapter 8 started from the file. Reloading
-//! without a restart is the next part.
+//! it, and the balancer of chapter 8 started from the file. On SIGHUP the
+//! file is read again: a file with problems changes nothing, a change of
+//! weights is applied at once; swapping in anything else without a
+//! restart is the next part.
 //!
 //! Concept map: which idea lives in which file.
 //!
@@ -17,8 +19,10 @@
 //! | the schema: types, known keys, rules, every problem placed | [`config::schema`] |
 //! | the configuration, loading, the error type | [`config`] |
 //! | a configuration as chapter 8's command line | [`launch`] |
+//! | what a new configuration changes, and what can be applied live | [`reload`] |
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod config;
 pub mod launch;
+pub mod reload;

@@ -87,7 +87,7 @@ routes:
             "lb.yaml:3:1: unknown field `algoritm` in the configuration; expected one of: listen, listen_port, algorithm, strategy, cookie_name, backends, health_check, timeouts, pool, rate_limit, limits, routes, drain_timeout, metrics",
             "lb.yaml:7:5: backend `a:9001` is listed twice (first at 5:5)",
             "lb.yaml:9:5: backends[2] has no `host`",
-            "lb.yaml:12:13: backends[3].weight must be from 1 to 4294967295, not 0",
+            "lb.yaml:12:13: backends[3].weight must be from 1 to 1000, not 0",
             "lb.yaml:15:12: health_check.timeout (5s) is longer than health_check.interval (1s): a probe would still run when the next starts",
             "lb.yaml:16:9: health_check.path must start with `/`, not `health`",
             "lb.yaml:19:26: routes[0] names `b:9`, which is not in `backends` (a:9001)",

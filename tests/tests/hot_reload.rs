@@ -2,7 +2,8 @@
 //! shipped configurations and on a broken one (exit status, and every
 //! problem placed by line and column), and the balancer started from a
 //! YAML file and from a JSON file given alone, in front of real backends,
-//! with a command-line flag overriding the file.
+//! with a command-line flag overriding the file; SIGHUP re-reading it
+//! (a broken file changes nothing, new weights apply at once).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use backends::{BackendConfig, spawn};
 use tests::{binary, run, start};
 
 const LISTENING: &str = "hot reload load balancer listening";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn configs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ch10-hot-reload/configs")
@@ -107,7 +109,64 @@ fn settings_it_cannot_apply_yet_stop_it_with_the_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("checks `routes` and a backend's `max_connections` but does not apply them yet"),
+        stderr.contains(
+            "checks `routes` and a backend's `max_connections` and `timeouts.write` but does not apply them yet"
+        ),
         "{stderr}"
     );
+}
+
+/// Sends SIGHUP to the balancer.
+#[cfg(unix)]
+fn hup(lb: &tests::Server) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(i32::try_from(lb.pid()).unwrap()), Signal::SIGHUP).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let file = |wa: u32, wb: u32| {
+        format!(
+            "listen: {{port: 0}}\nalgorithm: wrr\nbackends:\n  - \"{}:{wa}\"\n  - \"{}:{wb}\"\nhealth_check: {{enabled: false}}\nmetrics: {{enabled: false}}\n",
+            a.addr(),
+            b.addr()
+        )
+    };
+    let path = temp_file("reload.yaml", &file(1, 1));
+    let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
+    let shares = |n: usize| {
+        let mut alpha = 0;
+        for _ in 0..n {
+            if String::from_utf8_lossy(&get(lb.addr, "/").unwrap().body).contains("alpha") {
+                alpha += 1;
+            }
+        }
+        (alpha, n - alpha)
+    };
+    assert_eq!(shares(10), (5, 5));
+
+    // A broken file: refused, logged with its position, nothing changes.
+    std::fs::write(&path, "backends:\n  - host: a\n    port: 0\n").unwrap();
+    hup(&lb);
+    let problem = lb.wait_for_line(WAIT, |l| l.contains("configuration problem")).expect("the problem is logged");
+    assert!(problem.contains("reload.yaml:3:11: backends[0].port must be from 1 to 65535, not 0"), "{problem}");
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration refused; the running one stays")).is_some());
+    assert_eq!(shares(10), (5, 5), "still the old configuration");
+
+    // New weights: applied at once (smooth weighted round robin: 1 in 5).
+    std::fs::write(&path, file(1, 4)).unwrap();
+    hup(&lb);
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    assert_eq!(shares(10), (2, 8));
+
+    // Another backend set: valid, but named and not applied by this version.
+    std::fs::write(&path, file(1, 4).replace(&b.addr().to_string(), "127.0.0.1:1")).unwrap();
+    hup(&lb);
+    let line = lb.wait_for_line(WAIT, |l| l.contains("restart to apply it")).expect("the change is reported");
+    assert!(line.contains("backends"), "{line}");
+    assert_eq!(shares(10), (2, 8));
 }

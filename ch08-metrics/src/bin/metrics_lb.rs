@@ -1,6 +1,6 @@
 //! `metrics_lb`: `rate_limited_lb` with metrics and an admin listener.
 
-use ch08_metrics::serve::{MetricsArgs, serve};
+use ch08_metrics::serve::{Extra, MetricsArgs, serve};
 use clap::Parser;
 
 /// Chapter 7's rate-limited, pooled load balancer, observable: every
@@ -22,6 +22,13 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // `--algorithm fastest` is chapter 4's lab 7.2.
-    serve(&args.metrics, "metrics load balancer", Some(ch04_advanced::labs::fastest))
+    let extra = Extra { admin_listening: Some(admin_listening), ..Extra::default() };
+    serve(&args.metrics, "metrics load balancer", Some(ch04_advanced::labs::fastest), extra)
 }
 // ANCHOR_END: main
+
+/// Where the admin listener listens: logged from here, so that the line
+/// carries this binary's name.
+fn admin_listening(addr: std::net::SocketAddr) {
+    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz)");
+}

@@ -1,11 +1,14 @@
 //! `hot_reload_lb`: the capstone, started from a configuration file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use ch08_metrics::serve::{MetricsArgs, serve};
-use ch10_hot_reload::config;
+use ch04_advanced::node::Pool;
+use ch08_metrics::serve::{Extra, MetricsArgs, serve};
+use ch10_hot_reload::config::{self, Config};
 use ch10_hot_reload::launch::flags;
+use ch10_hot_reload::reload::{Change, compare};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Chapter 8's observable, rate-limited, pooled load balancer, configured
@@ -13,10 +16,11 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// the C curriculum runs it). Every flag below overrides the file.
 /// `--check` validates the file and exits: 0 when it is good, 1 with
 /// every problem and its line and column when it is not, as `nginx -t`
-/// and `haproxy -c` do.
+/// and `haproxy -c` do. SIGHUP reads the file again: one with problems
+/// changes nothing (they are logged); new weights are applied at once.
 ///
-/// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/examples/lb.yaml`,
-/// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/examples/lb.yaml`
+/// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
+/// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/configs/lb.yaml`
 /// (with nothing on 127.0.0.1:9001-9003 start backends first:
 /// `cargo run -p backends -- --count 3 --base-port 9001`). With no file,
 /// it is chapter 8's balancer with its zero-setup demo.
@@ -43,7 +47,8 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     let args = Args::parse_from(&argv);
     let Some(path) = args.config.clone() else {
-        serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest))?;
+        let extra = Extra { admin_listening: Some(admin_listening), ..Extra::default() };
+        serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
         return Ok(ExitCode::SUCCESS);
     };
     let config = match config::load(&path) {
@@ -65,7 +70,7 @@ fn main() -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let backends_given = argv.iter().any(|a| a == "-b" || a.starts_with("--backend"));
+    let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
     let from_file = match flags(&config, backends_given) {
         Ok(flags) => flags,
         Err(unsupported) => {
@@ -83,11 +88,79 @@ fn main() -> anyhow::Result<ExitCode> {
     full.extend(argv.into_iter().skip(1));
     let matches = Args::command().args_override_self(true).get_matches_from(full);
     let args = Args::from_arg_matches(&matches)?;
-    serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest))?;
+    tracing::info!(file = %path.display(), backends = config.backends.len(), "configuration loaded");
+    serve(
+        &args.metrics,
+        "hot reload load balancer",
+        Some(ch04_advanced::labs::fastest),
+        reloading(path, config, backends_given),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
 
+// ANCHOR: reloading
+/// SIGHUP: the file read and checked again, then compared with the
+/// running configuration (see `reload`).
+fn reloading(path: PathBuf, running: Config, backends_given: bool) -> Extra {
+    let pool: Arc<OnceLock<Arc<Pool>>> = Arc::default();
+    let seen = Arc::clone(&pool);
+    let running = Mutex::new(running);
+    Extra {
+        on_start: Some(Box::new(move |r| {
+            let _ = seen.set(Arc::clone(&r.pool));
+            Ok(())
+        })),
+        on_reload: Some(Box::new(move || {
+            let mut running = running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            reload(&path, &mut running, pool.get(), backends_given);
+        })),
+        admin_listening: Some(admin_listening),
+    }
+}
+
+fn reload(path: &Path, running: &mut Config, pool: Option<&Arc<Pool>>, backends_given: bool) {
+    let file = path.display();
+    let new = match config::load(path) {
+        Ok(new) => new,
+        Err(e) => {
+            for problem in e.to_string().lines() {
+                tracing::error!(problem, "configuration problem");
+            }
+            tracing::error!(%file, problems = e.problems.len(), "configuration refused; the running one stays");
+            return;
+        }
+    };
+    match compare(running, &new) {
+        Change::None => tracing::info!(%file, "configuration unchanged"),
+        Change::NeedsRestart(what) => {
+            let what = what.join(", ");
+            tracing::warn!(%file, changed = what, "configuration valid, but this version applies only weights while running; restart to apply it");
+        }
+        Change::Weights(_) if backends_given => {
+            tracing::warn!(%file, "new weights not applied: --backend on the command line replaced the file's backends");
+        }
+        Change::Weights(weights) => {
+            let Some(pool) = pool else { return };
+            for (addr, weight) in &weights {
+                if let Some(node) = pool.nodes.iter().find(|n| n.addr() == addr) {
+                    node.set_weight(*weight);
+                    tracing::info!(backend = addr, weight, "weight changed");
+                }
+            }
+            *running = new;
+            tracing::info!(%file, changed = weights.len(), "configuration reloaded: weights applied");
+        }
+    }
+}
+// ANCHOR_END: reloading
+
 fn is_config_file(arg: &str) -> bool {
     !arg.starts_with('-') && [".json", ".yaml", ".yml"].iter().any(|ext| arg.to_ascii_lowercase().ends_with(ext))
+}
+
+/// Where the admin listener listens: logged from here, so that the line
+/// carries this binary's name.
+fn admin_listening(addr: std::net::SocketAddr) {
+    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz)");
 }

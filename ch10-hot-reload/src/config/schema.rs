@@ -199,7 +199,7 @@ impl Checker {
                 match k.name.as_str() {
                     "connect" => config.timeouts.connect = d,
                     "read" => config.timeouts.read = d,
-                    _ => config.timeouts.write = d,
+                    _ => config.timeouts.write = Some(d),
                 }
             }
         }
@@ -309,7 +309,8 @@ impl Checker {
             match k.name.as_str() {
                 "host" => host = self.text(v, &name),
                 "port" => port = self.port(v, &name, 1),
-                "weight" => weight = self.count(v, &name, 1),
+                // Chapter 4's limit, as `--backend host:port:weight` has it.
+                "weight" => weight = self.whole(v, &name, 1, 1000).and_then(|n| u32::try_from(n).ok()),
                 _ => max = self.count(v, &name, 1),
             }
         }

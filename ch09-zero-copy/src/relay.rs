@@ -95,7 +95,9 @@ pub struct Direction {
     eof: bool,
     /// Bytes passed on so far.
     moved: u64,
-    /// For [`Kind::Auto`]: the pipe size to switch to after [`CUTOVER`].
+    /// For [`Kind::Auto`]: the pipe size to switch to after [`CUTOVER`]
+    /// (always `None` off Linux, where there is no splice to switch to).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     switch_to: Option<usize>,
 }
 // ANCHOR_END: direction

@@ -3,7 +3,8 @@
 //! problem placed by line and column), and the balancer started from a
 //! YAML file and from a JSON file given alone, in front of real backends,
 //! with a command-line flag overriding the file; SIGHUP re-reading it
-//! (a broken file changes nothing, new weights apply at once).
+//! (a broken file changes nothing, new weights apply at once), and `-w`
+//! applying a file changed by a symlink swap or a rename-on-save.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::path::{Path, PathBuf};
@@ -116,6 +117,20 @@ fn settings_it_cannot_apply_yet_stop_it_with_the_reason() {
     );
 }
 
+/// A configuration of two weighted backends, round robin by weight, no
+/// probes and no admin listener.
+fn two_backends(a: std::net::SocketAddr, wa: u32, b: std::net::SocketAddr, wb: u32) -> String {
+    format!(
+        "listen: {{port: 0}}\nalgorithm: wrr\nbackends:\n  - \"{a}:{wa}\"\n  - \"{b}:{wb}\"\nhealth_check: {{enabled: false}}\nmetrics: {{enabled: false}}\n"
+    )
+}
+
+/// How `n` requests through `lb` split between the backends named alpha and beta.
+fn alpha_and_beta(lb: std::net::SocketAddr, n: usize) -> (usize, usize) {
+    let alpha = (0..n).filter(|_| String::from_utf8_lossy(&get(lb, "/").unwrap().body).contains("alpha")).count();
+    (alpha, n - alpha)
+}
+
 /// Sends SIGHUP to the balancer.
 #[cfg(unix)]
 fn hup(lb: &tests::Server) {
@@ -129,24 +144,10 @@ fn hup(lb: &tests::Server) {
 fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
     let bin = binary("ch10-hot-reload", "hot_reload_lb");
     let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
-    let file = |wa: u32, wb: u32| {
-        format!(
-            "listen: {{port: 0}}\nalgorithm: wrr\nbackends:\n  - \"{}:{wa}\"\n  - \"{}:{wb}\"\nhealth_check: {{enabled: false}}\nmetrics: {{enabled: false}}\n",
-            a.addr(),
-            b.addr()
-        )
-    };
+    let file = |wa: u32, wb: u32| two_backends(a.addr(), wa, b.addr(), wb);
     let path = temp_file("reload.yaml", &file(1, 1));
     let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
-    let shares = |n: usize| {
-        let mut alpha = 0;
-        for _ in 0..n {
-            if String::from_utf8_lossy(&get(lb.addr, "/").unwrap().body).contains("alpha") {
-                alpha += 1;
-            }
-        }
-        (alpha, n - alpha)
-    };
+    let shares = |n: usize| alpha_and_beta(lb.addr, n);
     assert_eq!(shares(10), (5, 5));
 
     // A broken file: refused, logged with its position, nothing changes.
@@ -169,4 +170,39 @@ fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
     let line = lb.wait_for_line(WAIT, |l| l.contains("restart to apply it")).expect("the change is reported");
     assert!(line.contains("backends"), "{line}");
     assert_eq!(shares(10), (2, 8));
+}
+
+#[cfg(unix)]
+#[test]
+fn watch_applies_a_saved_file_through_a_symlink_swap_and_a_rename() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let file = |wa: u32, wb: u32| two_backends(a.addr(), wa, b.addr(), wb);
+    // As Kubernetes mounts a ConfigMap: the name is a symlink to the real file.
+    let first = temp_file("v1.yaml", &file(1, 1));
+    let dir = first.parent().unwrap().to_path_buf();
+    let link = dir.join("lb.yaml");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&first, &link).unwrap();
+    let lb = start(&bin, &["-c", link.to_str().unwrap(), "-w", "-i", "50", "--log-format", "json"], LISTENING);
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("watching the configuration file")).is_some());
+    let shares = |n: usize| alpha_and_beta(lb.addr, n);
+    assert_eq!(shares(10), (5, 5));
+
+    // The symlink swapped to a new file, atomically.
+    let second = dir.join("v2.yaml");
+    std::fs::write(&second, file(1, 4)).unwrap();
+    let swap = dir.join("lb.yaml.new");
+    let _ = std::fs::remove_file(&swap);
+    std::os::unix::fs::symlink(&second, &swap).unwrap();
+    std::fs::rename(&swap, &link).unwrap();
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    assert_eq!(shares(10), (2, 8));
+
+    // An editor that saves by writing a new file and renaming it over the old.
+    let saved = dir.join(".lb.yaml.swp");
+    std::fs::write(&saved, file(4, 1)).unwrap();
+    std::fs::rename(&saved, &link).unwrap();
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    assert_eq!(shares(10), (8, 2));
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use ch04_advanced::node::Pool;
 use ch08_metrics::serve::{Extra, MetricsArgs, serve};
@@ -16,8 +17,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// the C curriculum runs it). Every flag below overrides the file.
 /// `--check` validates the file and exits: 0 when it is good, 1 with
 /// every problem and its line and column when it is not, as `nginx -t`
-/// and `haproxy -c` do. SIGHUP reads the file again: one with problems
-/// changes nothing (they are logged); new weights are applied at once.
+/// and `haproxy -c` do. SIGHUP (and, with --watch, a change of its
+/// contents) reads the file again: one with problems changes nothing
+/// (they are logged); new weights are applied at once.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
 /// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/configs/lb.yaml`
@@ -35,6 +37,14 @@ struct Args {
     /// Check the configuration and exit (0: good; 1: every problem, placed).
     #[arg(long, requires = "config")]
     check: bool,
+    /// Also read the file again when its contents change (checked every
+    /// --interval; a change is applied once it has stayed the same for one
+    /// more interval, so a file caught half-written is not read).
+    #[arg(short, long, requires = "config")]
+    watch: bool,
+    /// Milliseconds between two looks at the file, with --watch.
+    #[arg(short, long, value_name = "MS", default_value_t = 2000)]
+    interval: u64,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -88,34 +98,64 @@ fn main() -> anyhow::Result<ExitCode> {
     full.extend(argv.into_iter().skip(1));
     let matches = Args::command().args_override_self(true).get_matches_from(full);
     let args = Args::from_arg_matches(&matches)?;
-    tracing::info!(file = %path.display(), backends = config.backends.len(), "configuration loaded");
-    serve(
-        &args.metrics,
-        "hot reload load balancer",
-        Some(ch04_advanced::labs::fastest),
-        reloading(path, config, backends_given),
-    )?;
+    let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
+    let extra = reloading(path, config, backends_given, watch);
+    serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
 
 // ANCHOR: reloading
-/// SIGHUP: the file read and checked again, then compared with the
-/// running configuration (see `reload`).
-fn reloading(path: PathBuf, running: Config, backends_given: bool) -> Extra {
+/// SIGHUP, and with `watch` a change of the file's contents: the file
+/// read and checked again, then compared with the running configuration
+/// (see `reload`).
+fn reloading(path: PathBuf, running: Config, backends_given: bool, watch: Option<Duration>) -> Extra {
     let pool: Arc<OnceLock<Arc<Pool>>> = Arc::default();
-    let seen = Arc::clone(&pool);
-    let running = Mutex::new(running);
-    Extra {
-        on_start: Some(Box::new(move |r| {
-            let _ = seen.set(Arc::clone(&r.pool));
-            Ok(())
-        })),
-        on_reload: Some(Box::new(move || {
+    let running = Arc::new(Mutex::new(running));
+    let again: Arc<dyn Fn() + Send + Sync> = {
+        let (path, pool, running) = (path.clone(), Arc::clone(&pool), Arc::clone(&running));
+        Arc::new(move || {
             let mut running = running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             reload(&path, &mut running, pool.get(), backends_given);
+        })
+    };
+    let on_hup = Arc::clone(&again);
+    Extra {
+        on_start: Some(Box::new(move |r| {
+            let _ = pool.set(Arc::clone(&r.pool));
+            if let Some(every) = watch {
+                let file = path.clone();
+                std::thread::Builder::new().name("watch".into()).spawn(move || watching(&file, every, &*again))?;
+                tracing::info!(file = %path.display(), interval_ms = every.as_millis(), "watching the configuration file");
+            }
+            Ok(())
         })),
+        on_reload: Some(Box::new(move || on_hup())),
         admin_listening: Some(admin_listening),
+    }
+}
+
+/// Looks at the file every `every`; calls `reload` when its contents
+/// changed and then stayed the same for one more look. Contents, not
+/// times or inodes: an editor that saves by renaming, or a symlink
+/// swapped to a new file, changes them as much as a write in place.
+fn watching(path: &Path, every: Duration, reload: &dyn Fn()) {
+    let mut applied = std::fs::read(path).ok();
+    let mut pending: Option<Option<Vec<u8>>> = None;
+    loop {
+        std::thread::sleep(every);
+        let now = std::fs::read(path).ok();
+        match &pending {
+            Some(seen) if *seen == now => {
+                pending = None;
+                if now != applied {
+                    applied = now;
+                    reload();
+                }
+            }
+            _ if now != applied => pending = Some(now),
+            _ => pending = None,
+        }
     }
 }
 

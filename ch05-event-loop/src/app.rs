@@ -42,7 +42,8 @@ pub struct ReactorArgs {
     pub buffer_kib: usize,
 }
 
-fn parse_poller(s: &str) -> Result<poller::Mechanism, String> {
+/// `--poller`'s value parser, for every binary that takes the flag.
+pub fn parse_poller(s: &str) -> Result<poller::Mechanism, String> {
     s.parse::<poller::Mechanism>().map_err(|e| e.to_string())
 }
 

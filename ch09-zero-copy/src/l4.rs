@@ -170,18 +170,7 @@ pub fn run(
 impl L4<'_> {
     /// Accepts every waiting client and starts connecting it to a backend.
     fn accept_all(&mut self, listener: &TcpListener) {
-        loop {
-            let (client, peer) = match listener.accept() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors, say: the client waits in the
-                    // queue; the next turn of the loop tries again.
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
-                }
-            };
+        while let Some((client, peer)) = crate::accept_next(listener) {
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
             if client.set_nonblocking(true).is_err() {
                 continue;

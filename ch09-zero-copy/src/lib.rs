@@ -31,3 +31,21 @@ pub mod pipe;
 pub mod relay;
 pub mod sendfile;
 pub mod server;
+
+/// The next client waiting on a non-blocking `listener`, or `None` when
+/// there is none for now. An error other than "none waiting" (out of
+/// descriptors, say) is logged and also ends this turn: the client stays
+/// in the queue and the next turn of the loop tries again.
+pub(crate) fn accept_next(listener: &std::net::TcpListener) -> Option<(std::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        match listener.accept() {
+            Ok(c) => return Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                return None;
+            }
+        }
+    }
+}

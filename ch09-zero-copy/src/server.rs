@@ -323,18 +323,7 @@ pub fn run(listener: TcpListener, config: &StaticConfig, shutdown: Shutdown) -> 
 
 impl Server<'_> {
     fn accept_all(&mut self, listener: &TcpListener) {
-        loop {
-            let (stream, peer) = match listener.accept() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors, say: the client waits in the
-                    // queue and the next turn tries again.
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
-                }
-            };
+        while let Some((stream, peer)) = crate::accept_next(listener) {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }

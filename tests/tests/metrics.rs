@@ -7,8 +7,8 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
-use std::io::{BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -254,6 +254,38 @@ impl Drop for TempDir {
     }
 }
 
+/// A relay in front of `admin` and a channel that gets a message each
+/// time an answer from `admin` passes through it.
+fn scrape_relay(admin: SocketAddr) -> (SocketAddr, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(upstream) = TcpStream::connect(admin) else { continue };
+            let (mut from_client, mut to_admin) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_admin);
+                let _ = to_admin.shutdown(Shutdown::Write);
+            });
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let (mut from_admin, mut to_client) = (upstream, client);
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = from_admin.read(&mut buf) {
+                    if to_client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let _ = tx.send(());
+                }
+                let _ = to_client.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    (addr, rx)
+}
+
 /// Starts Prometheus scraping `target` every second, or `None` when it is
 /// not installed (CI installs it: there it must be).
 fn prometheus(target: SocketAddr) -> Option<Prometheus> {
@@ -309,17 +341,22 @@ fn a_real_prometheus_scrapes_the_admin_listener() {
         assert_eq!(get(lb.addr, "/").unwrap().status, 200);
     }
     scrape_when(admin, |m| requests_counted(m) == 7.0);
-    let Some(prom) = prometheus(admin) else { return };
-    // Prometheus scrapes every second; its first scrape comes within a
-    // few. The loop is bounded by the deadline.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Prometheus scrapes through a relay that reports each answer it
+    // carries: the test waits for scrapes, not for time, a bounded number
+    // of them (one a second).
+    let (relay, scraped) = scrape_relay(admin);
+    let Some(prom) = prometheus(relay) else { return };
+    let next_scrape = || {
+        while scraped.try_recv().is_ok() {}
+        scraped.recv_timeout(Duration::from_secs(30)).expect("Prometheus scrapes the admin listener");
+    };
     let mut up = None;
-    while Instant::now() < deadline {
+    for _ in 0..30 {
+        next_scrape();
         up = query(prom.addr, "up{job=\"metrics_lb\"}");
         if up == Some(1.0) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(up, Some(1.0), "Prometheus never scraped {admin} successfully");
     let series = format!("sum(lb_requests_total{{backend=\"{}\",status=\"200\"}})", backend.addr());
@@ -331,13 +368,13 @@ fn a_real_prometheus_scrapes_the_admin_listener() {
     // A rate needs two scrapes with traffic between them: requests go on
     // while we ask, bounded by the deadline.
     let mut got = None;
-    while Instant::now() < deadline {
+    for _ in 0..30 {
         assert_eq!(get(lb.addr, "/").unwrap().status, 200);
+        next_scrape();
         got = query(prom.addr, p99).filter(|v| v.is_finite());
         if got.is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(250));
     }
     assert!(got.is_some_and(|v| v > 0.0 && v <= 60.0), "p99 by backend: {got:?}");
 }

@@ -63,16 +63,12 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// Which system call waits for readiness: epoll, kqueue or poll.
-    #[arg(long, default_value_t = Mechanism::best(), value_parser = parse_poller)]
+    #[arg(long, default_value_t = Mechanism::best(), value_parser = ch05_event_loop::app::parse_poller)]
     poller: Mechanism,
     #[command(flatten)]
     health: HealthArgs,
     #[command(flatten)]
     log: LogArgs,
-}
-
-fn parse_poller(s: &str) -> Result<Mechanism, String> {
-    s.parse::<Mechanism>().map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ use ch04_advanced::stats::report_pools;
 
 use crate::cli::LbArgs;
 use crate::lb::admit::Admission;
+use crate::lb::backends::Current;
 use crate::lb::observe::Observe;
 use crate::lb::reuse::Reuse;
 use crate::lb::{Config, Hooks, Lb, Stats, run_with};
@@ -69,6 +70,9 @@ pub struct Program<'a> {
     pub report: Box<dyn Fn() -> String + Send + Sync>,
     /// Makes `--algorithm fastest` (the binaries plug in chapter 4's lab 7.2).
     pub fastest: Option<MakeAlgorithm>,
+    /// Whether each response names the backend set that served it
+    /// (`X-LB-Config-Gen`; chapter 10 turns it on).
+    pub generation_header: bool,
 }
 
 /// What [`Program::on_start`] is: called once, with the running balancer.
@@ -79,8 +83,12 @@ pub type OnStart<'a> = Box<dyn FnOnce(&Running) -> anyhow::Result<()> + 'a>;
 pub struct Running {
     /// The address clients connect to.
     pub addr: SocketAddr,
-    /// The backends, with their health and counters.
-    pub pool: Arc<Pool>,
+    /// The backend set in use (with each backend's health and counters),
+    /// which a reload may replace whole.
+    pub current: Arc<Current>,
+    /// The settings the balancer started with; a reload builds its new
+    /// backend sets with the same algorithm options and slow start.
+    pub config: Config,
     /// The loop's counters.
     pub stats: Arc<Stats>,
     /// When the program started.
@@ -100,6 +108,7 @@ impl Program<'_> {
             on_reload: None,
             report: Box::new(String::new),
             fastest: None,
+            generation_header: false,
         }
     }
 }
@@ -134,7 +143,8 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
-    let Program { name, reuse, admission, observe, on_start, on_reload, report: extra, fastest } = program;
+    let Program { name, reuse, admission, observe, on_start, on_reload, report: extra, fastest, generation_header } =
+        program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
@@ -143,8 +153,10 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     // Signals first: the mask that routes them to the signal thread is
     // inherited only by threads started later (the demo backends').
     let more = Arc::clone(&extra);
-    let on_report = move |(pool, stats): &(Arc<Pool>, Arc<Stats>)| report(name, pool, stats, started, &more());
-    let on_hup = move |_: &(Arc<Pool>, Arc<Stats>)| match &on_reload {
+    let on_report = move |(current, stats): &(Arc<Current>, Arc<Stats>)| {
+        report(name, &current.load().pool, stats, started, &more())
+    };
+    let on_hup = move |_: &(Arc<Current>, Arc<Stats>)| match &on_reload {
         Some(reload) => reload(),
         None => tracing::warn!("SIGHUP: nothing to reload in this chapter"),
     };
@@ -162,9 +174,10 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         poller: args.poller,
         algorithm: setup.algorithm.clone(),
         trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
+        generation_header,
     };
     let lb = Lb::new(std::mem::take(&mut setup.backends), args.lb.algorithm.algorithm, config)?;
-    let _ = slot.set((Arc::clone(&lb.pool), Arc::clone(&lb.stats)));
+    let _ = slot.set((Arc::clone(&lb.current), Arc::clone(&lb.stats)));
 
     // Every connection is a file descriptor; the default soft limit (often
     // 1024) would cap us long before memory or CPU.
@@ -176,10 +189,16 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         poller = %args.poller, fd_limit = fds, pooled, "{name} listening");
     setup.chosen.announce(local.port());
     if let Some(on_start) = on_start {
-        let running = Running { addr: local, pool: Arc::clone(&lb.pool), stats: Arc::clone(&lb.stats), started };
+        let running = Running {
+            addr: local,
+            current: Arc::clone(&lb.current),
+            config: lb.config.clone(),
+            stats: Arc::clone(&lb.stats),
+            started,
+        };
         on_start(&running)?;
     }
     run_with(listener, &lb, shutdown, Hooks { reuse, admission, observe })?;
-    eprint!("{}", report(name, &lb.pool, &lb.stats, started, &extra()));
+    eprint!("{}", report(name, &lb.backends().pool, &lb.stats, started, &extra()));
     Ok(())
 }

@@ -34,7 +34,7 @@ impl Running {
         let _ = ch01_fundamentals::net::raise_fd_limit();
         let nodes = addrs.iter().map(|a| Node::new(a.to_string(), 1)).collect();
         let lb = Lb::new(nodes, Kind::Rr, config).unwrap();
-        let (stats, pool) = (Arc::clone(&lb.stats), Arc::clone(&lb.pool));
+        let (stats, pool) = (Arc::clone(&lb.stats), Arc::clone(&lb.backends().pool));
         // A deep accept queue: a thousand clients connect faster than one
         // thread accepts, and a full queue drops SYNs (1 s retransmits).
         let listener = ch01_fundamentals::net::listen("127.0.0.1:0".parse().unwrap(), 4096).unwrap();

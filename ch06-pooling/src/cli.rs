@@ -88,12 +88,13 @@ pub fn serve_pooled_and(
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
     seen(&stats);
-    let Program { name, admission, observe, on_start, on_reload, report, fastest, .. } = program;
+    let Program { name, admission, observe, on_start, on_reload, report, fastest, generation_header, .. } = program;
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);
     // The hooks' lifetimes shortened to the pool's.
     let admission = admission.map(|a| a as &mut dyn Admission);
     let observe = observe.map(|o| o as &mut dyn Observe);
-    serve(reactor, Program { name, reuse, admission, observe, on_start, on_reload, report, fastest })
+    let program = Program { name, reuse, admission, observe, on_start, on_reload, report, fastest, generation_header };
+    serve(reactor, program)
 }
 // ANCHOR_END: serve_pooled

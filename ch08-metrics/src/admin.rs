@@ -9,6 +9,9 @@
 //! | `/readyz` | 200 when at least one backend is healthy, else 503 (readiness) |
 //! | `/` | a live dashboard: one page that polls `/lb-stats` and draws it |
 //!
+//! A program built on this chapter's may add paths ([`Routes`]; chapter
+//! 10 adds `/reload` and `/config`).
+//!
 //! It runs on threads of its own, with blocking sockets: a scrape every
 //! few seconds does not need the event loop, and a slow scraper must never
 //! hold up a request. A thread per connection, at most [`MAX_CLIENTS`] at
@@ -47,11 +50,28 @@ pub struct Answer {
     pub content_type: &'static str,
     /// The body.
     pub body: String,
+    /// With a 405, the methods the path takes (`GET, HEAD` if `None`).
+    pub allow: Option<&'static str>,
+}
+
+/// Paths a program adds: called with the method and the path (no query)
+/// of every request before this module's own paths; `None` passes it on.
+#[derive(Clone)]
+pub struct Routes(pub Arc<Route>);
+
+/// One function that answers some paths: method and path in, maybe an answer out.
+pub type Route = dyn Fn(&str, &str) -> Option<Answer> + Send + Sync;
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Routes")
+    }
 }
 
 impl Answer {
-    fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: body.into() }
+    /// A plain-text answer.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into(), allow: None }
     }
 }
 
@@ -59,22 +79,29 @@ impl Answer {
 /// The answer to `method` on `target`; `accept` is the request's
 /// `Accept` header, which chooses the format of `/metrics`.
 pub fn route(metrics: &Metrics, method: &str, target: &str, accept: Option<&str>) -> Answer {
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    if let Some(answer) = metrics.admin_routes().and_then(|routes| (routes.0)(method, path)) {
+        return answer;
+    }
     if method != "GET" && method != "HEAD" {
         return Answer::text(405, "the admin listener answers GET and HEAD only\n");
     }
-    let path = target.split(['?', '#']).next().unwrap_or(target);
     match path {
         "/metrics" => {
             let format = Format::from_accept(accept);
-            Answer { status: 200, content_type: format.content_type(), body: metrics.registry.render_as(format) }
+            let body = metrics.registry.render_as(format);
+            Answer { status: 200, content_type: format.content_type(), body, allow: None }
         }
         "/lb-stats" => {
             let body = serde_json::to_string_pretty(&lb_stats(metrics)).unwrap_or_default() + "\n";
-            Answer { status: 200, content_type: "application/json", body }
+            Answer { status: 200, content_type: "application/json", body, allow: None }
         }
         "/healthz" => Answer::text(200, "ok\n"),
         "/readyz" => readiness(metrics),
-        "/" => Answer { status: 200, content_type: "text/html; charset=utf-8", body: DASHBOARD.to_string() },
+        "/" => {
+            let body = DASHBOARD.to_string();
+            Answer { status: 200, content_type: "text/html; charset=utf-8", body, allow: None }
+        }
         _ => Answer::text(404, "not found; try /metrics, /lb-stats, /healthz or /readyz\n"),
     }
 }
@@ -87,8 +114,9 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// Ready when at least one backend is healthy.
 fn readiness(metrics: &Metrics) -> Answer {
     let Some(running) = metrics.running() else { return Answer::text(503, "not ready: still starting\n") };
-    let total = running.pool.nodes.len();
-    let healthy = running.pool.nodes.iter().filter(|n| n.is_healthy()).count();
+    let backends = running.current.load();
+    let total = backends.pool.nodes.len();
+    let healthy = backends.pool.nodes.iter().filter(|n| n.is_healthy()).count();
     if healthy > 0 {
         Answer::text(200, format!("ready: {healthy} of {total} backends healthy\n"))
     } else {
@@ -189,7 +217,7 @@ fn write_answer(stream: &mut TcpStream, answer: &Answer, head_only: bool, keep: 
         answer.body.len()
     );
     if answer.status == 405 {
-        out.push_str("Allow: GET, HEAD\r\n");
+        out.push_str(&format!("Allow: {}\r\n", answer.allow.unwrap_or("GET, HEAD")));
     }
     out.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
     if !head_only {

@@ -55,6 +55,8 @@ pub struct Metrics {
     /// `lb_request_duration_seconds{backend}`.
     pub duration: Arc<Family<Histogram>>,
     running: OnceLock<Running>,
+    /// More paths for the admin listener (chapter 10's `/reload`).
+    admin_routes: OnceLock<crate::admin::Routes>,
     pool: OnceLock<Arc<PoolStats>>,
     limiter: OnceLock<Arc<LimiterStats>>,
     started: SystemTime,
@@ -113,6 +115,7 @@ impl Metrics {
             requests,
             duration,
             running: OnceLock::new(),
+            admin_routes: OnceLock::new(),
             pool: OnceLock::new(),
             limiter: OnceLock::new(),
             started,
@@ -127,6 +130,17 @@ impl Metrics {
     /// The running balancer, once [`watch_balancer`](Self::watch_balancer) saw it.
     pub fn running(&self) -> Option<&Running> {
         self.running.get()
+    }
+
+    /// Adds paths to the admin listener: `routes` is asked first about
+    /// every request (set once; later calls change nothing).
+    pub fn add_admin_routes(&self, routes: crate::admin::Routes) {
+        let _ = self.admin_routes.set(routes);
+    }
+
+    /// The paths added to the admin listener, if any.
+    pub fn admin_routes(&self) -> Option<&crate::admin::Routes> {
+        self.admin_routes.get()
     }
 
     /// The pool's counters, if the balancer has a pool.
@@ -149,9 +163,10 @@ impl Metrics {
             return Ok(());
         }
         let per_backend = |name: &str, help: &str, counter: bool, read: fn(&ch04_advanced::node::Node) -> f64| {
-            let pool = Arc::clone(&running.pool);
+            let current = Arc::clone(&running.current);
+            // The set in use at the scrape: after a reload, its backends.
             let read = move |out: &mut Vec<(Vec<String>, f64)>| {
-                for node in &pool.nodes {
+                for node in &current.load().pool.nodes {
                     out.push((vec![node.addr().to_string()], read(node)));
                 }
             };
@@ -204,12 +219,15 @@ impl Metrics {
             move |out| out.push((vec![], stats.accepted.load(Ordering::Relaxed) as f64)),
         )?));
         let (addr, algorithm) = (running.addr.to_string(), algorithm.to_string());
-        let backends = running.pool.nodes.len().to_string();
+        let current = Arc::clone(&running.current);
         self.registry.add(Arc::new(Scraped::gauge(
             "lb_config_info",
             "Always 1; the labels say how the balancer is configured.",
             &["listen", "algorithm", "backends"],
-            move |out| out.push((vec![addr.clone(), algorithm.clone(), backends.clone()], 1.0)),
+            move |out| {
+                let backends = current.load().pool.nodes.len().to_string();
+                out.push((vec![addr.clone(), algorithm.clone(), backends], 1.0));
+            },
         )?));
         Ok(())
     }

@@ -18,8 +18,9 @@ use crate::admin;
 use crate::balancer::{Metrics, Recorder};
 use crate::cli::AdminArgs;
 
-/// Called once with the running balancer.
-pub type Started = Box<dyn FnOnce(&Running) -> anyhow::Result<()>>;
+/// Called once with the running balancer and its metrics (to add
+/// families and admin paths to).
+pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>) -> anyhow::Result<()>>;
 
 /// What a program built on [`serve`] adds to it (chapter 10's reload).
 #[derive(Default)]
@@ -28,6 +29,9 @@ pub struct Extra {
     pub on_start: Option<Started>,
     /// Called on SIGHUP, after the access log file is reopened.
     pub on_reload: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Whether each response names the backend set that served it
+    /// (`X-LB-Config-Gen`).
+    pub generation_header: bool,
     /// Logs where the admin listener listens. The binary passes its own
     /// function, so that the line carries the binary's name as its target,
     /// as every other line of its start-up does.
@@ -39,6 +43,7 @@ impl std::fmt::Debug for Extra {
         f.debug_struct("Extra")
             .field("on_start", &self.on_start.is_some())
             .field("on_reload", &self.on_reload.is_some())
+            .field("generation_header", &self.generation_header)
             .field("admin_listening", &self.admin_listening.is_some())
             .finish()
     }
@@ -102,7 +107,7 @@ pub fn serve(
             }
         }
         match extra.on_start {
-            Some(then) => then(running),
+            Some(then) => then(running, &watched),
             None => Ok(()),
         }
     };
@@ -126,6 +131,7 @@ pub fn serve(
         on_reload,
         report: Box::new(move || limiter_stats.report()),
         fastest,
+        generation_header: extra.generation_header,
         ..Program::new(name)
     };
     // The pool's counters are exported too, when there is a pool.

@@ -43,6 +43,8 @@ pub fn lb_stats(metrics: &Metrics) -> Value {
     });
     if let Some(running) = metrics.running() {
         let backends: Vec<Value> = running
+            .current
+            .load()
             .pool
             .nodes
             .iter()

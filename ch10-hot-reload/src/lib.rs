@@ -4,10 +4,12 @@
 //! first part is the configuration: one schema read from JSON (the C
 //! curriculum's format) or YAML (the Zig example's), every mistake
 //! reported with its file, line and column, `--check` as `nginx -t` has
-//! it, and the balancer of chapter 8 started from the file. On SIGHUP the
-//! file is read again: a file with problems changes nothing, a change of
-//! weights is applied at once; swapping in anything else without a
-//! restart is the next part.
+//! it, and the balancer of chapter 8 started from the file. On SIGHUP, on
+//! `POST /reload` to the admin listener, or with `--watch` when the file
+//! changes, the file is read again: a file with problems changes nothing;
+//! a new backend set, new weights, another algorithm or another listening
+//! address are swapped in whole between two rounds of the loop, and
+//! requests already under way finish on the set they started with.
 //!
 //! Concept map: which idea lives in which file.
 //!
@@ -19,10 +21,13 @@
 //! | the schema: types, known keys, rules, every problem placed | [`config::schema`] |
 //! | the configuration, loading, the error type | [`config`] |
 //! | a configuration as chapter 8's command line | [`launch`] |
-//! | what a new configuration changes, and what can be applied live | [`reload`] |
+//! | what a new configuration changes, and swapping it in | [`reload`] |
+//! | noticing that the file changed (inotify on the directory) | [`watch`] |
+//! | the backend set as one swappable value (chapter 5's loop) | `ch05_event_loop::lb::backends` |
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod config;
 pub mod launch;
 pub mod reload;
+pub mod watch;

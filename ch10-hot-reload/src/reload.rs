@@ -1,41 +1,129 @@
-//! What a new configuration changes, and what this version can apply to
-//! a running balancer.
+//! Reload: the file read and checked again, then swapped in whole, or
+//! not at all.
 //!
-//! A reload first reads and checks the whole file: a file with any
-//! problem changes nothing, and the problems are logged with their
-//! positions while the running configuration keeps serving. A good file
-//! is then compared with the running one. Weights are atomics in chapter
-//! 4's nodes, so a change of weights alone is applied at once, between two
-//! picks. Anything else (backends added or removed, another algorithm, a
-//! new port) needs the new configuration built beside the old one and
-//! swapped in, which is the next part of this chapter; until then it is
-//! reported, and not applied, rather than half applied.
+//! A reload (SIGHUP, `POST /reload` on the admin listener, or the file
+//! watcher) goes through one function, [`Reloader::reload`]:
+//!
+//! 1. Read and check the whole file. Any problem: nothing changes, and
+//!    every problem is logged with its position.
+//! 2. Compare it with the running configuration ([`compare`]). The backend
+//!    set, the weights, the algorithm, the sticky cookie and the listening
+//!    address can change while running; a change of anything else (timeouts,
+//!    the pool, the limits, health checks) is named and nothing is applied:
+//!    half a configuration is worse than the old one whole.
+//! 3. Make everything that can fail first: resolve the backends, bind the
+//!    new listening socket. A failure: nothing changes.
+//! 4. Publish the new backend set ([`Current::replace`]). The loop adopts
+//!    it before serving its next events: requests read from then on are
+//!    served by it, requests already under way finish on the set they
+//!    started with, and a backend that stays keeps its health, counters and
+//!    kept connections.
+//!
+//! Every outcome is counted (`lb_config_reloads_total{result}`) and the
+//! last one is shown on the admin listener with the running file's
+//! generation and hash (`GET /config`).
 
-use crate::config::Config;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
-/// What a new configuration would change.
+use ch04_advanced::algorithm::{self, Kind};
+use ch04_advanced::node::Backend;
+use ch05_event_loop::lb::backends::{Current, Replacement};
+
+use crate::config::{self, Config};
+
+/// What the running balancer is made of, as the file and the command line
+/// together say: the part a reload can change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Nothing.
-    None,
-    /// Only weights: `(host:port, new weight)` for each backend whose weight changed.
-    Weights(Vec<(String, u32)>),
-    /// Settings this version cannot change while running, by name.
-    NeedsRestart(Vec<&'static str>),
+pub struct Derived {
+    /// `host:port` and weight of each backend, in order.
+    pub backends: Vec<(String, u32)>,
+    /// The algorithm.
+    pub kind: Kind,
+    /// The sticky cookie's name.
+    pub cookie_name: String,
+    /// Where clients connect.
+    pub listen: SocketAddr,
 }
 
+/// Turns a configuration into what runs: the file's settings, overridden
+/// by the command line's flags (the binary knows its flags).
+pub type Derive = Box<dyn Fn(&Config) -> Result<Derived, String> + Send + Sync>;
+
+/// How one reload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file says what is running already.
+    Unchanged,
+    /// A new backend set serves from generation `generation` on.
+    Applied {
+        /// The new generation.
+        generation: u64,
+        /// What changed: `backends`, `weights`, `algorithm`, `cookie_name`, `listen`.
+        changed: Vec<&'static str>,
+    },
+    /// The file has problems, each `FILE:LINE:COL: message`.
+    Invalid(String),
+    /// The file is good, but changes settings a running balancer keeps.
+    NeedsRestart(Vec<&'static str>),
+    /// Applying it failed (a backend that does not resolve, an address
+    /// that cannot be listened on): the running configuration stays.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Every outcome's label, in [`Outcome::label`]'s order.
+    pub const LABELS: [&'static str; 5] = ["applied", "unchanged", "invalid", "restart_needed", "failed"];
+
+    /// The `result` label of `lb_config_reloads_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Applied { .. } => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Invalid(_) => "invalid",
+            Outcome::NeedsRestart(_) => "restart_needed",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// One line (or more, for problems) for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Unchanged => "unchanged".into(),
+            Outcome::Applied { generation, changed } => {
+                format!("applied: generation {generation} ({} changed)", changed.join(", "))
+            }
+            Outcome::Invalid(problems) => format!("refused; the running configuration stays:\n{problems}"),
+            Outcome::NeedsRestart(what) => {
+                format!("not applied: {} cannot change while running; restart to apply", what.join(", "))
+            }
+            Outcome::Failed(why) => format!("not applied: {why}"),
+        }
+    }
+}
+
+/// Settings a reload applies to the running balancer.
+pub const LIVE: [&str; 5] = ["backends", "weights", "listen", "algorithm", "cookie_name"];
+
 // ANCHOR: compare
-/// Compares the running configuration with a new one.
-pub fn compare(old: &Config, new: &Config) -> Change {
-    let mut fixed = Vec::new();
-    let same_backends = old.backends.len() == new.backends.len()
+/// The sections of the configuration that differ between `old` and
+/// `new`: `backends` (a backend added, removed or moved), `weights`, and
+/// each other top-level setting by name.
+pub fn compare(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let same_set = old.backends.len() == new.backends.len()
         && old
             .backends
             .iter()
             .zip(&new.backends)
             .all(|(a, b)| a.addr() == b.addr() && a.max_connections == b.max_connections);
-    if !same_backends {
-        fixed.push("backends");
+    if !same_set {
+        changed.push("backends");
+    } else if old.backends.iter().zip(&new.backends).any(|(a, b)| a.weight != b.weight) {
+        changed.push("weights");
     }
     let checks: [(&'static str, bool); 10] = [
         ("listen", old.listen != new.listen),
@@ -49,25 +137,230 @@ pub fn compare(old: &Config, new: &Config) -> Change {
         ("drain_timeout", old.drain_timeout != new.drain_timeout),
         ("metrics", old.metrics != new.metrics),
     ];
-    fixed.extend(checks.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name));
-    if !fixed.is_empty() {
-        return Change::NeedsRestart(fixed);
-    }
-    let weights: Vec<(String, u32)> = old
-        .backends
-        .iter()
-        .zip(&new.backends)
-        .filter(|(a, b)| a.weight != b.weight)
-        .map(|(_, b)| (b.addr(), b.weight))
-        .collect();
-    if weights.is_empty() { Change::None } else { Change::Weights(weights) }
+    changed.extend(checks.iter().filter(|(_, differs)| *differs).map(|(name, _)| *name));
+    changed
 }
 // ANCHOR_END: compare
 
+/// What changed between two derived states.
+fn differences(old: &Derived, new: &Derived) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let addrs = |d: &Derived| d.backends.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>();
+    if addrs(old) != addrs(new) {
+        changed.push("backends");
+    } else if old.backends != new.backends {
+        changed.push("weights");
+    }
+    if old.kind != new.kind {
+        changed.push("algorithm");
+    }
+    if old.cookie_name != new.cookie_name {
+        changed.push("cookie_name");
+    }
+    if old.listen != new.listen {
+        changed.push("listen");
+    }
+    changed
+}
+
+/// The configuration in use.
+#[derive(Debug)]
+struct Running {
+    config: Config,
+    derived: Derived,
+    hash: u64,
+}
+
+/// The last reload, for `GET /config`.
+#[derive(Debug, Clone)]
+struct Last {
+    at: SystemTime,
+    outcome: Outcome,
+    took: Duration,
+}
+
+/// Where a reload's new backend sets go, known once the balancer runs.
+#[derive(Debug)]
+struct Target {
+    current: Arc<Current>,
+    options: algorithm::Options,
+}
+
+// ANCHOR: reloader
+/// Reloads one file into one running balancer.
+pub struct Reloader {
+    path: PathBuf,
+    derive: Derive,
+    /// One reload at a time, and what it compares with.
+    running: Mutex<Running>,
+    target: OnceLock<Target>,
+    /// By [`Outcome::LABELS`].
+    counts: [AtomicU64; 5],
+    last: Mutex<Option<Last>>,
+}
+// ANCHOR_END: reloader
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").field("path", &self.path).field("running", &self.running).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Reloader {
+    /// A reloader for `path`, whose contents (hashed `hash`) were read as
+    /// `config` and started the balancer.
+    pub fn new(path: &Path, config: Config, hash: u64, derive: Derive) -> Result<Self, String> {
+        let derived = derive(&config)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            derive,
+            running: Mutex::new(Running { config, derived, hash }),
+            target: OnceLock::new(),
+            counts: Default::default(),
+            last: Mutex::new(None),
+        })
+    }
+
+    /// The running balancer's backend set, and the algorithm options it
+    /// was started with (a reload keeps them, with the new cookie name).
+    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options) {
+        let _ = self.target.set(Target { current, options });
+    }
+
+    /// Reloads the file (see the module's text), logs and counts how it
+    /// went. `asked` is when the reload was asked for.
+    pub fn reload(&self, asked: Instant) -> Outcome {
+        let mut running = lock(&self.running);
+        let outcome = self.attempt(&mut running, asked);
+        let file = self.path.display();
+        match &outcome {
+            Outcome::Unchanged => tracing::info!(%file, "configuration unchanged"),
+            Outcome::Applied { generation, changed } => {
+                let ms = asked.elapsed().as_secs_f64() * 1e3;
+                tracing::info!(%file, generation, changed = changed.join(", "), backends = running.derived.backends.len(),
+                    ms = format!("{ms:.2}"), "configuration reloaded");
+            }
+            Outcome::Invalid(problems) => {
+                for problem in problems.lines() {
+                    tracing::error!(problem, "configuration problem");
+                }
+                tracing::error!(%file, problems = problems.lines().count(), "configuration refused; the running one stays");
+            }
+            Outcome::NeedsRestart(what) => {
+                tracing::warn!(%file, changed = what.join(", "),
+                    "configuration valid, but these settings cannot change while running; restart to apply it; the running one stays");
+            }
+            Outcome::Failed(why) => {
+                tracing::error!(%file, error = why, "configuration not applied; the running one stays");
+            }
+        }
+        if let Some(count) = Outcome::LABELS.iter().position(|l| *l == outcome.label()).and_then(|i| self.counts.get(i))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        *lock(&self.last) = Some(Last { at: SystemTime::now(), outcome: outcome.clone(), took: asked.elapsed() });
+        outcome
+    }
+
+    // ANCHOR: attempt
+    fn attempt(&self, running: &mut Running, asked: Instant) -> Outcome {
+        let (new, hash) = match config::read(&self.path) {
+            Ok(read) => read,
+            Err(e) => return Outcome::Invalid(e.to_string()),
+        };
+        if let Err(unsupported) = crate::launch::flags(&new, false) {
+            let file = self.path.display();
+            let what = unsupported.join(" and ");
+            return Outcome::Invalid(format!("{file}: sets {what}, which this version checks but does not apply"));
+        }
+        let fixed: Vec<&'static str> =
+            compare(&running.config, &new).into_iter().filter(|c| !LIVE.contains(c)).collect();
+        if !fixed.is_empty() {
+            return Outcome::NeedsRestart(fixed);
+        }
+        let derived = match (self.derive)(&new) {
+            Ok(derived) => derived,
+            Err(e) => return Outcome::Invalid(e),
+        };
+        let changed = differences(&running.derived, &derived);
+        if changed.is_empty() {
+            // What changed in the file (if anything) the command line overrides.
+            *running = Running { config: new, derived, hash };
+            return Outcome::Unchanged;
+        }
+        let Some(target) = self.target.get() else {
+            return Outcome::Failed("the balancer is still starting".into());
+        };
+        // Everything that can fail, before anything changes.
+        let listener = if derived.listen == running.derived.listen {
+            None
+        } else {
+            match ch01_fundamentals::net::listen(derived.listen, 4096) {
+                Ok(l) => Some(l),
+                Err(e) => return Outcome::Failed(format!("cannot listen on {}: {e}", derived.listen)),
+            }
+        };
+        let backends = derived.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
+        let options = algorithm::Options { cookie_name: derived.cookie_name.clone(), ..target.options.clone() };
+        let replacement =
+            Replacement { backends, kind: derived.kind, options, slow_start: Duration::ZERO, listener, asked };
+        match target.current.replace(replacement) {
+            Ok(generation) => {
+                *running = Running { config: new, derived, hash };
+                Outcome::Applied { generation, changed }
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+    // ANCHOR_END: attempt
+
+    /// Reloads by outcome so far, by [`Outcome::LABELS`].
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        Outcome::LABELS.iter().zip(&self.counts).map(|(l, c)| (*l, c.load(Ordering::Relaxed))).collect()
+    }
+
+    /// The running configuration's generation (the backend set's) and
+    /// the hash of its file's bytes.
+    pub fn version(&self) -> (u64, u64) {
+        let generation = self.target.get().map_or(1, |t| t.current.generation());
+        (generation, lock(&self.running).hash)
+    }
+
+    /// What `GET /config` shows: the file, the generation and hash in
+    /// use, the reloads by outcome, and how the last one went.
+    pub fn status(&self) -> serde_json::Value {
+        let (generation, hash) = self.version();
+        let running = lock(&self.running);
+        let backends: Vec<String> = running.derived.backends.iter().map(|(a, w)| format!("{a}:{w}")).collect();
+        let counts: serde_json::Map<String, serde_json::Value> =
+            self.counts().into_iter().map(|(l, n)| (l.to_string(), n.into())).collect();
+        let last = lock(&self.last).clone().map(|last| {
+            serde_json::json!({
+                "result": last.outcome.label(),
+                "detail": last.outcome.describe(),
+                "ms": last.took.as_secs_f64() * 1e3,
+                "at_unix": last.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            })
+        });
+        serde_json::json!({
+            "file": self.path.display().to_string(),
+            "generation": generation,
+            "hash": format!("{hash:016x}"),
+            "listen": running.derived.listen.to_string(),
+            "algorithm": format!("{:?}", running.derived.kind),
+            "backends": backends,
+            "reloads": counts,
+            "last": last,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::config::{Format, parse};
 
@@ -76,15 +369,45 @@ mod tests {
     }
 
     #[test]
-    fn weights_alone_apply_and_anything_else_is_named() {
+    fn compare_names_each_section_that_changed() {
         let base = yaml("backends: [\"a:1:1\", \"b:2:1\"]\n");
-        assert_eq!(compare(&base, &base), Change::None);
-        assert_eq!(
-            compare(&base, &yaml("backends: [\"a:1:1\", \"b:2:5\"]\n")),
-            Change::Weights(vec![("b:2".into(), 5)])
-        );
-        assert_eq!(compare(&base, &yaml("backends: [\"a:1\", \"c:3\"]\n")), Change::NeedsRestart(vec!["backends"]));
+        assert!(compare(&base, &base).is_empty());
+        assert_eq!(compare(&base, &yaml("backends: [\"a:1:1\", \"b:2:5\"]\n")), vec!["weights"]);
+        assert_eq!(compare(&base, &yaml("backends: [\"a:1\", \"c:3\"]\n")), vec!["backends"]);
         let moved = yaml("listen: {port: 9999}\nalgorithm: lc\nbackends: [\"a:1:1\", \"b:2:7\"]\n");
-        assert_eq!(compare(&base, &moved), Change::NeedsRestart(vec!["listen", "algorithm"]));
+        assert_eq!(compare(&base, &moved), vec!["weights", "listen", "algorithm"]);
+        let slower = yaml("timeouts: {connect: 9s}\nbackends: [\"a:1:1\", \"b:2:1\"]\n");
+        assert_eq!(compare(&base, &slower), vec!["timeouts"]);
+    }
+
+    #[test]
+    fn differences_between_derived_states() {
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let base = Derived {
+            backends: vec![("a:1".into(), 1), ("b:2".into(), 1)],
+            kind: Kind::Rr,
+            cookie_name: "c".into(),
+            listen,
+        };
+        assert!(differences(&base, &base).is_empty());
+        let heavier = Derived { backends: vec![("a:1".into(), 1), ("b:2".into(), 3)], ..base.clone() };
+        assert_eq!(differences(&base, &heavier), vec!["weights"]);
+        let other = Derived { backends: vec![("a:1".into(), 1)], kind: Kind::Lc, ..base.clone() };
+        assert_eq!(differences(&base, &other), vec!["backends", "algorithm"]);
+    }
+
+    #[test]
+    fn every_outcome_has_a_label_in_the_list() {
+        let all = [
+            Outcome::Unchanged,
+            Outcome::Applied { generation: 2, changed: vec!["weights"] },
+            Outcome::Invalid("f:1:1: x".into()),
+            Outcome::NeedsRestart(vec!["pool"]),
+            Outcome::Failed("no".into()),
+        ];
+        for o in &all {
+            assert!(Outcome::LABELS.contains(&o.label()), "{o:?}");
+            assert!(!o.describe().is_empty());
+        }
     }
 }

@@ -2,18 +2,28 @@
 //! shipped configurations and on a broken one (exit status, and every
 //! problem placed by line and column), and the balancer started from a
 //! YAML file and from a JSON file given alone, in front of real backends,
-//! with a command-line flag overriding the file; SIGHUP re-reading it
-//! (a broken file changes nothing, new weights apply at once), and `-w`
-//! applying a file changed by a symlink swap or a rename-on-save.
+//! with a command-line flag overriding the file; every way to reload:
+//! SIGHUP (a broken file changes nothing; new weights and a new backend
+//! set are swapped in), `POST /reload` and `GET /config` on the admin
+//! listener, a new listening port, `-w` applying a file changed by a
+//! symlink swap or a rename-on-save (by polling, and by inotify alone);
+//! a request under way finishing on the set it started with; the
+//! `X-LB-Config-Gen` header never going backwards on a connection; and a
+//! short torture run: reloads every 100 ms, valid and not, under load,
+//! with no request failing.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use backends::client::get;
+use backends::client::{HttpResponse, connect, get, read_response, send};
 use backends::{BackendConfig, spawn};
-use tests::{binary, run, start};
+use tests::{binary, listening_addr, run, start};
 
 const LISTENING: &str = "hot reload load balancer listening";
+const ADMIN: &str = "admin listening (/metrics, /lb-stats, /healthz, /readyz, /config, /reload)";
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn configs() -> PathBuf {
@@ -161,15 +171,171 @@ fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
     // New weights: applied at once (smooth weighted round robin: 1 in 5).
     std::fs::write(&path, file(1, 4)).unwrap();
     hup(&lb);
-    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    let line = lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).expect("reloaded");
+    assert!(line.contains("weights") && line.contains("\"generation\":2"), "{line}");
     assert_eq!(shares(10), (2, 8));
 
-    // Another backend set: valid, but named and not applied by this version.
-    std::fs::write(&path, file(1, 4).replace(&b.addr().to_string(), "127.0.0.1:1")).unwrap();
+    // Another backend set: gamma instead of beta, swapped in whole.
+    let c = spawn(BackendConfig::named("gamma")).unwrap();
+    std::fs::write(&path, file(1, 4).replace(&b.addr().to_string(), &c.addr().to_string())).unwrap();
+    hup(&lb);
+    let line = lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).expect("reloaded");
+    assert!(line.contains("backends") && line.contains("\"generation\":3"), "{line}");
+    let bodies: Vec<String> = (0..10).map(|_| get(lb.addr, "/").unwrap().text()).collect();
+    assert_eq!(bodies.iter().filter(|b| b.contains("gamma")).count(), 8, "{bodies:?}");
+    assert_eq!(bodies.iter().filter(|b| b.contains("alpha")).count(), 2, "{bodies:?}");
+
+    // A valid file that changes what cannot change while running: named,
+    // and nothing applied.
+    let slower = file(1, 4).replace(&b.addr().to_string(), &c.addr().to_string()) + "timeouts: {connect: 9s}\n";
+    std::fs::write(&path, slower).unwrap();
     hup(&lb);
     let line = lb.wait_for_line(WAIT, |l| l.contains("restart to apply it")).expect("the change is reported");
-    assert!(line.contains("backends"), "{line}");
-    assert_eq!(shares(10), (2, 8));
+    assert!(line.contains("timeouts"), "{line}");
+    let bodies: Vec<String> = (0..5).map(|_| get(lb.addr, "/").unwrap().text()).collect();
+    assert!(bodies.iter().all(|b| !b.contains("beta")), "{bodies:?}");
+}
+
+/// The balancer started with `args`, and its admin listener's address.
+fn with_admin(bin: &PathBuf, args: &[&str]) -> (tests::Server, SocketAddr) {
+    let lb = start(bin, args, LISTENING);
+    let line = lb.wait_for_line(WAIT, |l| listening_addr(l, ADMIN).is_some()).expect("the admin listener is announced");
+    let admin = listening_addr(&line, ADMIN).unwrap();
+    (lb, admin)
+}
+
+fn post(addr: SocketAddr, path: &str) -> HttpResponse {
+    send(addr, format!("POST {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes()).unwrap()
+}
+
+/// A configuration of `backends` with the admin listener on a port of the
+/// kernel's choosing.
+fn observed(backends: &[SocketAddr], port: u16) -> String {
+    let list: Vec<String> = backends.iter().map(|b| format!("  - \"{b}\"\n")).collect();
+    format!(
+        "listen: {{port: {port}}}\nbackends:\n{}health_check: {{enabled: false}}\nmetrics: {{enabled: true}}\n",
+        list.concat()
+    )
+}
+
+#[test]
+fn the_admin_listener_reloads_and_shows_the_generation_and_hash() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let path = temp_file("admin.yaml", &observed(&[a.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
+    assert_eq!(config["generation"], 1);
+    let first_hash = config["hash"].as_str().unwrap().to_string();
+    assert_eq!(first_hash.len(), 16);
+
+    // GET is not how to reload.
+    let refused = get(admin, "/reload").unwrap();
+    assert_eq!(refused.status, 405);
+    assert_eq!(refused.header("allow"), Some("POST"));
+
+    // Unchanged, then a new set, then a broken file, then a change that needs a restart.
+    assert_eq!(post(admin, "/reload").status, 200);
+    std::fs::write(&path, observed(&[b.addr()], 0)).unwrap();
+    let applied = post(admin, "/reload");
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert!(applied.text().contains("applied: generation 2 (backends changed)"), "{}", applied.text());
+    assert!(get(lb.addr, "/").unwrap().text().contains("beta"));
+    std::fs::write(&path, "backends: []\n").unwrap();
+    let invalid = post(admin, "/reload");
+    assert_eq!(invalid.status, 422);
+    assert!(invalid.text().contains("admin.yaml:1:11:"), "{}", invalid.text());
+    std::fs::write(&path, observed(&[b.addr()], 0) + "drain_timeout: 5s\n").unwrap();
+    assert_eq!(post(admin, "/reload").status, 409);
+    assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "still serving the good set");
+
+    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
+    assert_eq!(config["generation"], 2);
+    assert_ne!(config["hash"].as_str().unwrap(), first_hash);
+    assert_eq!(config["backends"][0], format!("{}:1", b.addr()));
+    assert_eq!(config["reloads"]["applied"], 1);
+    assert_eq!(config["reloads"]["unchanged"], 1);
+    assert_eq!(config["reloads"]["invalid"], 1);
+    assert_eq!(config["reloads"]["restart_needed"], 1);
+    assert_eq!(config["last"]["result"], "restart_needed");
+
+    let metrics = get(admin, "/metrics").unwrap().text();
+    for line in [
+        "lb_config_reloads_total{result=\"applied\"} 1",
+        "lb_config_reloads_total{result=\"invalid\"} 1",
+        "lb_config_generation 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("lb_config_swap_seconds{percentile=\"99\"}"), "{metrics}");
+    // The per-backend series follow the set in use.
+    assert!(metrics.contains(&format!("lb_backend_up{{backend=\"{}\"}} 1", b.addr())), "{metrics}");
+    assert!(!metrics.contains(&format!("lb_backend_up{{backend=\"{}\"}}", a.addr())), "{metrics}");
+}
+
+#[test]
+fn a_reload_moves_the_listener_and_loses_no_waiting_client() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("listen.yaml", &observed(&[a.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A client on the old port with a request under way keeps its answer.
+    let mut kept = BufReader::new(connect(lb.addr).unwrap());
+    std::fs::write(&path, observed(&[a.addr()], port)).unwrap();
+    let applied = post(admin, "/reload");
+    assert!(applied.text().contains("listen changed"), "{}", applied.text());
+    let moved: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(get(moved, "/").unwrap().text().contains("alpha"), "the new port serves");
+    assert!(TcpStream::connect(lb.addr).is_err(), "the old port is closed");
+    kept.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut kept, false).unwrap().status, 200, "a connection accepted before the move is served");
+}
+
+#[test]
+fn a_request_under_way_finishes_on_the_set_it_started_with() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let slow = spawn(BackendConfig { latency: Duration::from_millis(600), ..BackendConfig::named("slow") }).unwrap();
+    let b = spawn(BackendConfig::named("beta")).unwrap();
+    let path = temp_file("inflight.yaml", &observed(&[slow.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let addr = lb.addr;
+    let under_way = std::thread::spawn(move || get(addr, "/").unwrap());
+    // Wait until the balancer has connected to the slow backend for it:
+    // the backend is picked, whatever happens next.
+    let deadline = Instant::now() + WAIT;
+    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the backend");
+        std::thread::yield_now();
+    }
+    std::fs::write(&path, observed(&[b.addr()], 0)).unwrap();
+    assert_eq!(post(admin, "/reload").status, 200);
+    assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "new requests go to the new set");
+    let answer = under_way.join().unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(answer.text().contains("slow"), "the request under way was answered by its backend");
+}
+
+#[test]
+fn the_generation_header_never_goes_backwards_on_a_connection() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let path = temp_file("gen.yaml", &observed(&[a.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json", "--generation-header"]);
+    let mut conn = BufReader::new(connect(lb.addr).unwrap());
+    let mut seen = Vec::new();
+    for round in 0..6 {
+        if round % 2 == 1 {
+            let set = if round % 4 == 1 { b.addr() } else { a.addr() };
+            std::fs::write(&path, observed(&[set], 0)).unwrap();
+            assert_eq!(post(admin, "/reload").status, 200);
+        }
+        conn.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = read_response(&mut conn, false).unwrap();
+        seen.push(r.header("x-lb-config-gen").unwrap().parse::<u64>().unwrap());
+    }
+    assert_eq!(seen, vec![1, 2, 2, 3, 3, 4], "one keep-alive connection sees each new generation, in order");
 }
 
 #[cfg(unix)]
@@ -196,13 +362,98 @@ fn watch_applies_a_saved_file_through_a_symlink_swap_and_a_rename() {
     let _ = std::fs::remove_file(&swap);
     std::os::unix::fs::symlink(&second, &swap).unwrap();
     std::fs::rename(&swap, &link).unwrap();
-    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).is_some());
     assert_eq!(shares(10), (2, 8));
 
     // An editor that saves by writing a new file and renaming it over the old.
     let saved = dir.join(".lb.yaml.swp");
     std::fs::write(&saved, file(4, 1)).unwrap();
     std::fs::rename(&saved, &link).unwrap();
-    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded: weights applied")).is_some());
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).is_some());
     assert_eq!(shares(10), (8, 2));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn watch_notices_a_save_at_once_through_inotify() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let file = |wa: u32, wb: u32| two_backends(a.addr(), wa, b.addr(), wb);
+    let path = temp_file("inotify.yaml", &file(1, 1));
+    // An interval of ten minutes: only inotify can notice the save within the test's wait.
+    let lb = start(&bin, &["-c", path.to_str().unwrap(), "-w", "-i", "600000", "--log-format", "json"], LISTENING);
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("watching the configuration file")).is_some());
+    let saved = path.with_file_name(".inotify.yaml.tmp");
+    std::fs::write(&saved, file(1, 4)).unwrap();
+    std::fs::rename(&saved, &path).unwrap();
+    assert!(lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).is_some());
+    assert_eq!(alpha_and_beta(lb.addr, 10), (2, 8));
+}
+
+/// Reloads every 100 ms, valid and not, under keep-alive and new-connection
+/// load: no request fails, and after the last valid reload only its
+/// backends answer. (`cargo xtask bench --reload` runs the long version
+/// with wrk: 64 connections for 60 s.)
+#[cfg(unix)]
+#[test]
+fn reloads_every_100_ms_under_load_lose_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let names = ["alpha", "beta", "gamma"];
+    let handles: Vec<_> = names.iter().map(|n| spawn(BackendConfig::named(*n)).unwrap()).collect();
+    let addrs: Vec<SocketAddr> = handles.iter().map(|h| h.addr()).collect();
+    let path = temp_file("torture.yaml", &observed(&addrs[..2], 0));
+    let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for k in 0..9 {
+        // Any failure panics the client thread, and the join below fails the test.
+        let (stop, served, addr) = (Arc::clone(&stop), Arc::clone(&served), lb.addr);
+        clients.push(std::thread::spawn(move || {
+            let mut conn = None;
+            while !stop.load(Ordering::Relaxed) {
+                // Client 0 opens a new connection for every request; the others keep theirs.
+                let answer = if k == 0 {
+                    get(addr, "/")
+                } else {
+                    let c = conn.get_or_insert_with(|| BufReader::new(connect(addr).unwrap()));
+                    c.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").and_then(|()| read_response(c, false))
+                };
+                match answer {
+                    Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
+                    Ok(r) => panic!("client {k}: {} {}", r.status, r.text()),
+                    Err(e) => panic!("client {k}: {e}"),
+                };
+            }
+        }));
+    }
+    // Sets that change every valid time, with a broken file between.
+    let sets: [&[SocketAddr]; 3] = [&addrs[1..3], &[addrs[2], addrs[0]], &addrs[..2]];
+    let mut last = &addrs[..2];
+    for round in 0..24 {
+        if round % 2 == 0 {
+            last = sets[(round / 2) % 3];
+            std::fs::write(&path, observed(last, 0)).unwrap();
+        } else {
+            std::fs::write(&path, "backends:\n  - host: a\n    port: 0\n").unwrap();
+        }
+        hup(&lb);
+        let want = if round % 2 == 0 { "configuration reloaded" } else { "configuration refused" };
+        assert!(lb.wait_for_line(WAIT, |l| l.contains(want)).is_some(), "round {round}: no '{want}'");
+        std::thread::sleep(Duration::from_millis(100)); // the pace of the reloads, not a wait for readiness
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("no client saw a failed request");
+    }
+    assert!(served.load(Ordering::Relaxed) > 100, "the load ran: {}", served.load(Ordering::Relaxed));
+    let allowed: Vec<&str> = last.iter().map(|a| names[addrs.iter().position(|x| x == a).unwrap()]).collect();
+    for _ in 0..20 {
+        let body = get(lb.addr, "/").unwrap().text();
+        assert!(allowed.iter().any(|n| body.contains(n)), "{body} is not from {allowed:?}");
+    }
 }

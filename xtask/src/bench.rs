@@ -18,6 +18,7 @@
 //! | `bench/zero_copy.rs` | `--l4`: chapter 9's `l4_proxy`, splice and copy, against HAProxy's tcp mode, with iperf3 |
 //! | `bench/transfers.rs` | `--l4`: whole transfers of 1 KiB to 16 MiB through `l4_proxy`, copy, splice and auto, with its CPU per GB |
 //! | `bench/static_files.rs` | `--l4`: `static_server` against nginx on a 1 MiB and a 1 GiB file, with wrk |
+//! | `bench/reload.rs` | `--reload`: chapter 10's `hot_reload_lb` reloaded every 100 ms under load |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -28,6 +29,7 @@ mod checks;
 mod churn;
 mod limiter;
 mod load;
+mod reload;
 mod report;
 mod servers;
 mod static_files;
@@ -296,6 +298,15 @@ pub struct BenchArgs {
     /// static_server against nginx on a 1 MiB and a 1 GiB file.
     #[arg(long, alias = "zero-copy")]
     l4: bool,
+    /// Instead of the ladder, chapter 10's reload torture test:
+    /// hot_reload_lb under 64 keep-alive connections and new connections,
+    /// a reload every 100 ms (good and broken files alternating); no
+    /// request may fail, and the p99 from signal to serving is <= 5 ms.
+    #[arg(long)]
+    reload: bool,
+    /// Seconds of the reload test.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    reload_secs: u64,
 }
 
 /// What every measurement of a run shares.
@@ -323,6 +334,9 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     }
     if args.churn {
         return run_churn(root, if args.quick { 10 } else { args.churn_secs.max(1) });
+    }
+    if args.reload {
+        return run_reload(root, if args.quick { 5 } else { args.reload_secs.max(3) }, !args.quick);
     }
     let (duration, connections, rounds) =
         if args.quick { (3, vec![64], 1) } else { (args.duration, args.connections.clone(), args.rounds) };
@@ -542,6 +556,19 @@ fn run_churn(root: &Path, secs: u64) -> Result<()> {
     print!("{}", result.lines(secs));
     if !result.passed() {
         bail!("the churn test failed (logs in {})", tmp.display());
+    }
+    Ok(())
+}
+
+/// `--reload`: builds, runs the reload torture test, writes its figures
+/// (a full run only).
+fn run_reload(root: &Path, secs: u64, figures: bool) -> Result<()> {
+    build_release(root, &["backends", "ch10-hot-reload"])?;
+    let tmp = temp_dir()?;
+    eprintln!("[bench] logs go to {}", tmp.display());
+    let dir = root.join("book/src/figures/ch10");
+    if !reload::run(&target_dir(root).join("release"), &tmp, secs, figures.then_some(dir.as_path()))? {
+        bail!("the reload test failed (logs in {})", tmp.display());
     }
     Ok(())
 }

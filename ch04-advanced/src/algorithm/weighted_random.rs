@@ -1,5 +1,6 @@
 //! Weighted random: a node's chance is its share of the total weight.
 
+// ANCHOR: weighted_random
 use std::sync::{Mutex, PoisonError};
 
 use ch03_load_balancer::rng::Rng;
@@ -43,6 +44,7 @@ impl Algorithm for WeightedRandom {
         None
     }
 }
+// ANCHOR_END: weighted_random
 
 #[cfg(test)]
 mod tests {

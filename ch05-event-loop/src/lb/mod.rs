@@ -13,6 +13,7 @@
 //! | piece | where |
 //! |---|---|
 //! | the loop: wait, accept, dispatch, timers, shutdown | this file |
+//! | the backend set, replaced whole by a reload (chapter 10) | [`backends`] |
 //! | the table of connections (and probes) by slot | `lb/slab.rs` |
 //! | one connection: its `State`, `drive` and the backstop | [`conn`] (`lb/conn/mod.rs`) |
 //! | bounded byte buffers | `lb/conn/buffer.rs` |
@@ -30,6 +31,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod admit;
+pub mod backends;
 pub mod conn;
 pub mod observe;
 pub mod probe;
@@ -38,7 +40,8 @@ mod slab;
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -46,14 +49,15 @@ use std::time::{Duration, Instant};
 use ch01_fundamentals::server::Shutdown;
 use ch02_proxy::http::Limits;
 use ch02_proxy::proxy::Timeouts;
-use ch04_advanced::algorithm::{self, Algorithm, Kind};
+use ch04_advanced::algorithm::{self, Kind};
 use ch04_advanced::headers::Cidr;
 use ch04_advanced::health::{HealthConfig, Probe};
-use ch04_advanced::node::{Backend, Pool};
+use ch04_advanced::node::{Backend, Node};
 
 use crate::poller::{self, Event, Interest, Poller, Trigger};
 use crate::timers::{TimerId, Timers};
 use admit::Admission;
+use backends::{Backends, Current};
 use conn::Conn;
 use observe::Observe;
 use reuse::Reuse;
@@ -81,6 +85,9 @@ pub struct Config {
     pub algorithm: algorithm::Options,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether each response says which backend set served it, in an
+    /// `X-LB-Config-Gen` header (chapter 10).
+    pub generation_header: bool,
 }
 
 impl Default for Config {
@@ -95,6 +102,7 @@ impl Default for Config {
             poller: poller::Mechanism::best(),
             algorithm: algorithm::Options::default(),
             trusted_proxies: Vec::new(),
+            generation_header: false,
         }
     }
 }
@@ -131,13 +139,9 @@ impl Stats {
 /// The load balancer: its backends, algorithm, settings and counters.
 #[derive(Debug)]
 pub struct Lb {
-    /// The backends, with chapter 4's health and counters.
-    pub pool: Arc<Pool>,
-    /// How a backend is chosen.
-    pub algorithm: Box<dyn Algorithm>,
-    /// Each backend's address, resolved once at start: a DNS lookup would
-    /// block the only thread.
-    addrs: Vec<SocketAddr>,
+    /// The backend set in use and the algorithm that picks in it, which a
+    /// reload may replace (chapter 10).
+    pub current: Arc<Current>,
     /// The settings.
     pub config: Config,
     /// The counters.
@@ -146,41 +150,28 @@ pub struct Lb {
 
 impl Lb {
     /// A load balancer over `backends` choosing with `kind`. Fails when a
-    /// backend's address does not resolve.
+    /// backend's address does not resolve: a DNS lookup would block the
+    /// only thread, so each is resolved once, here.
     pub fn new(backends: Vec<Backend>, kind: Kind, config: Config) -> io::Result<Self> {
-        if backends.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "at least one backend is needed"));
-        }
-        let mut addrs = Vec::with_capacity(backends.len());
-        for b in &backends {
-            let addr = b.addr.to_socket_addrs()?.next().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("backend {} has no address", b.addr))
-            })?;
-            addrs.push(addr);
-        }
-        let pool = Arc::new(Pool::new(backends));
-        let algorithm = algorithm::build(kind, &pool, &config.algorithm);
-        Ok(Self { pool, algorithm, addrs, config, stats: Arc::new(Stats::default()) })
+        let current = Arc::new(Current::new(backends, kind, &config.algorithm)?);
+        Ok(Self { current, config, stats: Arc::new(Stats::default()) })
     }
 
-    // ANCHOR: node_index
-    /// Node `i` of the pool. Every node index the reactor holds came from
-    /// picking in this pool, whose size never changes after `new`.
-    #[expect(clippy::indexing_slicing, reason = "node indexes come from picks in this fixed-size pool")]
-    pub(crate) fn node(&self, i: usize) -> &ch04_advanced::node::Node {
-        &self.pool.nodes[i]
+    /// The backend set in use now.
+    pub fn backends(&self) -> Arc<Backends> {
+        self.current.load()
     }
-    // ANCHOR_END: node_index
 }
 
 /// What a token names: the listener, a client connection, a backend
-/// socket (by its slot in `uplinks`), or a probe.
+/// socket (by its slot in `uplinks`), a probe, or the wake-up socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Token {
     Listener,
     Client(usize),
     Upstream(usize),
     Probe(usize),
+    Wake,
 }
 
 /// Who a backend socket belongs to now. A backend socket keeps its token
@@ -206,6 +197,7 @@ impl Token {
             Token::Client(i) => i << 2,
             Token::Upstream(i) => (i << 2) | 1,
             Token::Probe(i) => (i << 2) | 2,
+            Token::Wake => 3,
         }
     }
 
@@ -214,7 +206,8 @@ impl Token {
             (Self::LISTENER, _) => Token::Listener,
             (t, 0) => Token::Client(t >> 2),
             (t, 1) => Token::Upstream(t >> 2),
-            (t, _) => Token::Probe(t >> 2),
+            (t, 2) => Token::Probe(t >> 2),
+            (_, _) => Token::Wake,
         }
     }
 }
@@ -238,6 +231,12 @@ pub(crate) enum Due {
 /// The loop's state: the poller, the timers, every connection.
 pub(crate) struct Reactor<'a> {
     pub(crate) lb: &'a Lb,
+    /// The backend set new requests are served by: the newest this loop
+    /// has adopted.
+    pub(crate) cur: Arc<Backends>,
+    /// Readable when a reload published a new set (or listener).
+    waker: Option<UnixStream>,
+    shutdown: Shutdown,
     pub(crate) poller: Poller,
     pub(crate) timers: Timers<Due>,
     pub(crate) conns: Slab<Conn>,
@@ -246,7 +245,7 @@ pub(crate) struct Reactor<'a> {
     pub(crate) uplinks: Slab<Uplink>,
     /// One read buffer for every socket: an idle connection owns no buffer.
     pub(crate) scratch: Vec<u8>,
-    /// Whether a node's probe is in flight.
+    /// Whether a node's probe is in flight, by key.
     pub(crate) probing: Vec<bool>,
     /// Connections waiting for a descriptor to connect with, oldest first.
     pub(crate) waiting: VecDeque<usize>,
@@ -292,15 +291,21 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
     shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(lb.config.poller)?;
     poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level)?;
+    let waker = lb.current.waker()?;
+    poller.register(&waker, Token::Wake.encode(), Interest::READABLE, Trigger::Level)?;
+    let cur = lb.backends();
     let mut r = Reactor {
         lb,
+        probing: vec![false; cur.registry.nodes.len()],
+        cur,
+        waker: Some(waker),
+        shutdown: shutdown.clone(),
         poller,
         timers: Timers::new(),
         conns: Slab::default(),
         probes: Slab::default(),
         uplinks: Slab::default(),
         scratch: vec![0; 64 * 1024],
-        probing: vec![false; lb.pool.nodes.len()],
         waiting: VecDeque::new(),
         // Shortens the trait object's lifetime to the reactor's.
         reuse: reuse.map(|r| r as &mut dyn Reuse),
@@ -336,6 +341,9 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         r.poller.wait(&mut events, timeout)?;
+        // A reload may have published a new backend set while we waited:
+        // the requests these events bring are served by it.
+        r.adopt_newest();
         for event in &events {
             r.dispatch(event);
         }
@@ -348,6 +356,16 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
 // ANCHOR_END: run
 
 impl Reactor<'_> {
+    // ANCHOR: node_index
+    /// The node filed under `key`. Every key the loop holds came from a
+    /// set it adopted, and the registry of the newest set it adopted holds
+    /// every key of the earlier ones: it never shrinks.
+    #[expect(clippy::indexing_slicing, reason = "keys come from sets this loop adopted; the registry never shrinks")]
+    pub(crate) fn node(&self, key: usize) -> &Node {
+        &self.cur.registry.nodes[key]
+    }
+    // ANCHOR_END: node_index
+
     fn dispatch(&mut self, event: &Event) {
         match Token::decode(event.token) {
             Token::Listener => self.accept_all(),
@@ -359,7 +377,73 @@ impl Reactor<'_> {
                 None => {}
             },
             Token::Probe(i) => self.on_probe_event(i, event),
+            Token::Wake => self.drain_waker(),
         }
+    }
+
+    // ANCHOR: adopt
+    /// Takes the newest backend set, if a reload published one since the
+    /// last look. Requests under way keep the set they started with; new
+    /// ones get this one. Kept connections to backends the new set does
+    /// not have are closed (their requests in flight finish first: they
+    /// hold their own connections), and a new listening socket, if the
+    /// reload brought one, replaces the old.
+    fn adopt_newest(&mut self) {
+        if self.lb.current.generation() == self.cur.generation {
+            return;
+        }
+        let old = std::mem::replace(&mut self.cur, self.lb.current.load());
+        self.probing.resize(self.cur.registry.nodes.len(), false);
+        if let Some(reuse) = self.reuse.as_deref_mut() {
+            let mut closed = Vec::new();
+            for key in old.keys().iter().filter(|k| !self.cur.keys().contains(k)) {
+                reuse.node_down(*key, &mut closed);
+            }
+            self.forget_streams(closed);
+        }
+        if let Some(listener) = self.lb.current.take_listener() {
+            self.rebind(listener);
+        }
+        self.lb.current.adopted(Instant::now());
+        tracing::info!(generation = self.cur.generation, backends = self.cur.keys().len(), "serving a new backend set");
+    }
+    // ANCHOR_END: adopt
+
+    /// Listens on `listener` instead of the old socket. Connections
+    /// already waiting in the old one's backlog are accepted first:
+    /// closing a listening socket resets every connection still in it.
+    fn rebind(&mut self, listener: TcpListener) {
+        let addr = match listener.set_nonblocking(true).and_then(|()| listener.local_addr()) {
+            Ok(addr) => addr,
+            Err(e) => {
+                return tracing::error!(error = %e, "cannot use the new listening socket; listening where we were");
+            }
+        };
+        // Shutting down already: no new listener is wanted.
+        let Some(old) = self.listener.take() else { return };
+        if let Err(e) = self.poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level) {
+            self.listener = Some(old);
+            return tracing::error!(error = %e, "cannot watch the new listening socket; listening where we were");
+        }
+        let _ = self.poller.deregister(&old);
+        loop {
+            match old.accept() {
+                Ok((stream, peer)) => self.add_client(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        tracing::info!(addr = %addr, was = ?old.local_addr().ok(), "listening on the new address");
+        self.listener = Some(listener);
+        self.shutdown.wake_listener(addr);
+    }
+
+    /// The wake-up socket is readable: empty it (the wake-up itself was
+    /// the point; `adopt_newest` has already run).
+    fn drain_waker(&mut self) {
+        let Some(w) = &mut self.waker else { return };
+        let mut sink = [0u8; 64];
+        while matches!(io::Read::read(w, &mut sink), Ok(n) if n > 0) {}
     }
 
     fn on_timer(&mut self, due: Due, now: Instant) {
@@ -495,7 +579,14 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        let all = [Token::Listener, Token::Client(0), Token::Upstream(7), Token::Probe(3), Token::Client(1 << 40)];
+        let all = [
+            Token::Listener,
+            Token::Client(0),
+            Token::Upstream(7),
+            Token::Probe(3),
+            Token::Client(1 << 40),
+            Token::Wake,
+        ];
         for t in all {
             assert_eq!(Token::decode(t.encode()), t);
         }
@@ -508,6 +599,9 @@ mod tests {
         let lb = Lb::new(backends, Kind::Rr, Config::default()).unwrap();
         let mut r = Reactor {
             lb: &lb,
+            cur: lb.backends(),
+            waker: None,
+            shutdown: Shutdown::new(),
             poller: Poller::new(lb.config.poller).unwrap(),
             timers: Timers::new(),
             conns: Slab::default(),

@@ -35,18 +35,21 @@ pub struct ProbeConn {
 
 impl Reactor<'_> {
     // ANCHOR: start_probes
-    /// Starts one probe per node (unless its previous probe is still out).
+    /// Starts one probe per node of the set in use (unless its previous
+    /// probe is still out). A node is known by its key here.
     pub(crate) fn start_probes(&mut self) {
         let now = Instant::now();
         let timeout = self.lb.config.health.timeout;
-        for (node, &addr) in self.lb.addrs.iter().enumerate() {
+        let backends = std::sync::Arc::clone(&self.cur);
+        for &node in backends.keys() {
+            let Some(addr) = backends.addr(node) else { continue };
             if self.probing.get(node).copied().unwrap_or(true) {
                 continue;
             }
             let stream = match super::conn::start_connect(addr) {
                 Ok(s) => s,
                 Err(e) => {
-                    let n = self.lb.node(node);
+                    let n = self.node(node);
                     record_probe(n, false, &self.lb.config.health, now, &format!("connect: {e}"));
                     self.check_node_health(node);
                     continue;
@@ -142,7 +145,7 @@ impl Reactor<'_> {
         if let Some(probing) = self.probing.get_mut(p.node) {
             *probing = false;
         }
-        let node = self.lb.node(p.node);
+        let node = self.node(p.node);
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
         record_probe(node, verdict.is_ok(), &self.lb.config.health, Instant::now(), &why);
         self.check_node_health(p.node);

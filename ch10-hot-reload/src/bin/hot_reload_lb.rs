@@ -1,15 +1,21 @@
 //! `hot_reload_lb`: the capstone, started from a configuration file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ch04_advanced::node::Pool;
+use ch01_fundamentals::cli::DEFAULT_PORT;
+use ch04_advanced::node::Backend;
+use ch05_event_loop::lb::backends::Current;
+use ch08_metrics::admin::{Answer, Routes};
+use ch08_metrics::balancer::Metrics;
+use ch08_metrics::scraped::Scraped;
 use ch08_metrics::serve::{Extra, MetricsArgs, serve};
 use ch10_hot_reload::config::{self, Config};
 use ch10_hot_reload::launch::flags;
-use ch10_hot_reload::reload::{Change, compare};
+use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader};
+use ch10_hot_reload::watch::watching;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Chapter 8's observable, rate-limited, pooled load balancer, configured
@@ -17,15 +23,20 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// the C curriculum runs it). Every flag below overrides the file.
 /// `--check` validates the file and exits: 0 when it is good, 1 with
 /// every problem and its line and column when it is not, as `nginx -t`
-/// and `haproxy -c` do. SIGHUP (and, with --watch, a change of its
-/// contents) reads the file again: one with problems changes nothing
-/// (they are logged); new weights are applied at once.
+/// and `haproxy -c` do. SIGHUP, `curl -X POST localhost:9090/reload` on
+/// the admin port, and with --watch a change of the file, read the file
+/// again: one with problems changes nothing (they are logged); a new
+/// backend set, new weights, another algorithm or another port are
+/// swapped in between two requests, and requests under way finish on
+/// the set they started with. `GET /config` on the admin port shows the
+/// generation in use, the file's hash and how the last reload went.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
 /// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/configs/lb.yaml`
 /// (with nothing on 127.0.0.1:9001-9003 start backends first:
 /// `cargo run -p backends -- --count 3 --base-port 9001`). With no file,
-/// it is chapter 8's balancer with its zero-setup demo.
+/// it is chapter 8's balancer with its zero-setup demo, each response
+/// naming its configuration generation (`X-LB-Config-Gen`).
 // ANCHOR: main
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -42,9 +53,15 @@ struct Args {
     /// more interval, so a file caught half-written is not read).
     #[arg(short, long, requires = "config")]
     watch: bool,
-    /// Milliseconds between two looks at the file, with --watch.
+    /// Milliseconds between two looks at the file, with --watch. On Linux
+    /// a change is noticed at once (inotify on the file's directory); the
+    /// interval is then only a safety net.
     #[arg(short, long, value_name = "MS", default_value_t = 2000)]
     interval: u64,
+    /// Name the configuration generation that served each response in an
+    /// `X-LB-Config-Gen` header (always on in the demo, with no file).
+    #[arg(long)]
+    generation_header: bool,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -57,12 +74,12 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     let args = Args::parse_from(&argv);
     let Some(path) = args.config.clone() else {
-        let extra = Extra { admin_listening: Some(admin_listening), ..Extra::default() };
+        let extra = Extra { admin_listening: Some(admin_listening), generation_header: true, ..Extra::default() };
         serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
         return Ok(ExitCode::SUCCESS);
     };
-    let config = match config::load(&path) {
-        Ok(config) => config,
+    let (config, hash) = match config::read(&path) {
+        Ok(read) => read,
         Err(e) => {
             eprintln!("{e}");
             eprintln!("{}: not valid ({} problem(s))", path.display(), e.problems.len());
@@ -81,117 +98,155 @@ fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
-    let from_file = match flags(&config, backends_given) {
-        Ok(flags) => flags,
-        Err(unsupported) => {
-            eprintln!(
-                "{}: this version of hot_reload_lb checks {} but does not apply them yet; remove them to run",
-                path.display(),
-                unsupported.join(" and ")
-            );
-            return Ok(ExitCode::FAILURE);
-        }
+    if let Err(unsupported) = flags(&config, backends_given) {
+        eprintln!(
+            "{}: this version of hot_reload_lb checks {} but does not apply them yet; remove them to run",
+            path.display(),
+            unsupported.join(" and ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    // What a configuration makes of the command line: the file's flags
+    // first, then the operator's, later ones winning. Start-up and every
+    // reload go through it, so flags override every version of the file.
+    let command_line = CommandLine { argv, backends_given };
+    let args = match command_line.args(&config) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
     };
-    // The file's flags first, then the command line's: later ones win.
-    let mut full = vec![argv.first().cloned().unwrap_or_default()];
-    full.extend(from_file);
-    full.extend(argv.into_iter().skip(1));
-    let matches = Args::command().args_override_self(true).get_matches_from(full);
-    let args = Args::from_arg_matches(&matches)?;
+    let derive: Derive = Box::new(move |config| derived(&command_line.args(config).map_err(|e| e.to_string())?));
+    let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
-    let extra = reloading(path, config, backends_given, watch);
+    let extra = reloading(&reloader, path, watch, args.generation_header);
     serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
     Ok(ExitCode::SUCCESS)
 }
 // ANCHOR_END: main
 
 // ANCHOR: reloading
-/// SIGHUP, and with `watch` a change of the file's contents: the file
-/// read and checked again, then compared with the running configuration
-/// (see `reload`).
-fn reloading(path: PathBuf, running: Config, backends_given: bool, watch: Option<Duration>) -> Extra {
-    let pool: Arc<OnceLock<Arc<Pool>>> = Arc::default();
-    let running = Arc::new(Mutex::new(running));
-    let again: Arc<dyn Fn() + Send + Sync> = {
-        let (path, pool, running) = (path.clone(), Arc::clone(&pool), Arc::clone(&running));
-        Arc::new(move || {
-            let mut running = running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            reload(&path, &mut running, pool.get(), backends_given);
-        })
-    };
-    let on_hup = Arc::clone(&again);
+/// The operator's command line, to read again with each file.
+struct CommandLine {
+    argv: Vec<String>,
+    backends_given: bool,
+}
+
+impl CommandLine {
+    /// The flags `config` stands for, then the operator's.
+    fn args(&self, config: &Config) -> Result<Args, clap::Error> {
+        let from_file = flags(config, self.backends_given).map_err(|unsupported| {
+            Args::command().error(clap::error::ErrorKind::ValueValidation, unsupported.join(" and "))
+        })?;
+        let mut full = vec![self.argv.first().cloned().unwrap_or_default()];
+        full.extend(from_file);
+        full.extend(self.argv.iter().skip(1).cloned());
+        let matches = Args::command().args_override_self(true).try_get_matches_from(full)?;
+        Args::from_arg_matches(&matches)
+    }
+}
+
+/// What runs, from the flags: the part a reload can change.
+fn derived(args: &Args) -> Result<Derived, String> {
+    let lb = &args.metrics.limited.pooled.reactor.lb;
+    let listen = lb.listen.addr(DEFAULT_PORT)?;
+    let backends = lb
+        .backends
+        .backends
+        .iter()
+        .map(|spec| Backend::parse(spec.trim()).map(|b| (b.addr.clone(), b.weight)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Derived { backends, kind: lb.algorithm.algorithm, cookie_name: lb.algorithm.cookie_name.clone(), listen })
+}
+
+/// Every way to reload: SIGHUP, `POST /reload` on the admin listener,
+/// and with `watch` a change of the file (see `ch10_hot_reload::watch`).
+fn reloading(reloader: &Arc<Reloader>, path: PathBuf, watch: Option<Duration>, generation_header: bool) -> Extra {
+    let (on_hup, on_start) = (Arc::clone(reloader), Arc::clone(reloader));
     Extra {
-        on_start: Some(Box::new(move |r| {
-            let _ = pool.set(Arc::clone(&r.pool));
+        on_start: Some(Box::new(move |running, metrics| {
+            on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone());
+            export(&on_start, &running.current, metrics)?;
+            let admin = Arc::clone(&on_start);
+            metrics.add_admin_routes(Routes(Arc::new(move |method, target| admin_route(&admin, method, target))));
             if let Some(every) = watch {
-                let file = path.clone();
-                std::thread::Builder::new().name("watch".into()).spawn(move || watching(&file, every, &*again))?;
-                tracing::info!(file = %path.display(), interval_ms = every.as_millis(), "watching the configuration file");
+                let (file, reloader) = (path, on_start);
+                std::thread::Builder::new().name("watch".into()).spawn(move || {
+                    watching(&file, every, &|| {
+                        reloader.reload(Instant::now());
+                    });
+                })?;
             }
             Ok(())
         })),
-        on_reload: Some(Box::new(move || on_hup())),
+        on_reload: Some(Box::new(move || {
+            on_hup.reload(Instant::now());
+        })),
+        generation_header,
         admin_listening: Some(admin_listening),
     }
 }
 
-/// Looks at the file every `every`; calls `reload` when its contents
-/// changed and then stayed the same for one more look. Contents, not
-/// times or inodes: an editor that saves by renaming, or a symlink
-/// swapped to a new file, changes them as much as a write in place.
-fn watching(path: &Path, every: Duration, reload: &dyn Fn()) {
-    let mut applied = std::fs::read(path).ok();
-    let mut pending: Option<Option<Vec<u8>>> = None;
-    loop {
-        std::thread::sleep(every);
-        let now = std::fs::read(path).ok();
-        match &pending {
-            Some(seen) if *seen == now => {
-                pending = None;
-                if now != applied {
-                    applied = now;
-                    reload();
-                }
-            }
-            _ if now != applied => pending = Some(now),
-            _ => pending = None,
+/// `POST /reload` reloads and answers how it went; `GET /config` shows
+/// the generation in use, the file's hash and the reloads so far.
+fn admin_route(reloader: &Reloader, method: &str, target: &str) -> Option<Answer> {
+    match (method, target) {
+        ("POST", "/reload") => {
+            let outcome = reloader.reload(Instant::now());
+            let status = match outcome {
+                Outcome::Applied { .. } | Outcome::Unchanged => 200,
+                Outcome::Invalid(_) => 422,
+                Outcome::NeedsRestart(_) => 409,
+                Outcome::Failed(_) => 500,
+            };
+            Some(Answer::text(status, outcome.describe() + "\n"))
         }
+        (_, "/reload") => Some(Answer { allow: Some("POST"), ..Answer::text(405, "POST /reload reloads\n") }),
+        ("GET" | "HEAD", "/config") => {
+            let body = serde_json::to_string_pretty(&reloader.status()).unwrap_or_default() + "\n";
+            Some(Answer { status: 200, content_type: "application/json", body, allow: None })
+        }
+        _ => None,
     }
 }
 
-fn reload(path: &Path, running: &mut Config, pool: Option<&Arc<Pool>>, backends_given: bool) {
-    let file = path.display();
-    let new = match config::load(path) {
-        Ok(new) => new,
-        Err(e) => {
-            for problem in e.to_string().lines() {
-                tracing::error!(problem, "configuration problem");
+/// The reloads as metrics: by outcome, the generation in use, and how
+/// long swaps took to serve.
+fn export(reloader: &Arc<Reloader>, current: &Arc<Current>, metrics: &Metrics) -> anyhow::Result<()> {
+    let r = Arc::clone(reloader);
+    let counts = Scraped::counter(
+        "lb_config_reloads_total",
+        "Configuration reloads, by how they ended: applied, unchanged, invalid (the file has problems), restart_needed (it changes what cannot change while running), failed.",
+        &["result"],
+        move |out| out.extend(r.counts().into_iter().map(|(label, n)| (vec![label.to_string()], n as f64))),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = Arc::clone(reloader);
+    let generation = Scraped::gauge(
+        "lb_config_generation",
+        "The configuration generation serving new requests (1 at start, one more at each applied reload).",
+        &[],
+        move |out| out.push((vec![], r.version().0 as f64)),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let current = Arc::clone(current);
+    let swaps = Scraped::gauge(
+        "lb_config_swap_seconds",
+        "From a reload being asked for to the loop serving with the new backend set: the 50th and 99th percentiles and the largest (upper bounds of power-of-two buckets from 64 us).",
+        &["percentile"],
+        move |out| {
+            let latency = &current.swap_latency;
+            if latency.count() == 0 {
+                return;
             }
-            tracing::error!(%file, problems = e.problems.len(), "configuration refused; the running one stays");
-            return;
-        }
-    };
-    match compare(running, &new) {
-        Change::None => tracing::info!(%file, "configuration unchanged"),
-        Change::NeedsRestart(what) => {
-            let what = what.join(", ");
-            tracing::warn!(%file, changed = what, "configuration valid, but this version applies only weights while running; restart to apply it");
-        }
-        Change::Weights(_) if backends_given => {
-            tracing::warn!(%file, "new weights not applied: --backend on the command line replaced the file's backends");
-        }
-        Change::Weights(weights) => {
-            let Some(pool) = pool else { return };
-            for (addr, weight) in &weights {
-                if let Some(node) = pool.nodes.iter().find(|n| n.addr() == addr) {
-                    node.set_weight(*weight);
-                    tracing::info!(backend = addr, weight, "weight changed");
-                }
+            for (label, q) in [("50", 0.5), ("99", 0.99), ("100", 1.0)] {
+                out.push((vec![label.to_string()], latency.quantile(q).as_secs_f64()));
             }
-            *running = new;
-            tracing::info!(%file, changed = weights.len(), "configuration reloaded: weights applied");
-        }
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for family in [counts, generation, swaps] {
+        metrics.registry.add(Arc::new(family));
     }
+    Ok(())
 }
 // ANCHOR_END: reloading
 
@@ -202,5 +257,5 @@ fn is_config_file(arg: &str) -> bool {
 /// Where the admin listener listens: logged from here, so that the line
 /// carries this binary's name.
 fn admin_listening(addr: std::net::SocketAddr) {
-    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz)");
+    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz, /config, /reload)");
 }

@@ -241,10 +241,17 @@ pub fn parse(text: &str, format: Format, file: &Path) -> Result<Config, ConfigEr
 
 /// Reads and checks the file at `path` (its format from its extension).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    read(path).map(|(config, _)| config)
+}
+
+/// [`load`], with a hash of the file's bytes: what the admin listener
+/// shows to tell which file is in use.
+pub fn read(path: &Path) -> Result<(Config, u64), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         problems: vec![Problem { pos: Pos { line: 1, col: 1 }, message: format!("cannot be read: {e}") }],
     })?;
-    parse(&text, Format::of(path), path)
+    let hash = ch04_advanced::node::fnv1a(text.as_bytes());
+    parse(&text, Format::of(path), path).map(|config| (config, hash))
 }
 // ANCHOR_END: parse

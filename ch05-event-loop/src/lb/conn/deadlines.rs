@@ -95,9 +95,9 @@ impl Reactor<'_> {
             State::Connecting { .. } => {
                 let t = cfg.timeouts.connect;
                 if let State::Connecting { req, up } = c.take_state() {
-                    let node = up.node;
+                    let key = up.key;
                     self.release_upstream(up, Err("the connect timed out"));
-                    self.connect_failed(node, &format!("no connection within {t:?}"));
+                    self.connect_failed(key, &format!("no connection within {t:?}"));
                     // A retry keeps the failure that started it for the client.
                     let retrying = req.last_error.is_some();
                     self.connect_next(i, c, req, now);

@@ -5,6 +5,7 @@
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -139,16 +140,17 @@ impl Reactor<'_> {
             c.to_client.push(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         head.headers.remove("expect");
-        let pool = &self.lb.pool;
+        let backends = Arc::clone(&self.cur);
         let cookie_value =
-            self.lb.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+            backends.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
         let mut req = Request {
             method: head.method.clone(),
             target: head.target.clone(),
             body: BodyTracker::new(head.framing),
             keep_alive,
             started: now,
-            tried: vec![false; pool.nodes.len()],
+            tried: vec![false; backends.pool.nodes.len()],
+            backends,
             replay: None,
             last_error: None,
             fresh_only: false,
@@ -350,6 +352,9 @@ impl Reactor<'_> {
             if let Some(value) = &req.set_cookie {
                 head.headers.push("Set-Cookie", value.clone());
             }
+            if self.lb.config.generation_header {
+                head.headers.set("X-LB-Config-Gen", req.backends.generation.to_string());
+            }
             let bytes = head.to_bytes();
             req.bytes_down = bytes.len() as u64;
             c.to_client.push(&bytes);
@@ -382,10 +387,10 @@ impl Reactor<'_> {
             Response::Body { status, persist, .. } => (status, persist),
             Response::Head { .. } => (0, Err("no response")),
         };
-        let node = self.lb.node(up.node);
+        let node = self.node(up.key);
         let latency = now.saturating_duration_since(req.started);
         node.latency.record(latency);
-        self.lb.algorithm.on_response(up.node, latency);
+        req.backends.algorithm.on_response(up.index, latency);
         node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
         node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
         record_request(node, true, &self.lb.config.health, now);
@@ -419,7 +424,7 @@ impl Reactor<'_> {
         // ANCHOR_END: reusable
         tracing::info!(peer = %c.peer, method = %req.method, target = %req.target, backend = %node.addr(),
             status, ms = latency.as_millis() as u64, "request");
-        self.observed(c, &req, Some(up.node), status, Outcome::Served, now);
+        self.observed(c, &req, Some(up.key), status, Outcome::Served, now);
         self.release_upstream(up, reusable);
         c.served += 1;
         c.to_upstream.clear();
@@ -438,12 +443,12 @@ impl Reactor<'_> {
     /// Tells the observer (chapter 8's metrics), if any, how `req` ended.
     fn observed(&mut self, c: &Conn, req: &Request, node: Option<usize>, status: u16, outcome: Outcome, now: Instant) {
         let Some(observe) = self.observe.as_deref_mut() else { return };
-        let lb = self.lb;
+        let registry = &self.cur.registry;
         observe.finished(&Finished {
             peer: c.peer,
             method: &req.method,
             target: &req.target,
-            backend: node.map(|i| (i, lb.node(i).addr())),
+            backend: node.and_then(|key| Some((key, registry.nodes.get(key)?.addr()))),
             status,
             outcome,
             bytes_up: req.bytes_up,
@@ -498,15 +503,15 @@ impl Reactor<'_> {
     ) {
         let method = req.as_ref().map_or("-", |r| r.method.as_str());
         let target = req.as_ref().map_or("-", |r| r.target.as_str());
-        let served_by = up.as_ref().map(|up| up.node);
+        let served_by = up.as_ref().map(|up| up.key);
         if let Some(up) = up {
             // The backend's failures count against it (passive health);
             // the rule is chapter 2's `Fault`, the same in every balancer.
             if Fault::of_status(status) == Fault::Backend {
-                let node = self.lb.node(up.node);
+                let node = self.node(up.key);
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
                 record_request(node, false, &self.lb.config.health, Instant::now());
-                let failed = up.node;
+                let failed = up.key;
                 self.release_upstream(up, Err("the exchange failed"));
                 self.check_node_health(failed);
             } else {

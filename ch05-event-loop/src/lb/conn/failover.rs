@@ -5,6 +5,7 @@
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -23,10 +24,11 @@ impl Reactor<'_> {
     /// (at once or later) tries the next one: nothing has been sent, so
     /// any request may be retried.
     pub(super) fn connect_next(&mut self, i: usize, c: &mut Conn, mut req: Request, now: Instant) {
-        let pool = &self.lb.pool;
+        let backends = Arc::clone(&req.backends);
+        let pool = &backends.pool;
         loop {
             let ctx = Context { client_ip: req.client, key: &req.key, cookie: req.cookie.as_deref(), now };
-            let Some(node) = pick_untried(self.lb.algorithm.as_ref(), pool, &ctx, &req.tried) else {
+            let Some(index) = pick_untried(backends.algorithm.as_ref(), pool, &ctx, &req.tried) else {
                 // A retry that found nobody left: the client hears the
                 // backend's failure that started it.
                 if let Some((status, detail)) = req.last_error.take() {
@@ -43,14 +45,17 @@ impl Reactor<'_> {
                 // (each refusal was charged to its backend already).
                 return self.fail_with(c, Some(req), None, false, 503, &detail);
             };
-            let (Some(seen), Some(&addr), Some(n)) =
-                (req.tried.get_mut(node), self.lb.addrs.get(node), pool.nodes.get(node))
+            let (Some(seen), Some(key), Some(n)) =
+                (req.tried.get_mut(index), backends.key(index), pool.nodes.get(index))
             else {
                 let detail = "the algorithm picked a backend that does not exist";
                 return self.fail_with(c, Some(req), None, false, 500, detail);
             };
+            let Some(addr) = backends.addr(key) else {
+                return self.fail_with(c, Some(req), None, false, 500, "a backend without an address");
+            };
             *seen = true;
-            let sticky = self.lb.algorithm.cookie_name();
+            let sticky = backends.algorithm.cookie_name();
             req.set_cookie = match sticky {
                 Some(name) if req.cookie.as_deref() != Some(n.id.as_str()) => {
                     Some(format!("{name}={}; Path=/; HttpOnly", n.id))
@@ -59,7 +64,7 @@ impl Reactor<'_> {
             };
             // A kept connection skips the handshake: straight to the exchange.
             if !req.fresh_only
-                && let Some(up) = self.take_kept(i, node, now)
+                && let Some(up) = self.take_kept(i, (key, index), now)
             {
                 n.backend.requests.fetch_add(1, Ordering::Relaxed);
                 n.backend.active.fetch_add(1, Ordering::Relaxed);
@@ -81,15 +86,15 @@ impl Reactor<'_> {
                     }
                     n.backend.requests.fetch_add(1, Ordering::Relaxed);
                     n.backend.active.fetch_add(1, Ordering::Relaxed);
-                    self.note_opened(node);
-                    c.state = State::Connecting { req, up: Upstream::fresh(stream, node, slot) };
+                    self.note_opened(key);
+                    c.state = State::Connecting { req, up: Upstream::fresh(stream, (key, index), slot) };
                     c.since = now;
                     return;
                 }
                 Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
                     // Every descriptor is in use: wait in line until one
                     // is released (`release_upstream`), up to the connect timeout.
-                    if let Some(seen) = req.tried.get_mut(node) {
+                    if let Some(seen) = req.tried.get_mut(index) {
                         *seen = false;
                     }
                     tracing::debug!(peer = %c.peer, waiting = self.waiting.len() + 1,
@@ -105,18 +110,18 @@ impl Reactor<'_> {
                     let detail = format!("cannot open a connection to a backend: {e}");
                     return self.fail_with(c, Some(req), None, false, 503, &detail);
                 }
-                Err(e) => self.connect_failed(node, &e.to_string()),
+                Err(e) => self.connect_failed(key, &e.to_string()),
             }
         }
     }
 
-    /// Counts a failed connect against the node (passive health).
-    pub(super) fn connect_failed(&mut self, node: usize, why: &str) {
-        let n = self.lb.node(node);
+    /// Counts a failed connect against the node filed under `key` (passive health).
+    pub(super) fn connect_failed(&mut self, key: usize, why: &str) {
+        let n = self.node(key);
         tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
         n.backend.failures.fetch_add(1, Ordering::Relaxed);
         record_request(n, false, &self.lb.config.health, Instant::now());
-        self.check_node_health(node);
+        self.check_node_health(key);
     }
 
     /// The connect finished (writable): did it work?
@@ -137,9 +142,9 @@ impl Reactor<'_> {
                 c.last_active = now;
             }
             Err(e) => {
-                let node = up.node;
+                let key = up.key;
                 self.release_upstream(up, Err("the connect failed"));
-                self.connect_failed(node, &e.to_string());
+                self.connect_failed(key, &e.to_string());
                 self.connect_next(i, c, req, now);
             }
         }
@@ -186,9 +191,9 @@ impl Reactor<'_> {
             }
         }
         Stats::add(&self.lb.stats.stale_retries, 1);
-        tracing::debug!(peer = %c.peer, backend = %self.lb.node(up.node).addr(), error = detail, served = up.served,
+        tracing::debug!(peer = %c.peer, backend = %self.node(up.key).addr(), error = detail, served = up.served,
             "a kept backend connection was closed under the request; sending it on a fresh one");
-        if let Some(seen) = req.tried.get_mut(up.node) {
+        if let Some(seen) = req.tried.get_mut(up.index) {
             *seen = false;
         }
         req.fresh_only = true;
@@ -217,11 +222,11 @@ impl Reactor<'_> {
             c.to_upstream.push(replay);
         }
         req.last_error = Some((status, detail.to_string()));
-        let node = self.lb.node(up.node);
+        let node = self.node(up.key);
         node.backend.failures.fetch_add(1, Ordering::Relaxed);
         record_request(node, false, &self.lb.config.health, now);
         tracing::info!(peer = %c.peer, backend = %node.addr(), error = detail, "no response; retrying on another backend");
-        let failed = up.node;
+        let failed = up.key;
         self.release_upstream(up, Err("the backend failed the request"));
         self.check_node_health(failed);
         self.connect_next(i, c, req, now);

@@ -17,14 +17,14 @@ use crate::poller::{Interest, Trigger};
 
 impl Reactor<'_> {
     // ANCHOR: checkout
-    /// A kept connection to `node` for connection `i`'s request, its
+    /// A kept connection to node `(key, index)` for connection `i`'s request, its
     /// events now routed to `i` (its token names its own slot in
     /// `uplinks`, which now says `Conn(i)`), or `None` (nothing kept, or
     /// chapter 5's loop with no [`Reuse`](crate::lb::reuse::Reuse)).
-    pub(super) fn take_kept(&mut self, i: usize, node: usize, now: Instant) -> Option<Upstream> {
+    pub(super) fn take_kept(&mut self, i: usize, node: (usize, usize), now: Instant) -> Option<Upstream> {
         let reuse = self.reuse.as_deref_mut()?;
         let mut closed = Vec::new();
-        let kept = reuse.get(node, now, &mut closed);
+        let kept = reuse.get(node.0, now, &mut closed);
         self.forget_streams(closed);
         let kept = kept?;
         // From now on its events are connection `i`'s: one entry changes,
@@ -37,10 +37,10 @@ impl Reactor<'_> {
     // ANCHOR_END: checkout
 
     /// Tells the [`Reuse`](crate::lb::reuse::Reuse), if any, that a fresh
-    /// connection to `node` was opened because none was kept.
-    pub(super) fn note_opened(&mut self, node: usize) {
+    /// connection to the backend filed under `key` was opened because none was kept.
+    pub(super) fn note_opened(&mut self, key: usize) {
         if let Some(reuse) = self.reuse.as_deref_mut() {
-            reuse.opened(node);
+            reuse.opened(key);
         }
     }
 
@@ -49,8 +49,8 @@ impl Reactor<'_> {
     /// and `reusable` Ok, the connection may be kept (and watched, idle,
     /// for the backend closing it); otherwise it is closed.
     pub(crate) fn release_upstream(&mut self, up: Upstream, reusable: Result<(), &'static str>) {
-        let node = up.node;
-        self.lb.node(node).backend.active.fetch_sub(1, Ordering::Relaxed);
+        let key = up.key;
+        self.node(key).backend.active.fetch_sub(1, Ordering::Relaxed);
         let now = Instant::now();
         let Some(reuse) = self.reuse.as_deref_mut() else {
             // Chapter 5 keeps nothing.
@@ -75,7 +75,7 @@ impl Reactor<'_> {
             return self.resume_one_waiting();
         }
         let mut closed = Vec::new();
-        if let Some((id, expires)) = reuse.put(node, up.into_kept(), reusable, now, &mut closed) {
+        if let Some((id, expires)) = reuse.put(key, up.into_kept(), reusable, now, &mut closed) {
             self.uplinks.put(slot, Uplink::Idle(id));
             self.arm_reuse(expires);
         }
@@ -89,7 +89,7 @@ impl Reactor<'_> {
 
     /// Stops watching sockets the [`Reuse`](crate::lb::reuse::Reuse) gave
     /// up, and closes them.
-    pub(super) fn forget_streams(&mut self, closed: Vec<Socket>) {
+    pub(crate) fn forget_streams(&mut self, closed: Vec<Socket>) {
         for socket in closed {
             let _ = self.poller.deregister(&socket.stream);
             self.uplinks.remove(socket.slot);
@@ -132,16 +132,16 @@ impl Reactor<'_> {
     }
 
     // ANCHOR: node_down
-    /// Backend `node` may just have been marked down: a down backend's
+    /// The backend filed under `key` may just have been marked down: a down backend's
     /// kept connections are closed (a request must not reach it through
     /// one).
-    pub(crate) fn check_node_health(&mut self, node: usize) {
-        if self.lb.node(node).is_healthy() {
+    pub(crate) fn check_node_health(&mut self, key: usize) {
+        if self.node(key).is_healthy() {
             return;
         }
         let Some(reuse) = self.reuse.as_deref_mut() else { return };
         let mut closed = Vec::new();
-        reuse.node_down(node, &mut closed);
+        reuse.node_down(key, &mut closed);
         self.forget_streams(closed);
     }
     // ANCHOR_END: node_down

@@ -48,11 +48,13 @@ mod keep;
 mod sockets;
 
 use std::net::{Shutdown as Half, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use ch02_proxy::http::HeadScan;
 
+use super::backends::Backends;
 use super::{Reactor, Stats};
 use crate::framing::BodyTracker;
 use crate::lb::reuse::{Kept, Promise, Socket};
@@ -166,8 +168,10 @@ impl Response {
 pub struct Upstream {
     /// The socket (non-blocking).
     pub stream: TcpStream,
-    /// Which node of the pool.
-    pub node: usize,
+    /// Which backend: its key (see [`backends`](crate::lb::backends)).
+    pub key: usize,
+    /// Which node of the request's backend set.
+    pub index: usize,
     /// Its slot in the reactor's `uplinks`, which its token names.
     slot: usize,
     eof: bool,
@@ -184,15 +188,15 @@ pub struct Upstream {
 
 impl Upstream {
     /// A connection being opened for this request.
-    fn fresh(stream: TcpStream, node: usize, slot: usize) -> Self {
+    fn fresh(stream: TcpStream, (key, index): (usize, usize), slot: usize) -> Self {
         let promise = Promise::default();
-        Self { stream, node, slot, eof: false, interest: Interest::WRITABLE, served: 0, promise, sent: 0 }
+        Self { stream, key, index, slot, eof: false, interest: Interest::WRITABLE, served: 0, promise, sent: 0 }
     }
 
     /// A kept connection taken for this request (watched for readability).
-    fn kept(kept: Kept, node: usize) -> Self {
+    fn kept(kept: Kept, (key, index): (usize, usize)) -> Self {
         let Kept { socket: Socket { stream, slot }, served, promise } = kept;
-        Self { stream, node, slot, eof: false, interest: Interest::READABLE, served, promise, sent: 0 }
+        Self { stream, key, index, slot, eof: false, interest: Interest::READABLE, served, promise, sent: 0 }
     }
 
     /// What a [`Reuse`](crate::lb::reuse::Reuse) keeps of it.
@@ -217,7 +221,10 @@ pub struct Request {
     keep_alive: bool,
     /// When the head arrived; the latency is measured from here.
     started: Instant,
-    /// Nodes tried so far (failover tries each at most once).
+    /// The backend set in use when the head arrived: the request is
+    /// served by it to the end, whatever a reload does meanwhile.
+    backends: Arc<Backends>,
+    /// Nodes of that set tried so far (failover tries each at most once).
     tried: Vec<bool>,
     /// The request head as sent, kept while the request may be retried
     /// (idempotent, no body): `None` otherwise.

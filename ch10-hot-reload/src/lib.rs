@@ -28,6 +28,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod config;
+pub mod labs;
 pub mod launch;
 pub mod reload;
 pub mod watch;

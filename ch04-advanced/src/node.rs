@@ -106,6 +106,8 @@ pub struct Node {
     health: Mutex<Health>,
     /// Latency of successful requests.
     pub latency: Latency,
+    /// Most requests it may serve at once; 0: no limit.
+    max_active: AtomicU64,
 }
 
 /// FNV-1a: a tiny, stable hash (the same on every run and machine), for
@@ -128,7 +130,14 @@ impl Node {
     pub fn new(backend: Backend) -> Self {
         let id = format!("{:08x}", fnv1a(backend.addr.as_bytes()) as u32);
         let weight = AtomicU32::new(backend.weight);
-        Self { backend, id, weight, health: Mutex::new(Health::default()), latency: Latency::default() }
+        Self {
+            backend,
+            id,
+            weight,
+            health: Mutex::new(Health::default()),
+            latency: Latency::default(),
+            max_active: AtomicU64::new(0),
+        }
     }
 
     /// Its address.
@@ -149,6 +158,24 @@ impl Node {
     /// Whether it is up.
     pub fn is_healthy(&self) -> bool {
         self.backend.is_up()
+    }
+
+    /// Limits the requests it serves at once to `max` (0: no limit): a
+    /// backend at its limit is passed over as if it were down, until one
+    /// of its requests ends.
+    pub fn set_max_active(&self, max: u64) {
+        self.max_active.store(max, Ordering::Relaxed);
+    }
+
+    /// The limit of requests at once (0: none).
+    pub fn max_active(&self) -> u64 {
+        self.max_active.load(Ordering::Relaxed)
+    }
+
+    /// Whether it serves as many requests as its limit allows.
+    pub fn is_full(&self) -> bool {
+        let max = self.max_active();
+        max > 0 && self.active() >= max
     }
 
     /// Requests in progress.
@@ -193,10 +220,10 @@ impl Pool {
         Self { nodes: backends.into_iter().map(|b| Arc::new(Node::new(b))).collect(), slow_start: Duration::ZERO }
     }
 
-    /// Whether node `i` may receive a request at `now` (up, or down but due
-    /// for a retry).
+    /// Whether node `i` may receive a request at `now`: up, or down but due
+    /// for a retry, and below its limit of requests at once, if it has one.
     pub fn eligible(&self, i: usize, now: Instant) -> bool {
-        self.nodes[i].backend.is_available(now)
+        self.nodes[i].backend.is_available(now) && !self.nodes[i].is_full()
     }
 
     /// Indices of the eligible nodes.

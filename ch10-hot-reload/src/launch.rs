@@ -24,9 +24,6 @@ pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<S
     if !config.routes.is_empty() {
         unsupported.push("`routes`".to_string());
     }
-    if config.backends.iter().any(|b| b.max_connections.is_some()) {
-        unsupported.push("a backend's `max_connections`".to_string());
-    }
     if config.timeouts.write.is_some() {
         unsupported.push("`timeouts.write`".to_string());
     }

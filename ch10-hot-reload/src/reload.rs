@@ -41,6 +41,8 @@ use crate::config::{self, Config};
 pub struct Derived {
     /// `host:port` and weight of each backend, in order.
     pub backends: Vec<(String, u32)>,
+    /// `host:port` and limit of each backend whose requests at once are limited.
+    pub max_connections: Vec<(String, u32)>,
     /// The algorithm.
     pub kind: Kind,
     /// The sticky cookie's name.
@@ -62,7 +64,7 @@ pub enum Outcome {
     Applied {
         /// The new generation.
         generation: u64,
-        /// What changed: `backends`, `weights`, `algorithm`, `cookie_name`, `listen`.
+        /// What changed: `backends`, `weights`, `max_connections`, `algorithm`, `cookie_name`, `listen`.
         changed: Vec<&'static str>,
     },
     /// The file has problems, each `FILE:LINE:COL: message`.
@@ -107,6 +109,7 @@ impl Outcome {
 
 /// Settings a reload applies to the running balancer.
 pub const LIVE: [&str; 5] = ["backends", "weights", "listen", "algorithm", "cookie_name"];
+// (`backends` covers each backend's `max_connections` too.)
 
 // ANCHOR: compare
 /// The sections of the configuration that differ between `old` and
@@ -151,6 +154,9 @@ fn differences(old: &Derived, new: &Derived) -> Vec<&'static str> {
     } else if old.backends != new.backends {
         changed.push("weights");
     }
+    if old.max_connections != new.max_connections {
+        changed.push("max_connections");
+    }
     if old.kind != new.kind {
         changed.push("algorithm");
     }
@@ -161,6 +167,16 @@ fn differences(old: &Derived, new: &Derived) -> Vec<&'static str> {
         changed.push("listen");
     }
     changed
+}
+
+/// Sets each backend's limit of requests at once (none when not listed).
+/// A new set's nodes take it just after the swap: for that moment a
+/// backend new to the balancer has no limit yet.
+fn limit(current: &Current, limits: &[(String, u32)]) {
+    for node in &current.load().pool.nodes {
+        let max = limits.iter().find(|(addr, _)| addr == node.addr()).map_or(0, |&(_, m)| m);
+        node.set_max_active(u64::from(max));
+    }
 }
 
 /// The configuration in use.
@@ -228,6 +244,7 @@ impl Reloader {
     /// The running balancer's backend set, and the algorithm options it
     /// was started with (a reload keeps them, with the new cookie name).
     pub fn attach(&self, current: Arc<Current>, options: algorithm::Options) {
+        limit(&current, &lock(&self.running).derived.max_connections);
         let _ = self.target.set(Target { current, options });
     }
 
@@ -310,6 +327,7 @@ impl Reloader {
             Replacement { backends, kind: derived.kind, options, slow_start: Duration::ZERO, listener, asked };
         match target.current.replace(replacement) {
             Ok(generation) => {
+                limit(&target.current, &derived.max_connections);
                 *running = Running { config: new, derived, hash };
                 Outcome::Applied { generation, changed }
             }
@@ -385,6 +403,7 @@ mod tests {
         let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let base = Derived {
             backends: vec![("a:1".into(), 1), ("b:2".into(), 1)],
+            max_connections: Vec::new(),
             kind: Kind::Rr,
             cookie_name: "c".into(),
             listen,

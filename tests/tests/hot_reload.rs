@@ -119,12 +119,74 @@ fn settings_it_cannot_apply_yet_stop_it_with_the_reason() {
     let out = run(&bin, &["-c", path.to_str().unwrap(), "-p", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(
-            "checks `routes` and a backend's `max_connections` and `timeouts.write` but does not apply them yet"
-        ),
-        "{stderr}"
+    assert!(stderr.contains("checks `routes` and `timeouts.write` but does not apply them yet"), "{stderr}");
+}
+
+#[test]
+fn a_backend_at_its_max_connections_is_passed_over() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let slow = spawn(BackendConfig { latency: Duration::from_millis(800), ..BackendConfig::named("slow") }).unwrap();
+    let yaml = format!(
+        "listen: {{port: 0}}\nbackends:\n  - host: 127.0.0.1\n    port: {}\n    max_connections: 1\nhealth_check: {{enabled: false}}\nmetrics: {{enabled: false}}\n",
+        slow.addr().port()
     );
+    let path = temp_file("limited.yaml", &yaml);
+    let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
+    let addr = lb.addr;
+    let first = std::thread::spawn(move || get(addr, "/").unwrap());
+    let deadline = Instant::now() + WAIT;
+    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the first request never reached the backend");
+        std::thread::yield_now();
+    }
+    // The one request it may serve is under way: the second is refused at once.
+    let second = get(lb.addr, "/").unwrap();
+    assert_eq!(second.status, 503, "{}", second.text());
+    assert!(second.text().contains("max_connections"), "{}", second.text());
+    assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(get(lb.addr, "/").unwrap().status, 200, "free again once the first ended");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_log_file_is_opened_again_on_sighup_after_a_rotation() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("logged.yaml", &observed(&[a.addr()], 0));
+    let log = path.with_file_name("lb.log");
+    let _ = std::fs::remove_file(&log);
+    let mut child = std::process::Command::new(&bin)
+        .args(["-c", path.to_str().unwrap(), "--log-format", "json", "--log-file", log.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    // The log goes to the file: wait for its listening line there (bounded).
+    let read_until = |file: &Path, what: &str| -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if text.contains(what) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{what:?} never appeared in {}:\n{text}", file.display());
+            std::thread::yield_now();
+        }
+    };
+    let text = read_until(&log, LISTENING);
+    let addr = text.lines().find_map(|l| listening_addr(l, LISTENING)).unwrap();
+    assert_eq!(get(addr, "/").unwrap().status, 200);
+    // logrotate moves the file away, then signals.
+    let rotated = log.with_file_name("lb.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let fresh = read_until(&log, "configuration unchanged");
+    assert!(!fresh.contains(LISTENING), "the new file starts after the rotation");
+    assert!(std::fs::read_to_string(&rotated).unwrap().contains(LISTENING), "the old lines stay in the moved file");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A configuration of two weighted backends, round robin by weight, no

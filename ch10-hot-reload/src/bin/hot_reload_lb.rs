@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use ch01_fundamentals::cli::DEFAULT_PORT;
+use ch01_fundamentals::logging::{self, LogFile};
 use ch04_advanced::node::Backend;
 use ch05_event_loop::lb::backends::Current;
 use ch08_metrics::admin::{Answer, Routes};
@@ -58,6 +60,11 @@ struct Args {
     /// interval is then only a safety net.
     #[arg(short, long, value_name = "MS", default_value_t = 2000)]
     interval: u64,
+    /// Write the log to FILE (appending) instead of standard error; with no
+    /// FILE, to `hot_reload_lb-YYYYMMDD-HHMMSS.log` in the current
+    /// directory. SIGHUP opens it again, after logrotate has moved it.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    log_file: Option<PathBuf>,
     /// Name the configuration generation that served each response in an
     /// `X-LB-Config-Gen` header (always on in the demo, with no file).
     #[arg(long)]
@@ -74,7 +81,10 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     let args = Args::parse_from(&argv);
     let Some(path) = args.config.clone() else {
-        let extra = Extra { admin_listening: Some(admin_listening), generation_header: true, ..Extra::default() };
+        let log = log_to_file(&args)?;
+        let on_reload: Option<Box<dyn Fn() + Send + Sync>> = log.map(|log| Box::new(move || reopen(&log)) as _);
+        let extra =
+            Extra { admin_listening: Some(admin_listening), generation_header: true, on_reload, ..Extra::default() };
         serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
         return Ok(ExitCode::SUCCESS);
     };
@@ -114,10 +124,19 @@ fn main() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
-    let derive: Derive = Box::new(move |config| derived(&command_line.args(config).map_err(|e| e.to_string())?));
+    let derive: Derive = Box::new(move |config| {
+        let mut derived = derived(&command_line.args(config).map_err(|e| e.to_string())?)?;
+        // Limits come from the file's backends; `-b` replaces those, limits and all.
+        if !command_line.backends_given {
+            derived.max_connections =
+                config.backends.iter().filter_map(|b| Some((b.addr(), b.max_connections?))).collect();
+        }
+        Ok(derived)
+    });
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
-    let extra = reloading(&reloader, path, watch, args.generation_header);
+    let log = log_to_file(&args)?;
+    let extra = reloading(&reloader, path, watch, args.generation_header, log);
     serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -154,12 +173,19 @@ fn derived(args: &Args) -> Result<Derived, String> {
         .iter()
         .map(|spec| Backend::parse(spec.trim()).map(|b| (b.addr.clone(), b.weight)).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Derived { backends, kind: lb.algorithm.algorithm, cookie_name: lb.algorithm.cookie_name.clone(), listen })
+    let (kind, cookie_name) = (lb.algorithm.algorithm, lb.algorithm.cookie_name.clone());
+    Ok(Derived { backends, max_connections: Vec::new(), kind, cookie_name, listen })
 }
 
 /// Every way to reload: SIGHUP, `POST /reload` on the admin listener,
 /// and with `watch` a change of the file (see `ch10_hot_reload::watch`).
-fn reloading(reloader: &Arc<Reloader>, path: PathBuf, watch: Option<Duration>, generation_header: bool) -> Extra {
+fn reloading(
+    reloader: &Arc<Reloader>,
+    path: PathBuf,
+    watch: Option<Duration>,
+    generation_header: bool,
+    log: Option<LogFile>,
+) -> Extra {
     let (on_hup, on_start) = (Arc::clone(reloader), Arc::clone(reloader));
     Extra {
         on_start: Some(Box::new(move |running, metrics| {
@@ -178,7 +204,11 @@ fn reloading(reloader: &Arc<Reloader>, path: PathBuf, watch: Option<Duration>, g
             Ok(())
         })),
         on_reload: Some(Box::new(move || {
-            on_hup.reload(Instant::now());
+            let asked = Instant::now();
+            if let Some(log) = &log {
+                reopen(log);
+            }
+            on_hup.reload(asked);
         })),
         generation_header,
         admin_listening: Some(admin_listening),
@@ -250,6 +280,35 @@ fn export(reloader: &Arc<Reloader>, current: &Arc<Current>, metrics: &Metrics) -
 }
 // ANCHOR_END: reloading
 
+/// With `--log-file`, sends the log there; the file, to reopen on SIGHUP.
+fn log_to_file(args: &Args) -> anyhow::Result<Option<LogFile>> {
+    let Some(path) = &args.log_file else { return Ok(None) };
+    let path = if path.as_os_str().is_empty() { default_log_name(std::time::SystemTime::now()) } else { path.clone() };
+    let file = LogFile::open(&path).with_context(|| format!("cannot open the log file {}", path.display()))?;
+    logging::init_to_file(args.metrics.limited.pooled.reactor.lb.log.log_format, file.clone());
+    eprintln!("hot_reload_lb: logging to {}", path.display());
+    Ok(Some(file))
+}
+
+/// `hot_reload_lb-YYYYMMDD-HHMMSS.log`, in UTC.
+fn default_log_name(now: std::time::SystemTime) -> PathBuf {
+    let secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, d) = ch01_fundamentals::date::civil_from_days(days);
+    PathBuf::from(format!(
+        "hot_reload_lb-{y:04}{m:02}{d:02}-{:02}{:02}{:02}.log",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    ))
+}
+
+fn reopen(log: &LogFile) {
+    if let Err(e) = log.reopen() {
+        tracing::warn!(file = %log.path().display(), error = %e, "cannot open the log file again; writing to the old one");
+    }
+}
+
 fn is_config_file(arg: &str) -> bool {
     !arg.starts_with('-') && [".json", ".yaml", ".yml"].iter().any(|ext| arg.to_ascii_lowercase().ends_with(ext))
 }
@@ -258,4 +317,21 @@ fn is_config_file(arg: &str) -> bool {
 /// carries this binary's name.
 fn admin_listening(addr: std::net::SocketAddr) {
     tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz, /config, /reload)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_log_name_carries_the_utc_time() {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_796_330_712); // 2026-12-03 20:45:12 UTC
+        assert_eq!(default_log_name(at), PathBuf::from("hot_reload_lb-20261203-204512.log"));
+    }
+
+    #[test]
+    fn a_config_file_is_told_by_its_extension() {
+        assert!(is_config_file("lb.json") && is_config_file("LB.YAML") && is_config_file("x.yml"));
+        assert!(!is_config_file("--config") && !is_config_file("lb.toml"));
+    }
 }

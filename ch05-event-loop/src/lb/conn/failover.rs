@@ -36,7 +36,9 @@ impl Reactor<'_> {
                 }
                 let tried: Vec<&str> =
                     pool.nodes.iter().zip(&req.tried).filter(|&(_, &t)| t).map(|(n, _)| n.addr()).collect();
-                let detail = if tried.is_empty() {
+                let detail = if tried.is_empty() && pool.nodes.iter().any(|n| n.is_full()) {
+                    "every backend that is up serves as many requests as its max_connections allows".to_string()
+                } else if tried.is_empty() {
                     "no healthy backend".to_string()
                 } else {
                     format!("no backend could be reached (tried {})", tried.join(", "))

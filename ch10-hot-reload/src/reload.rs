@@ -360,7 +360,7 @@ impl Reloader {
             serde_json::json!({
                 "result": last.outcome.label(),
                 "detail": last.outcome.describe(),
-                "ms": last.took.as_secs_f64() * 1e3,
+                "ms": (last.took.as_secs_f64() * 1e6).round() / 1e3,
                 "at_unix": last.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             })
         });
@@ -369,7 +369,7 @@ impl Reloader {
             "generation": generation,
             "hash": format!("{hash:016x}"),
             "listen": running.derived.listen.to_string(),
-            "algorithm": format!("{:?}", running.derived.kind),
+            "algorithm": clap::ValueEnum::to_possible_value(&running.derived.kind).map(|v| v.get_name().to_string()),
             "backends": backends,
             "reloads": counts,
             "last": last,

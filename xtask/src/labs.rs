@@ -140,11 +140,23 @@ pub fn core_lines_naming_labs(root: &Path) -> Result<Vec<String>> {
 
 fn selected(root: &Path, only: Option<&str>) -> Result<Vec<String>> {
     let all = chapters(root)?;
-    match only {
-        None => Ok(all),
-        Some(c) if all.iter().any(|a| a == c) => Ok(vec![c.to_string()]),
-        Some(c) => bail!("no chapter package {c:?} with labs; chapters with labs: {}", all.join(", ")),
+    let Some(c) = only else { return Ok(all) };
+    match all.iter().find(|a| names_chapter(a, c)) {
+        Some(package) => Ok(vec![package.clone()]),
+        None => bail!("no chapter package {c:?} with labs; chapters with labs: {}", all.join(", ")),
     }
+}
+
+/// Whether `given` names chapter package `package`: its whole name
+/// (`ch01-fundamentals`), its short one (`ch01`), or its number (`1`, `01`).
+fn names_chapter(package: &str, given: &str) -> bool {
+    let short = package.split('-').next().unwrap_or(package);
+    let number = short.trim_start_matches("ch");
+    package == given
+        || short == given
+        || (given.bytes().all(|b| b.is_ascii_digit())
+            && !given.is_empty()
+            && number.trim_start_matches('0') == given.trim_start_matches('0'))
 }
 
 fn lab_results<'a>(results: &'a Results, lab: &Lab) -> Vec<(&'a String, Outcome)> {
@@ -271,6 +283,17 @@ pub fn grade(root: &Path, only: Option<&str>, stubs: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chapter_is_named_in_full_short_or_by_number() {
+        for given in ["ch01-fundamentals", "ch01", "1", "01"] {
+            assert!(names_chapter("ch01-fundamentals", given), "{given}");
+        }
+        for given in ["ch1", "ch10", "10", "fundamentals", ""] {
+            assert!(!names_chapter("ch01-fundamentals", given), "{given}");
+        }
+        assert!(names_chapter("ch10-hot-reload", "10") && names_chapter("ch10-hot-reload", "ch10"));
+    }
 
     #[test]
     fn lab_stems_give_ids_prefixes_and_titles() {

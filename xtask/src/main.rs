@@ -38,7 +38,7 @@ enum Command {
     /// tests, the stub fails every one, and the stub says TODO. Also fails
     /// when a chapter's core (src/ outside labs/ and bin/) names `labs::`.
     CheckLabs {
-        /// Only this chapter's package (e.g. ch01-fundamentals).
+        /// Only this chapter: its package (ch01-fundamentals), short name (ch01) or number (1).
         chapter: Option<String>,
     },
     /// Run the graded lab tests and print a score table.
@@ -47,7 +47,7 @@ enum Command {
     /// pass --stubs to grade the code in src/labs/. In a student edition
     /// the student's code is graded as it is.
     Grade {
-        /// Only this chapter's package (e.g. ch01-fundamentals).
+        /// Only this chapter: its package (ch01-fundamentals), short name (ch01) or number (1).
         chapter: Option<String>,
         /// Grade src/labs/ (build with --no-default-features).
         #[arg(long)]

@@ -25,8 +25,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// the C curriculum runs it). Every flag below overrides the file.
 /// `--check` validates the file and exits: 0 when it is good, 1 with
 /// every problem and its line and column when it is not, as `nginx -t`
-/// and `haproxy -c` do. SIGHUP, `curl -X POST localhost:9090/reload` on
-/// the admin port, and with --watch a change of the file, read the file
+/// and `haproxy -c` do. SIGHUP, `curl -X POST localhost:8081/reload` on
+/// the admin port (the listening port plus one unless --admin-port says
+/// otherwise), and with --watch a change of the file, read the file
 /// again: one with problems changes nothing (they are logged); a new
 /// backend set, new weights, another algorithm or another port are
 /// swapped in between two requests, and requests under way finish on

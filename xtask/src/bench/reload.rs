@@ -296,11 +296,12 @@ fn write_figures(dir: &Path, reloads: &[Reload], seen: &[Duration], adopt: [Opti
         [0.5, 0.99, 1.0].iter().map(|&q| percentile(seen, q).map(|d| d.as_secs_f64() * 1e3)).collect();
     let lp: Vec<Option<f64>> = adopt.iter().map(|v| v.map(|s| s * 1e3)).collect();
     let chart = Chart {
+        rows: "percentile".into(),
         title: "From SIGHUP to serving with the new backend set".into(),
         axis: "milliseconds (lower is better)".into(),
         series: vec![
-            "the loop adopts it (lb_config_swap_seconds, bucket upper bound)".into(),
-            "a new client's answer carries the new generation".into(),
+            "the loop serves with it (lb_config_swap_seconds)".into(),
+            "a new client's answer shows it".into(),
         ],
         groups: ["p50", "p99", "max"]
             .iter()

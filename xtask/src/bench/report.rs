@@ -372,6 +372,8 @@ pub struct Chart {
     pub title: String,
     /// Under the value axis.
     pub axis: String,
+    /// What the groups are (the label of the axis they stand on).
+    pub rows: String,
     /// The legend: one name per bar of a group.
     pub series: Vec<String>,
     /// Group label and one value per series (`None`: not measured).
@@ -406,6 +408,7 @@ pub fn ladder_charts(all: &[Measured], footnote: &[String]) -> (Chart, Chart) {
     };
     let legend: Vec<String> = series.iter().map(|c| format!("{} connections", thousands(*c as f64))).collect();
     let rps = Chart {
+        rows: "server".into(),
         title: "Requests per second, one run of cargo xtask bench".into(),
         axis: "requests per second (higher is better)".into(),
         series: legend.clone(),
@@ -414,6 +417,7 @@ pub fn ladder_charts(all: &[Measured], footnote: &[String]) -> (Chart, Chart) {
         footnote: footnote.to_vec(),
     };
     let p99 = Chart {
+        rows: "server".into(),
         title: "p99 latency, one run of cargo xtask bench".into(),
         axis: "99th percentile latency in milliseconds (lower is better)".into(),
         series: legend,
@@ -504,12 +508,13 @@ pub fn svg(chart: &Chart) -> String {
         WIDTH / 2.0,
         xml(&chart.title)
     );
-    // Legend.
+    // Legend: each name after the one before, by its length (about 7 px a character).
+    let mut lx = LEFT;
     for (i, name) in chart.series.iter().enumerate() {
-        let lx = LEFT + 180.0 * i as f64;
         let colour = COLOURS[i % COLOURS.len()];
         let _ = writeln!(s, r#"  <rect x="{lx}" y="44" width="14" height="14" fill="{colour}"/>"#);
         let _ = writeln!(s, r##"  <text x="{}" y="56" fill="#111827">{}</text>"##, lx + 20.0, xml(name));
+        lx += (20.0 + 7.0 * name.chars().count() as f64 + 24.0).max(180.0);
     }
     // Grid and ticks.
     let ticks = (top / step).round() as usize;
@@ -546,8 +551,9 @@ pub fn svg(chart: &Chart) -> String {
     );
     let _ = writeln!(
         s,
-        r##"  <text transform="rotate(-90)" x="{}" y="18" text-anchor="middle" fill="#111827">server</text>"##,
-        -(TOP + plot_h / 2.0)
+        r##"  <text transform="rotate(-90)" x="{}" y="18" text-anchor="middle" fill="#111827">{}</text>"##,
+        -(TOP + plot_h / 2.0),
+        xml(&chart.rows)
     );
     // Bars.
     for (g, (label, values)) in chart.groups.iter().enumerate() {

@@ -328,6 +328,7 @@ fn write_figures(
             .collect()
     };
     let throughput = Chart {
+        rows: "transfer size".into(),
         title: "Whole transfers through l4_proxy: throughput against --copy".into(),
         axis: "throughput as a multiple of --copy's at the same size (higher is better)".into(),
         series: series.clone(),
@@ -336,6 +337,7 @@ fn write_figures(
         footnote: footnote.clone(),
     };
     let cpu = Chart {
+        rows: "transfer size".into(),
         title: "The proxy's own CPU per gigabyte, against --copy".into(),
         axis: "CPU time per GB relayed as a multiple of --copy's (lower is better)".into(),
         series,

@@ -7,7 +7,7 @@
 //!   `lb_requests_total{backend,status}` and the histogram
 //!   `lb_request_duration_seconds{backend}`. A backend's series are
 //!   resolved the first time it serves, then kept in a vector by the
-//!   backend's index: after that, recording is a short scan of the few
+//!   backend's key (chapter 5's, the same across reloads): after that, recording is a short scan of the few
 //!   statuses the backend has answered with, one atomic add and one
 //!   histogram observation.
 //! - **Read at scrape time** from counters the earlier chapters keep
@@ -218,15 +218,19 @@ impl Metrics {
             &[],
             move |out| out.push((vec![], stats.accepted.load(Ordering::Relaxed) as f64)),
         )?));
-        let (addr, algorithm) = (running.addr.to_string(), algorithm.to_string());
+        let (started_on, started_with) = (running.addr, algorithm.to_string());
         let current = Arc::clone(&running.current);
         self.registry.add(Arc::new(Scraped::gauge(
             "lb_config_info",
             "Always 1; the labels say how the balancer is configured.",
             &["listen", "algorithm", "backends"],
             move |out| {
-                let backends = current.load().pool.nodes.len().to_string();
-                out.push((vec![addr.clone(), algorithm.clone(), backends], 1.0));
+                // As the set in use says, after any reload.
+                let set = current.load();
+                let listen = current.listening().unwrap_or(started_on).to_string();
+                let algorithm = clap::ValueEnum::to_possible_value(&set.kind)
+                    .map_or_else(|| started_with.clone(), |v| v.get_name().to_string());
+                out.push((vec![listen, algorithm, set.pool.nodes.len().to_string()], 1.0));
             },
         )?));
         Ok(())
@@ -370,7 +374,7 @@ impl Series {
 #[derive(Debug)]
 pub struct Recorder {
     metrics: Arc<Metrics>,
-    /// By the backend's index in the pool, resolved on first use.
+    /// By the backend's key, resolved on first use.
     backends: Vec<Option<Series>>,
     /// Requests no backend served.
     local: Series,

@@ -21,9 +21,6 @@ use crate::config::Config;
 /// command line replaces them.
 pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<String>> {
     let mut unsupported = Vec::new();
-    if !config.routes.is_empty() {
-        unsupported.push("`routes`".to_string());
-    }
     if config.timeouts.write.is_some() {
         unsupported.push("`timeouts.write`".to_string());
     }

@@ -26,7 +26,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use ch04_advanced::algorithm::{self, Kind};
@@ -43,6 +43,8 @@ pub struct Derived {
     pub backends: Vec<(String, u32)>,
     /// `host:port` and limit of each backend whose requests at once are limited.
     pub max_connections: Vec<(String, u32)>,
+    /// Path prefixes and the backends (`host:port`) that serve them, from the file.
+    pub routes: Vec<(String, Vec<String>)>,
     /// The algorithm.
     pub kind: Kind,
     /// The sticky cookie's name.
@@ -64,7 +66,7 @@ pub enum Outcome {
     Applied {
         /// The new generation.
         generation: u64,
-        /// What changed: `backends`, `weights`, `max_connections`, `algorithm`, `cookie_name`, `listen`.
+        /// What changed: `backends`, `weights`, `max_connections`, `routes`, `algorithm`, `cookie_name`, `listen`.
         changed: Vec<&'static str>,
     },
     /// The file has problems, each `FILE:LINE:COL: message`.
@@ -108,7 +110,7 @@ impl Outcome {
 }
 
 /// Settings a reload applies to the running balancer.
-pub const LIVE: [&str; 5] = ["backends", "weights", "listen", "algorithm", "cookie_name"];
+pub const LIVE: [&str; 6] = ["backends", "weights", "listen", "algorithm", "cookie_name", "routes"];
 // (`backends` covers each backend's `max_connections` too.)
 
 // ANCHOR: compare
@@ -156,6 +158,9 @@ fn differences(old: &Derived, new: &Derived) -> Vec<&'static str> {
     }
     if old.max_connections != new.max_connections {
         changed.push("max_connections");
+    }
+    if old.routes != new.routes {
+        changed.push("routes");
     }
     if old.kind != new.kind {
         changed.push("algorithm");
@@ -210,6 +215,10 @@ pub struct Reloader {
     /// One reload at a time, and what it compares with.
     running: Mutex<Running>,
     target: OnceLock<Target>,
+    /// Signalled once `target` is set: a reload asked for while the
+    /// balancer is still starting waits for it.
+    attached: Condvar,
+    wait: Mutex<()>,
     /// By [`Outcome::LABELS`].
     counts: [AtomicU64; 5],
     last: Mutex<Option<Last>>,
@@ -236,6 +245,8 @@ impl Reloader {
             derive,
             running: Mutex::new(Running { config, derived, hash }),
             target: OnceLock::new(),
+            attached: Condvar::new(),
+            wait: Mutex::new(()),
             counts: Default::default(),
             last: Mutex::new(None),
         })
@@ -244,8 +255,31 @@ impl Reloader {
     /// The running balancer's backend set, and the algorithm options it
     /// was started with (a reload keeps them, with the new cookie name).
     pub fn attach(&self, current: Arc<Current>, options: algorithm::Options) {
+        // What the command line could not say: the routes, into the first set.
+        let routes = lock(&self.running).derived.routes.clone();
+        if !routes.is_empty() {
+            let running = lock(&self.running);
+            let d = &running.derived;
+            let amended = current.amend(Replacement {
+                backends: d.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect(),
+                routes,
+                kind: d.kind,
+                options: algorithm::Options { cookie_name: d.cookie_name.clone(), ..options.clone() },
+                slow_start: Duration::ZERO,
+                listener: None,
+                asked: Instant::now(),
+            });
+            if let Err(e) = amended {
+                tracing::error!(error = %e, "the routes are not applied");
+            }
+        }
+        {
+            let _waiting = lock(&self.wait);
+            let _ = self.target.set(Target { current: Arc::clone(&current), options });
+            self.attached.notify_all();
+        }
+        // After any reload that was waiting for the target: its limits are the newest.
         limit(&current, &lock(&self.running).derived.max_connections);
-        let _ = self.target.set(Target { current, options });
     }
 
     /// Reloads the file (see the module's text), logs and counts how it
@@ -309,8 +343,8 @@ impl Reloader {
             *running = Running { config: new, derived, hash };
             return Outcome::Unchanged;
         }
-        let Some(target) = self.target.get() else {
-            return Outcome::Failed("the balancer is still starting".into());
+        let Some(target) = self.target() else {
+            return Outcome::Failed("the balancer did not finish starting".into());
         };
         // Everything that can fail, before anything changes.
         let listener = if derived.listen == running.derived.listen {
@@ -323,8 +357,15 @@ impl Reloader {
         };
         let backends = derived.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
         let options = algorithm::Options { cookie_name: derived.cookie_name.clone(), ..target.options.clone() };
-        let replacement =
-            Replacement { backends, kind: derived.kind, options, slow_start: Duration::ZERO, listener, asked };
+        let replacement = Replacement {
+            backends,
+            routes: derived.routes.clone(),
+            kind: derived.kind,
+            options,
+            slow_start: Duration::ZERO,
+            listener,
+            asked,
+        };
         match target.current.replace(replacement) {
             Ok(generation) => {
                 limit(&target.current, &derived.max_connections);
@@ -335,6 +376,24 @@ impl Reloader {
         }
     }
     // ANCHOR_END: attempt
+
+    /// Where new sets go; waits (up to 10 s) while the balancer is still
+    /// starting: a signal can come between its listening and its attaching.
+    fn target(&self) -> Option<&Target> {
+        if let Some(t) = self.target.get() {
+            return Some(t);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut guard = lock(&self.wait);
+        while self.target.get().is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            guard = self.attached.wait_timeout(guard, left).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        self.target.get()
+    }
 
     /// Reloads by outcome so far, by [`Outcome::LABELS`].
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
@@ -404,6 +463,7 @@ mod tests {
         let base = Derived {
             backends: vec![("a:1".into(), 1), ("b:2".into(), 1)],
             max_connections: Vec::new(),
+            routes: Vec::new(),
             kind: Kind::Rr,
             cookie_name: "c".into(),
             listen,

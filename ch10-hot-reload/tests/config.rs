@@ -38,7 +38,9 @@ fn the_shipped_examples_load() {
     let routes = config::load(&configs().join("routes.yaml")).unwrap();
     assert_eq!(routes.routes[0].prefix, "/static", "longest prefix first");
     assert_eq!(routes.backends[2].weight, 2, "host:port:weight strings work too");
-    assert!(flags(&routes, false).is_err(), "routes are checked but not served yet: refused, not ignored");
+    assert!(flags(&routes, false).is_ok(), "routes are served");
+    let write = parse("backends: [\"a:1\"]\ntimeouts: {write: 10s}\n", Format::Yaml, Path::new("w.yaml")).unwrap();
+    assert!(flags(&write, false).is_err(), "a write timeout is checked but not applied yet: refused, not ignored");
 }
 
 #[test]

@@ -113,13 +113,53 @@ fn a_configuration_file_starts_the_balancer_and_flags_override_it() {
 }
 
 #[test]
-fn settings_it_cannot_apply_yet_stop_it_with_the_reason() {
+fn settings_it_cannot_apply_yet_stop_it_and_fail_the_check_with_the_reason() {
     let bin = binary("ch10-hot-reload", "hot_reload_lb");
-    let path = configs().join("routes.yaml");
-    let out = run(&bin, &["-c", path.to_str().unwrap(), "-p", "0"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("checks `routes` and `timeouts.write` but does not apply them yet"), "{stderr}");
+    let path = temp_file("write.yaml", "listen: {port: 0}\nbackends: [\"127.0.0.1:9\"]\ntimeouts: {write: 10s}\n");
+    for check in [false, true] {
+        let mut args = vec!["-c", path.to_str().unwrap()];
+        if check {
+            args.push("--check");
+        }
+        let out = run(&bin, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("checks `timeouts.write` but does not apply it yet; remove it to run"), "{stderr}");
+    }
+}
+
+#[test]
+fn routes_send_each_prefix_to_its_backends_and_a_reload_changes_them() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let names = ["alpha", "beta", "gamma"];
+    let handles: Vec<_> = names.iter().map(|n| spawn(BackendConfig::named(*n)).unwrap()).collect();
+    let [a, b, c] = [handles[0].addr(), handles[1].addr(), handles[2].addr()];
+    let file = |api: SocketAddr| {
+        format!(
+            "listen: {{port: 0}}\nbackends: [\"{a}\", \"{b}\", \"{c}\"]\nroutes:\n  - prefix: /api\n    backends: [\"{api}\"]\n  - prefix: /api/v2\n    backends: [\"{c}\"]\n  - prefix: /static\n    backends: [\"{b}\", \"{c}\"]\nhealth_check: {{enabled: false}}\nmetrics: {{enabled: true}}\n"
+        )
+    };
+    let path = temp_file("routes.yaml", &file(a));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let served = |target: &str, n: usize| -> Vec<String> {
+        let mut seen: Vec<String> = (0..n)
+            .map(|_| {
+                let body = get(lb.addr, target).unwrap().text();
+                names.iter().find(|name| body.contains(*name)).unwrap().to_string()
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(served("/api/users", 6), ["alpha"]);
+    assert_eq!(served("/api/v2/users", 6), ["gamma"], "the longest prefix wins");
+    assert_eq!(served("/static/app.css", 6), ["beta", "gamma"], "balanced within the route");
+    assert_eq!(served("/", 6), ["alpha", "beta", "gamma"], "no route: every backend");
+    std::fs::write(&path, file(b)).unwrap();
+    let applied = post(admin, "/reload");
+    assert!(applied.text().contains("routes changed"), "{}", applied.text());
+    assert_eq!(served("/api/users", 6), ["beta"]);
 }
 
 #[test]
@@ -518,4 +558,43 @@ fn reloads_every_100_ms_under_load_lose_no_request() {
         let body = get(lb.addr, "/").unwrap().text();
         assert!(allowed.iter().any(|n| body.contains(n)), "{body} is not from {allowed:?}");
     }
+}
+
+#[test]
+fn log_file_alone_writes_a_timestamped_file_in_the_current_directory() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("stamped.yaml", &observed(&[a.addr()], 0));
+    let dir = path.parent().unwrap().join("logs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(&dir)
+        .args(["-c", path.to_str().unwrap(), "--log-file", "--log-format", "json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let found = loop {
+        let named =
+            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(
+                |n| {
+                    n.starts_with("hot_reload_lb-")
+                        && n.ends_with(".log")
+                        && n.len() == "hot_reload_lb-20261203-204512.log".len()
+                },
+            );
+        if let Some(name) = named
+            && std::fs::read_to_string(dir.join(&name)).unwrap_or_default().contains(LISTENING)
+        {
+            break name;
+        }
+        assert!(Instant::now() < deadline, "no hot_reload_lb-YYYYMMDD-HHMMSS.log with the listening line");
+        std::thread::yield_now();
+    };
+    assert!(found.chars().filter(char::is_ascii_digit).count() == 14, "{found}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

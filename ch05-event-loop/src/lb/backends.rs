@@ -36,14 +36,51 @@ pub struct Backends {
     pub pool: Arc<Pool>,
     /// How a node is chosen in this set.
     pub algorithm: Box<dyn Algorithm>,
+    /// Which algorithm that is.
+    pub kind: Kind,
     /// Node `i`'s key: where it is filed for as long as its address is in
     /// some set.
     keys: Vec<usize>,
     /// Every node the balancer has had, by key, as of this set: the loop
     /// looks nodes up here without taking a lock.
     pub registry: Arc<Registry>,
+    /// By key: whether the node is in this set.
+    member: Vec<bool>,
+    /// Path prefixes served by a subset of the backends, longest first
+    /// (chapter 10's `routes`); a path no prefix matches is served by them all.
+    pub routes: Vec<Routed>,
 }
 // ANCHOR_END: backends
+
+/// A path prefix and the backends that serve it, with an algorithm of
+/// their own (so the balancing among them is as good as among all).
+#[derive(Debug)]
+pub struct Routed {
+    /// The prefix: a path that starts with it is routed here.
+    pub prefix: String,
+    /// Its nodes (the same nodes as the whole set's, shared).
+    pub pool: Arc<Pool>,
+    /// How a node is chosen among them.
+    pub algorithm: Box<dyn Algorithm>,
+    keys: Vec<usize>,
+}
+
+/// The backends one request is served by: the whole set, or a route's.
+#[derive(Debug, Clone, Copy)]
+pub struct Group<'a> {
+    /// The nodes.
+    pub pool: &'a Arc<Pool>,
+    /// How a node is chosen.
+    pub algorithm: &'a dyn Algorithm,
+    keys: &'a [usize],
+}
+
+impl Group<'_> {
+    /// The key of node `i` of this group.
+    pub fn key(&self, i: usize) -> Option<usize> {
+        self.keys.get(i).copied()
+    }
+}
 
 impl Backends {
     /// The key of node `i` of this set.
@@ -54,6 +91,32 @@ impl Backends {
     /// Every node's key, in the set's order.
     pub fn keys(&self) -> &[usize] {
         &self.keys
+    }
+
+    // ANCHOR: route
+    /// Which group serves `target`: the route with the longest prefix its
+    /// path starts with (`Some(i)`, into `routes`), or the whole set.
+    pub fn route(&self, target: &str) -> Option<usize> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let path = path_of(target);
+        self.routes.iter().position(|r| path.starts_with(r.prefix.as_str()))
+    }
+    // ANCHOR_END: route
+
+    /// The backends of `route` (see [`route`](Self::route)); the whole set
+    /// for `None`, or for a route this set does not have.
+    pub fn group(&self, route: Option<usize>) -> Group<'_> {
+        match route.and_then(|i| self.routes.get(i)) {
+            Some(r) => Group { pool: &r.pool, algorithm: r.algorithm.as_ref(), keys: &r.keys },
+            None => Group { pool: &self.pool, algorithm: self.algorithm.as_ref(), keys: &self.keys },
+        }
+    }
+
+    /// Whether the node filed under `key` is in this set.
+    pub fn contains(&self, key: usize) -> bool {
+        self.member.get(key).copied().unwrap_or(false)
     }
 
     /// The node filed under `key`.
@@ -80,11 +143,24 @@ pub struct Registry {
     by_addr: HashMap<String, usize>,
 }
 
+/// The path of a request target: itself in origin form (`/a/b?q`), the
+/// part from the first `/` after the host in absolute form
+/// (`http://h/a/b`), `/` when there is none.
+fn path_of(target: &str) -> &str {
+    match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/"),
+        None => target,
+    }
+}
+
 /// What a new set is made of.
 #[derive(Debug)]
 pub struct Replacement {
     /// The backends, in order.
     pub backends: Vec<Backend>,
+    /// Path prefixes and the backends (`host:port`, each one of
+    /// `backends`) that serve them.
+    pub routes: Vec<(String, Vec<String>)>,
     /// The algorithm.
     pub kind: Kind,
     /// Its options (the sticky cookie's name, the hash ring's size).
@@ -111,6 +187,8 @@ pub struct Current {
     registry: Mutex<Registry>,
     /// A listening socket for the loop to take over, with the swap.
     listener: Mutex<Option<TcpListener>>,
+    /// Where the loop listens, once a reload has moved it.
+    listening: Mutex<Option<SocketAddr>>,
     /// One end of each loop's wake-up socket: a byte written there makes
     /// a loop waiting for readiness return at once.
     wakers: Mutex<Vec<UnixStream>>,
@@ -130,12 +208,13 @@ impl Current {
     /// backend's address does not resolve, or when there is none.
     pub fn new(backends: Vec<Backend>, kind: Kind, options: &algorithm::Options) -> io::Result<Self> {
         let mut registry = Registry::default();
-        let first = build(&mut registry, backends, kind, options, Duration::ZERO, 1)?;
+        let first = build(&mut registry, (backends, Vec::new()), kind, options, Duration::ZERO, 1)?;
         Ok(Self {
             now: Mutex::new(Arc::new(first)),
             generation: AtomicU64::new(1),
             registry: Mutex::new(registry),
             listener: Mutex::new(None),
+            listening: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
             asked: Mutex::new(None),
             swap_latency: Latency::default(),
@@ -160,11 +239,11 @@ impl Current {
     /// so their health and counters, with the new weight. Returns the new
     /// generation.
     pub fn replace(&self, with: Replacement) -> io::Result<u64> {
-        let Replacement { backends, kind, options, slow_start, listener, asked } = with;
+        let Replacement { backends, routes, kind, options, slow_start, listener, asked } = with;
         // One reload at a time; the loops are not held up meanwhile.
         let mut registry = lock(&self.registry);
         let generation = self.generation() + 1;
-        let next = build(&mut registry, backends, kind, &options, slow_start, generation)?;
+        let next = build(&mut registry, (backends, routes), kind, &options, slow_start, generation)?;
         *lock(&self.listener) = listener;
         *lock(&self.asked) = Some(asked);
         *lock(&self.now) = Arc::new(next);
@@ -174,6 +253,20 @@ impl Current {
         Ok(generation)
     }
     // ANCHOR_END: replace
+
+    /// Makes the first set again from `with`, keeping generation 1: for
+    /// what the command line that built the first set cannot say (chapter
+    /// 10's routes). Only before a loop serves from it: refused after.
+    pub fn amend(&self, with: Replacement) -> io::Result<()> {
+        let Replacement { backends, routes, kind, options, slow_start, .. } = with;
+        let mut registry = lock(&self.registry);
+        if !lock(&self.wakers).is_empty() || self.generation() != 1 {
+            return Err(io::Error::other("the first backend set can only be amended before the loop starts"));
+        }
+        let first = build(&mut registry, (backends, routes), kind, &options, slow_start, 1)?;
+        *lock(&self.now) = Arc::new(first);
+        Ok(())
+    }
 
     /// A loop's wake-up socket: the loop watches the returned end.
     pub(crate) fn waker(&self) -> io::Result<UnixStream> {
@@ -189,6 +282,16 @@ impl Current {
             // A full socket already holds a wake-up: nothing lost.
             let _ = w.write(&[1]);
         }
+    }
+
+    /// Where the loop listens now, if a reload moved it (else where it
+    /// started: the caller knows that).
+    pub fn listening(&self) -> Option<SocketAddr> {
+        *lock(&self.listening)
+    }
+
+    pub(crate) fn moved_to(&self, addr: SocketAddr) {
+        *lock(&self.listening) = Some(addr);
     }
 
     /// The listening socket the newest swap brought, for a loop to take.
@@ -209,7 +312,7 @@ impl Current {
 /// `registry`. The registry is changed only once every address resolved.
 fn build(
     registry: &mut Registry,
-    backends: Vec<Backend>,
+    (backends, routes): (Vec<Backend>, Vec<(String, Vec<String>)>),
     kind: Kind,
     options: &algorithm::Options,
     slow_start: Duration,
@@ -222,11 +325,29 @@ fn build(
     for b in &backends {
         let addr = match registry.by_addr.get(&b.addr).and_then(|&k| registry.addrs.get(k)) {
             Some(&known) => known,
-            None => b.addr.to_socket_addrs()?.next().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("backend {} has no address", b.addr))
-            })?,
+            None => b
+                .addr
+                .to_socket_addrs()
+                .map_err(|e| io::Error::new(e.kind(), format!("backend {}: {e}", b.addr)))?
+                .next()
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("backend {} has no address", b.addr))
+                })?,
         };
         resolved.push(addr);
+    }
+    // Routes name backends of this set, and at least one each.
+    let backends_addrs: Vec<String> = backends.iter().map(|b| b.addr.clone()).collect();
+    for (prefix, names) in &routes {
+        if names.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("route {prefix} has no backend")));
+        }
+        if let Some(name) = names.iter().find(|n| !backends_addrs.contains(n)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("route {prefix}: {name} is not a backend"),
+            ));
+        }
     }
     let (mut nodes, mut keys) = (Vec::with_capacity(backends.len()), Vec::with_capacity(backends.len()));
     for (b, addr) in backends.into_iter().zip(resolved) {
@@ -249,9 +370,40 @@ fn build(
         };
         keys.push(key);
     }
+    let mut routed = Vec::with_capacity(routes.len());
+    for (prefix, names) in routes {
+        let (mut r_nodes, mut r_keys) = (Vec::new(), Vec::new());
+        for name in &names {
+            let at = backends_addrs.iter().position(|a| a == name);
+            if let Some((node, &key)) = at.and_then(|at| Some((nodes.get(at)?, keys.get(at)?))) {
+                r_nodes.push(Arc::clone(node));
+                r_keys.push(key);
+            }
+        }
+        let pool = Arc::new(Pool { nodes: r_nodes, slow_start });
+        let algorithm = algorithm::build(kind, &pool, options);
+        routed.push(Routed { prefix, pool, algorithm, keys: r_keys });
+    }
+    // Longest prefix first: the first match is the most specific.
+    routed.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     let pool = Arc::new(Pool { nodes, slow_start });
     let algorithm = algorithm::build(kind, &pool, options);
-    Ok(Backends { generation, pool, algorithm, keys, registry: Arc::new(registry.clone()) })
+    let mut member = vec![false; registry.nodes.len()];
+    for &k in &keys {
+        if let Some(m) = member.get_mut(k) {
+            *m = true;
+        }
+    }
+    Ok(Backends {
+        generation,
+        pool,
+        algorithm,
+        kind,
+        keys,
+        registry: Arc::new(registry.clone()),
+        member,
+        routes: routed,
+    })
 }
 
 #[cfg(test)]
@@ -261,6 +413,7 @@ mod tests {
     fn swap(current: &Current, addrs: &[(&str, u32)]) -> io::Result<u64> {
         current.replace(Replacement {
             backends: addrs.iter().map(|&(a, w)| Backend::new(a, w)).collect(),
+            routes: Vec::new(),
             kind: Kind::Rr,
             options: algorithm::Options::default(),
             slow_start: Duration::ZERO,
@@ -284,6 +437,7 @@ mod tests {
         let second = current.load();
         assert_eq!(second.generation, 2);
         assert_eq!(second.keys(), &[1, 2], "9002 keeps key 1; 9003 is new");
+        assert!(!second.contains(0) && second.contains(1) && second.contains(2) && !second.contains(7));
         assert!(Arc::ptr_eq(&first.pool.nodes[1], &second.pool.nodes[0]), "the same node, counters and all");
         assert_eq!(second.pool.nodes[0].backend.failures.load(Ordering::Relaxed), 3);
         assert_eq!(second.pool.nodes[0].weight(), 5, "with the new weight");
@@ -306,6 +460,49 @@ mod tests {
         assert_eq!(current.load().registry.nodes.len(), 1);
         swap(&current, &[("127.0.0.1:9002", 1)]).unwrap();
         assert_eq!(current.load().keys(), &[1], "nothing was filed for the set that was not made");
+    }
+
+    #[test]
+    fn routes_pick_among_their_own_backends_longest_prefix_first() {
+        let options = algorithm::Options::default();
+        let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &options).unwrap();
+        let all = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
+        let route = |p: &str, names: &[&str]| (p.to_string(), names.iter().map(|s| s.to_string()).collect());
+        current
+            .replace(Replacement {
+                backends: all.iter().map(|a| Backend::new(*a, 1)).collect(),
+                routes: vec![route("/api", &[all[1], all[2]]), route("/api/v2", &[all[2]])],
+                kind: Kind::Rr,
+                options: algorithm::Options::default(),
+                slow_start: Duration::ZERO,
+                listener: None,
+                asked: Instant::now(),
+            })
+            .unwrap();
+        let set = current.load();
+        let prefix = |target: &str| set.route(target).map(|i| set.routes[i].prefix.clone());
+        assert_eq!(prefix("/api/v2/users").as_deref(), Some("/api/v2"), "the longest prefix wins");
+        assert_eq!(prefix("/api/v1").as_deref(), Some("/api"));
+        assert_eq!(prefix("http://example.com/api/x?q=1").as_deref(), Some("/api"), "absolute form: its path");
+        assert_eq!(prefix("/static/a.css"), None);
+        assert_eq!(prefix("http://example.com"), None);
+        let v2 = set.group(set.route("/api/v2"));
+        assert_eq!(v2.pool.nodes.len(), 1);
+        assert_eq!(v2.key(0), Some(2), "9003's key, shared with the whole set");
+        assert!(Arc::ptr_eq(&v2.pool.nodes[0], &set.pool.nodes[2]), "the same node as the whole set's");
+        assert_eq!(set.group(None).pool.nodes.len(), 3);
+        // A route naming something that is not a backend: nothing changes.
+        let bad = current.replace(Replacement {
+            backends: vec![Backend::new(all[0], 1)],
+            routes: vec![route("/x", &["127.0.0.1:9999"])],
+            kind: Kind::Rr,
+            options: algorithm::Options::default(),
+            slow_start: Duration::ZERO,
+            listener: None,
+            asked: Instant::now(),
+        });
+        assert!(bad.is_err());
+        assert_eq!(current.load().generation, 2);
     }
 
     #[test]

@@ -434,6 +434,7 @@ impl Reactor<'_> {
             }
         }
         tracing::info!(addr = %addr, was = ?old.local_addr().ok(), "listening on the new address");
+        self.lb.current.moved_to(addr);
         self.listener = Some(listener);
         self.shutdown.wake_listener(addr);
     }

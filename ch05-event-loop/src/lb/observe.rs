@@ -21,8 +21,9 @@ pub struct Finished<'a> {
     pub method: &'a str,
     /// The request target.
     pub target: &'a str,
-    /// The backend that served it, by node index and address; `None` when
-    /// no backend did (we answered it, or none could be reached).
+    /// The backend that served it, by key (the same for one backend
+    /// across reloads; see `lb::backends`) and address; `None` when no
+    /// backend did (we answered it, or none could be reached).
     pub backend: Option<(usize, &'a str)>,
     /// The status the client got; 0 when the response was cut short after
     /// it had begun (the client saw the connection end early).

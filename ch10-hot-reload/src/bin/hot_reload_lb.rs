@@ -18,6 +18,7 @@ use ch10_hot_reload::config::{self, Config};
 use ch10_hot_reload::launch::flags;
 use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader};
 use ch10_hot_reload::watch::watching;
+use clap::builder::TypedValueParser;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Chapter 8's observable, rate-limited, pooled load balancer, configured
@@ -64,7 +65,8 @@ struct Args {
     /// Write the log to FILE (appending) instead of standard error; with no
     /// FILE, to `hot_reload_lb-YYYYMMDD-HHMMSS.log` in the current
     /// directory. SIGHUP opens it again, after logrotate has moved it.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     log_file: Option<PathBuf>,
     /// Name the configuration generation that served each response in an
     /// `X-LB-Config-Gen` header (always on in the demo, with no file).
@@ -97,6 +99,16 @@ fn main() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
+    if let Err(unsupported) = flags(&config, backends_given) {
+        let (them, it) = if unsupported.len() == 1 { ("it", "it") } else { ("them", "them") };
+        eprintln!(
+            "{}: this version of hot_reload_lb checks {} but does not apply {them} yet; remove {it} to run",
+            path.display(),
+            unsupported.join(" and ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if args.check {
         println!(
             "{}: ok ({} backend(s), algorithm {:?}, listening on {}:{})",
@@ -107,15 +119,6 @@ fn main() -> anyhow::Result<ExitCode> {
             config.listen.port
         );
         return Ok(ExitCode::SUCCESS);
-    }
-    let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
-    if let Err(unsupported) = flags(&config, backends_given) {
-        eprintln!(
-            "{}: this version of hot_reload_lb checks {} but does not apply them yet; remove them to run",
-            path.display(),
-            unsupported.join(" and ")
-        );
-        return Ok(ExitCode::FAILURE);
     }
     // What a configuration makes of the command line: the file's flags
     // first, then the operator's, later ones winning. Start-up and every
@@ -132,6 +135,16 @@ fn main() -> anyhow::Result<ExitCode> {
             derived.max_connections =
                 config.backends.iter().filter_map(|b| Some((b.addr(), b.max_connections?))).collect();
         }
+        // Routes name backends: with `-b`, those must be among the command line's.
+        for route in &config.routes {
+            if let Some(missing) = route.backends.iter().find(|b| !derived.backends.iter().any(|(a, _)| a == *b)) {
+                return Err(format!(
+                    "route {} sends requests to {missing}, which is not a backend (--backend replaced the file's backends)",
+                    route.prefix
+                ));
+            }
+        }
+        derived.routes = config.routes.iter().map(|r| (r.prefix.clone(), r.backends.clone())).collect();
         Ok(derived)
     });
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
@@ -175,7 +188,7 @@ fn derived(args: &Args) -> Result<Derived, String> {
         .map(|spec| Backend::parse(spec.trim()).map(|b| (b.addr.clone(), b.weight)).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let (kind, cookie_name) = (lb.algorithm.algorithm, lb.algorithm.cookie_name.clone());
-    Ok(Derived { backends, max_connections: Vec::new(), kind, cookie_name, listen })
+    Ok(Derived { backends, max_connections: Vec::new(), routes: Vec::new(), kind, cookie_name, listen })
 }
 
 /// Every way to reload: SIGHUP, `POST /reload` on the admin listener,

@@ -141,16 +141,20 @@ impl Reactor<'_> {
         }
         head.headers.remove("expect");
         let backends = Arc::clone(&self.cur);
+        let route = backends.route(&head.target);
+        let group = backends.group(route);
         let cookie_value =
-            backends.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+            group.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
+        let tried = vec![false; group.pool.nodes.len()];
         let mut req = Request {
             method: head.method.clone(),
             target: head.target.clone(),
             body: BodyTracker::new(head.framing),
             keep_alive,
             started: now,
-            tried: vec![false; backends.pool.nodes.len()],
+            tried,
             backends,
+            route,
             replay: None,
             last_error: None,
             fresh_only: false,
@@ -390,7 +394,7 @@ impl Reactor<'_> {
         let node = self.node(up.key);
         let latency = now.saturating_duration_since(req.started);
         node.latency.record(latency);
-        req.backends.algorithm.on_response(up.index, latency);
+        req.backends.group(req.route).algorithm.on_response(up.index, latency);
         node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
         node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
         record_request(node, true, &self.lb.config.health, now);

@@ -25,10 +25,11 @@ impl Reactor<'_> {
     /// any request may be retried.
     pub(super) fn connect_next(&mut self, i: usize, c: &mut Conn, mut req: Request, now: Instant) {
         let backends = Arc::clone(&req.backends);
-        let pool = &backends.pool;
+        let group = backends.group(req.route);
+        let pool = group.pool;
         loop {
             let ctx = Context { client_ip: req.client, key: &req.key, cookie: req.cookie.as_deref(), now };
-            let Some(index) = pick_untried(backends.algorithm.as_ref(), pool, &ctx, &req.tried) else {
+            let Some(index) = pick_untried(group.algorithm, pool, &ctx, &req.tried) else {
                 // A retry that found nobody left: the client hears the
                 // backend's failure that started it.
                 if let Some((status, detail)) = req.last_error.take() {
@@ -47,8 +48,7 @@ impl Reactor<'_> {
                 // (each refusal was charged to its backend already).
                 return self.fail_with(c, Some(req), None, false, 503, &detail);
             };
-            let (Some(seen), Some(key), Some(n)) =
-                (req.tried.get_mut(index), backends.key(index), pool.nodes.get(index))
+            let (Some(seen), Some(key), Some(n)) = (req.tried.get_mut(index), group.key(index), pool.nodes.get(index))
             else {
                 let detail = "the algorithm picked a backend that does not exist";
                 return self.fail_with(c, Some(req), None, false, 500, detail);
@@ -57,7 +57,7 @@ impl Reactor<'_> {
                 return self.fail_with(c, Some(req), None, false, 500, "a backend without an address");
             };
             *seen = true;
-            let sticky = backends.algorithm.cookie_name();
+            let sticky = group.algorithm.cookie_name();
             req.set_cookie = match sticky {
                 Some(name) if req.cookie.as_deref() != Some(n.id.as_str()) => {
                     Some(format!("{name}={}; Path=/; HttpOnly", n.id))

@@ -51,6 +51,10 @@ impl Reactor<'_> {
     pub(crate) fn release_upstream(&mut self, up: Upstream, reusable: Result<(), &'static str>) {
         let key = up.key;
         self.node(key).backend.active.fetch_sub(1, Ordering::Relaxed);
+        // A backend a reload removed while this request was under way: its
+        // connections are not kept (the set that removed it closed the rest).
+        let reusable = reusable
+            .and_then(|()| if self.cur.contains(key) { Ok(()) } else { Err("its backend left the configuration") });
         let now = Instant::now();
         let Some(reuse) = self.reuse.as_deref_mut() else {
             // Chapter 5 keeps nothing.

@@ -224,7 +224,9 @@ pub struct Request {
     /// The backend set in use when the head arrived: the request is
     /// served by it to the end, whatever a reload does meanwhile.
     backends: Arc<Backends>,
-    /// Nodes of that set tried so far (failover tries each at most once).
+    /// The route of that set that serves it (`None`: the whole set).
+    route: Option<usize>,
+    /// Nodes of that group tried so far (failover tries each at most once).
     tried: Vec<bool>,
     /// The request head as sent, kept while the request may be retried
     /// (idempotent, no body): `None` otherwise.

@@ -140,6 +140,23 @@ fn report(name: &str, pool: &Pool, stats: &Stats, started: Instant, extra: &str)
     out
 }
 
+/// The loop's settings that `args` (checked into `setup`) describe.
+/// Chapter 10 makes them again from a reloaded file.
+pub fn config_of(args: &ReactorArgs, setup: &crate::cli::Setup, generation_header: bool) -> Config {
+    Config {
+        limits: setup.limits,
+        timeouts: setup.timeouts,
+        health: setup.health.clone(),
+        max_connections: args.max_connections.max(1),
+        buffer_size: args.buffer_kib.max(1) * 1024,
+        drain_timeout: args.lb.drain_timeout(),
+        poller: args.poller,
+        algorithm: setup.algorithm.clone(),
+        trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
+        generation_header,
+    }
+}
+
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
@@ -164,18 +181,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
 
     let mut setup = args.lb.setup()?;
     setup.algorithm.fastest = fastest;
-    let config = Config {
-        limits: setup.limits,
-        timeouts: setup.timeouts,
-        health: setup.health.clone(),
-        max_connections: args.max_connections.max(1),
-        buffer_size: args.buffer_kib.max(1) * 1024,
-        drain_timeout: args.lb.drain_timeout(),
-        poller: args.poller,
-        algorithm: setup.algorithm.clone(),
-        trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
-        generation_header,
-    };
+    let config = config_of(args, &setup, generation_header);
     let lb = Lb::new(std::mem::take(&mut setup.backends), args.lb.algorithm.algorithm, config)?;
     let _ = slot.set((Arc::clone(&lb.current), Arc::clone(&lb.stats)));
 

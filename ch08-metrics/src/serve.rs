@@ -25,7 +25,7 @@ pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>) -> anyhow::Result<()>
 /// What a program built on [`serve`] adds to it (chapter 10's reload).
 #[derive(Default)]
 pub struct Extra {
-    /// Called once the balancer listens, after the admin listener started.
+    /// Called once the balancer listens, before the admin listener starts.
     pub on_start: Option<Started>,
     /// Called on SIGHUP, after the access log file is reopened.
     pub on_reload: Option<Box<dyn Fn() + Send + Sync>>,
@@ -98,6 +98,11 @@ pub fn serve(
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
+        // What the program adds comes first: its admin paths and metrics
+        // exist before the admin listener answers anyone.
+        if let Some(then) = extra.on_start {
+            then(running, &watched)?;
+        }
         if let Some(addr) = admin_addr {
             let bound = admin::start(addr, Arc::clone(&watched))
                 .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?;
@@ -106,10 +111,7 @@ pub fn serve(
                 None => tracing::info!(addr = %bound, "admin listening"),
             }
         }
-        match extra.on_start {
-            Some(then) => then(running, &watched),
-            None => Ok(()),
-        }
+        Ok(())
     };
     // SIGHUP reopens the access log file (after logrotate moved it), then
     // does what the program adds.

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ch04_advanced::algorithm::{self, Kind};
 use ch04_advanced::node::Backend;
+use ch05_event_loop::lb::Config as LoopConfig;
 use ch05_event_loop::lb::backends::{Current, Replacement};
 
 use crate::config::{self, Config};
@@ -54,8 +55,9 @@ pub struct Derived {
 }
 
 /// Turns a configuration into what runs: the file's settings, overridden
-/// by the command line's flags (the binary knows its flags).
-pub type Derive = Box<dyn Fn(&Config) -> Result<Derived, String> + Send + Sync>;
+/// by the command line's flags (the binary knows its flags), and the
+/// loop's settings (timeouts, head limits, health checks, drain timeout).
+pub type Derive = Box<dyn Fn(&Config) -> Result<(Derived, LoopConfig), String> + Send + Sync>;
 
 /// How one reload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +112,17 @@ impl Outcome {
 }
 
 /// Settings a reload applies to the running balancer.
-pub const LIVE: [&str; 6] = ["backends", "weights", "listen", "algorithm", "cookie_name", "routes"];
+pub const LIVE: [&str; 9] = [
+    "backends",
+    "weights",
+    "listen",
+    "algorithm",
+    "cookie_name",
+    "routes",
+    "timeouts",
+    "health_check",
+    "drain_timeout",
+];
 // (`backends` covers each backend's `max_connections` too.)
 
 // ANCHOR: compare
@@ -239,7 +251,7 @@ impl Reloader {
     /// A reloader for `path`, whose contents (hashed `hash`) were read as
     /// `config` and started the balancer.
     pub fn new(path: &Path, config: Config, hash: u64, derive: Derive) -> Result<Self, String> {
-        let derived = derive(&config)?;
+        let (derived, _) = derive(&config)?;
         Ok(Self {
             path: path.to_path_buf(),
             derive,
@@ -267,6 +279,7 @@ impl Reloader {
                 options: algorithm::Options { cookie_name: d.cookie_name.clone(), ..options.clone() },
                 slow_start: Duration::ZERO,
                 listener: None,
+                config: None,
                 asked: Instant::now(),
             });
             if let Err(e) = amended {
@@ -333,11 +346,14 @@ impl Reloader {
         if !fixed.is_empty() {
             return Outcome::NeedsRestart(fixed);
         }
-        let derived = match (self.derive)(&new) {
-            Ok(derived) => derived,
+        let (derived, settings) = match (self.derive)(&new) {
+            Ok(both) => both,
             Err(e) => return Outcome::Invalid(e),
         };
-        let changed = differences(&running.derived, &derived);
+        let mut changed = differences(&running.derived, &derived);
+        // The loop's settings, as the file says them (compared there).
+        let loop_settings = ["timeouts", "health_check", "drain_timeout"];
+        changed.extend(compare(&running.config, &new).into_iter().filter(|c| loop_settings.contains(c)));
         if changed.is_empty() {
             // What changed in the file (if anything) the command line overrides.
             *running = Running { config: new, derived, hash };
@@ -360,6 +376,7 @@ impl Reloader {
         let replacement = Replacement {
             backends,
             routes: derived.routes.clone(),
+            config: Some(settings),
             kind: derived.kind,
             options,
             slow_start: Duration::ZERO,

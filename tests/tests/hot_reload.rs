@@ -163,6 +163,37 @@ fn routes_send_each_prefix_to_its_backends_and_a_reload_changes_them() {
 }
 
 #[test]
+fn a_reload_changes_the_timeouts_of_the_requests_after_it() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let slow = spawn(BackendConfig { latency: Duration::from_millis(400), ..BackendConfig::named("slow") }).unwrap();
+    let path = temp_file("timeouts.yaml", &observed(&[slow.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    assert_eq!(get(lb.addr, "/").unwrap().status, 200, "30 s to answer by default");
+    std::fs::write(&path, observed(&[slow.addr()], 0) + "timeouts: {read: 100ms}\n").unwrap();
+    let applied = post(admin, "/reload");
+    assert!(applied.text().contains("timeouts changed"), "{}", applied.text());
+    let late = get(lb.addr, "/").unwrap();
+    assert_eq!(late.status, 504, "the backend now has 100 ms to start answering: {}", late.text());
+    // And the health checks: probes on, against a backend that answers /health.
+    std::fs::write(
+        &path,
+        observed(&[slow.addr()], 0)
+            .replace("health_check: {enabled: false}", "health_check: {path: /health, interval: 1s, timeout: 900ms}"),
+    )
+    .unwrap();
+    let served = || slow.stats().requests_served.load(std::sync::atomic::Ordering::Relaxed);
+    let before = served();
+    let applied = post(admin, "/reload");
+    assert!(applied.text().contains("health_check"), "{}", applied.text());
+    // No client sends anything now: only the probes the reload turned on reach the backend.
+    let deadline = Instant::now() + WAIT;
+    while served() == before {
+        assert!(Instant::now() < deadline, "no probe reached the backend after the reload turned them on");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
 fn a_backend_at_its_max_connections_is_passed_over() {
     let bin = binary("ch10-hot-reload", "hot_reload_lb");
     let slow = spawn(BackendConfig { latency: Duration::from_millis(800), ..BackendConfig::named("slow") }).unwrap();
@@ -289,11 +320,11 @@ fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
 
     // A valid file that changes what cannot change while running: named,
     // and nothing applied.
-    let slower = file(1, 4).replace(&b.addr().to_string(), &c.addr().to_string()) + "timeouts: {connect: 9s}\n";
-    std::fs::write(&path, slower).unwrap();
+    let pooled = file(1, 4).replace(&b.addr().to_string(), &c.addr().to_string()) + "pool: {max_size: 3}\n";
+    std::fs::write(&path, pooled).unwrap();
     hup(&lb);
     let line = lb.wait_for_line(WAIT, |l| l.contains("restart to apply it")).expect("the change is reported");
-    assert!(line.contains("timeouts"), "{line}");
+    assert!(line.contains("pool"), "{line}");
     let bodies: Vec<String> = (0..5).map(|_| get(lb.addr, "/").unwrap().text()).collect();
     assert!(bodies.iter().all(|b| !b.contains("beta")), "{bodies:?}");
 }
@@ -347,7 +378,7 @@ fn the_admin_listener_reloads_and_shows_the_generation_and_hash() {
     let invalid = post(admin, "/reload");
     assert_eq!(invalid.status, 422);
     assert!(invalid.text().contains("admin.yaml:1:11:"), "{}", invalid.text());
-    std::fs::write(&path, observed(&[b.addr()], 0) + "drain_timeout: 5s\n").unwrap();
+    std::fs::write(&path, observed(&[b.addr()], 0) + "rate_limit: {per_ip: 50, burst: 100}\n").unwrap();
     assert_eq!(post(admin, "/reload").status, 409);
     assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "still serving the good set");
 

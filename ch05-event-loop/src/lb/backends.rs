@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use ch04_advanced::algorithm::{self, Algorithm, Kind};
 use ch04_advanced::node::{Backend, Latency, Node, Pool};
 
+use super::Config;
+
 // ANCHOR: backends
 /// One backend set and the algorithm that picks in it.
 #[derive(Debug)]
@@ -49,6 +51,9 @@ pub struct Backends {
     /// Path prefixes served by a subset of the backends, longest first
     /// (chapter 10's `routes`); a path no prefix matches is served by them all.
     pub routes: Vec<Routed>,
+    /// The loop's settings (timeouts, head limits, health checks, ...)
+    /// from this set on: a reload may change them with the backends.
+    pub config: Arc<Config>,
 }
 // ANCHOR_END: backends
 
@@ -161,6 +166,8 @@ pub struct Replacement {
     /// Path prefixes and the backends (`host:port`, each one of
     /// `backends`) that serve them.
     pub routes: Vec<(String, Vec<String>)>,
+    /// New settings for the loop; `None` keeps those of the set in use.
+    pub config: Option<Config>,
     /// The algorithm.
     pub kind: Kind,
     /// Its options (the sticky cookie's name, the hash ring's size).
@@ -206,9 +213,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Current {
     /// The first set: `backends` picked from by `kind`. Fails when a
     /// backend's address does not resolve, or when there is none.
-    pub fn new(backends: Vec<Backend>, kind: Kind, options: &algorithm::Options) -> io::Result<Self> {
+    pub fn new(backends: Vec<Backend>, kind: Kind, config: &Config) -> io::Result<Self> {
         let mut registry = Registry::default();
-        let first = build(&mut registry, (backends, Vec::new()), kind, options, Duration::ZERO, 1)?;
+        let settings = Arc::new(config.clone());
+        let first =
+            build(&mut registry, (backends, Vec::new()), kind, &config.algorithm, (Duration::ZERO, settings), 1)?;
         Ok(Self {
             now: Mutex::new(Arc::new(first)),
             generation: AtomicU64::new(1),
@@ -239,11 +248,12 @@ impl Current {
     /// so their health and counters, with the new weight. Returns the new
     /// generation.
     pub fn replace(&self, with: Replacement) -> io::Result<u64> {
-        let Replacement { backends, routes, kind, options, slow_start, listener, asked } = with;
+        let Replacement { backends, routes, config, kind, options, slow_start, listener, asked } = with;
         // One reload at a time; the loops are not held up meanwhile.
         let mut registry = lock(&self.registry);
         let generation = self.generation() + 1;
-        let next = build(&mut registry, (backends, routes), kind, &options, slow_start, generation)?;
+        let settings = config.map_or_else(|| Arc::clone(&self.load().config), Arc::new);
+        let next = build(&mut registry, (backends, routes), kind, &options, (slow_start, settings), generation)?;
         *lock(&self.listener) = listener;
         *lock(&self.asked) = Some(asked);
         *lock(&self.now) = Arc::new(next);
@@ -258,12 +268,13 @@ impl Current {
     /// what the command line that built the first set cannot say (chapter
     /// 10's routes). Only before a loop serves from it: refused after.
     pub fn amend(&self, with: Replacement) -> io::Result<()> {
-        let Replacement { backends, routes, kind, options, slow_start, .. } = with;
+        let Replacement { backends, routes, config, kind, options, slow_start, .. } = with;
         let mut registry = lock(&self.registry);
         if !lock(&self.wakers).is_empty() || self.generation() != 1 {
             return Err(io::Error::other("the first backend set can only be amended before the loop starts"));
         }
-        let first = build(&mut registry, (backends, routes), kind, &options, slow_start, 1)?;
+        let settings = config.map_or_else(|| Arc::clone(&self.load().config), Arc::new);
+        let first = build(&mut registry, (backends, routes), kind, &options, (slow_start, settings), 1)?;
         *lock(&self.now) = Arc::new(first);
         Ok(())
     }
@@ -315,7 +326,7 @@ fn build(
     (backends, routes): (Vec<Backend>, Vec<(String, Vec<String>)>),
     kind: Kind,
     options: &algorithm::Options,
-    slow_start: Duration,
+    (slow_start, config): (Duration, Arc<Config>),
     generation: u64,
 ) -> io::Result<Backends> {
     if backends.is_empty() {
@@ -403,6 +414,7 @@ fn build(
         registry: Arc::new(registry.clone()),
         member,
         routes: routed,
+        config,
     })
 }
 
@@ -414,6 +426,7 @@ mod tests {
         current.replace(Replacement {
             backends: addrs.iter().map(|&(a, w)| Backend::new(a, w)).collect(),
             routes: Vec::new(),
+            config: None,
             kind: Kind::Rr,
             options: algorithm::Options::default(),
             slow_start: Duration::ZERO,
@@ -424,7 +437,7 @@ mod tests {
 
     #[test]
     fn a_backend_keeps_its_node_and_key_across_sets() {
-        let options = algorithm::Options::default();
+        let options = Config::default();
         let current = Current::new(
             vec![Backend::new("127.0.0.1:9001", 1), Backend::new("127.0.0.1:9002", 1)],
             Kind::Rr,
@@ -451,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_set_that_cannot_be_built_changes_nothing() {
-        let options = algorithm::Options::default();
+        let options = Config::default();
         let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &options).unwrap();
         assert!(swap(&current, &[]).is_err());
         assert!(swap(&current, &[("127.0.0.1:9009", 1), ("no-such-host.invalid:80", 1)]).is_err());
@@ -464,7 +477,7 @@ mod tests {
 
     #[test]
     fn routes_pick_among_their_own_backends_longest_prefix_first() {
-        let options = algorithm::Options::default();
+        let options = Config::default();
         let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &options).unwrap();
         let all = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
         let route = |p: &str, names: &[&str]| (p.to_string(), names.iter().map(|s| s.to_string()).collect());
@@ -472,6 +485,7 @@ mod tests {
             .replace(Replacement {
                 backends: all.iter().map(|a| Backend::new(*a, 1)).collect(),
                 routes: vec![route("/api", &[all[1], all[2]]), route("/api/v2", &[all[2]])],
+                config: None,
                 kind: Kind::Rr,
                 options: algorithm::Options::default(),
                 slow_start: Duration::ZERO,
@@ -495,6 +509,7 @@ mod tests {
         let bad = current.replace(Replacement {
             backends: vec![Backend::new(all[0], 1)],
             routes: vec![route("/x", &["127.0.0.1:9999"])],
+            config: None,
             kind: Kind::Rr,
             options: algorithm::Options::default(),
             slow_start: Duration::ZERO,
@@ -508,7 +523,7 @@ mod tests {
     #[test]
     fn a_swap_wakes_every_loop() {
         use std::io::Read;
-        let options = algorithm::Options::default();
+        let options = Config::default();
         let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &options).unwrap();
         let (mut a, mut b) = (current.waker().unwrap(), current.waker().unwrap());
         swap(&current, &[("127.0.0.1:9002", 1)]).unwrap();

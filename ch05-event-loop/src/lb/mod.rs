@@ -153,7 +153,7 @@ impl Lb {
     /// backend's address does not resolve: a DNS lookup would block the
     /// only thread, so each is resolved once, here.
     pub fn new(backends: Vec<Backend>, kind: Kind, config: Config) -> io::Result<Self> {
-        let current = Arc::new(Current::new(backends, kind, &config.algorithm)?);
+        let current = Arc::new(Current::new(backends, kind, &config)?);
         Ok(Self { current, config, stats: Arc::new(Stats::default()) })
     }
 
@@ -259,6 +259,8 @@ pub(crate) struct Reactor<'a> {
     pub(crate) observe: Option<&'a mut dyn Observe>,
     listener: Option<TcpListener>,
     accepting: bool,
+    /// Whether a round of health probes is scheduled.
+    probing_rounds: bool,
 }
 
 // ANCHOR: run
@@ -314,15 +316,17 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
         observe: observe.map(|o| o as &mut dyn Observe),
         listener: Some(listener),
         accepting: true,
+        probing_rounds: false,
     };
-    if lb.config.health.probe != Probe::Off {
+    if r.cur.config.health.probe != Probe::Off {
         r.timers.insert(Instant::now(), Due::HealthRound);
+        r.probing_rounds = true;
     }
     let mut events = Vec::with_capacity(1024);
     let mut drain_until = None;
     loop {
         if drain_until.is_none() && shutdown.is_triggered() {
-            drain_until = Some(Instant::now() + lb.config.drain_timeout);
+            drain_until = Some(Instant::now() + r.cur.config.drain_timeout);
             r.stop_accepting();
         }
         if let Some(deadline) = drain_until {
@@ -404,6 +408,11 @@ impl Reactor<'_> {
         if let Some(listener) = self.lb.current.take_listener() {
             self.rebind(listener);
         }
+        // A reload may have turned probes on.
+        if !self.probing_rounds && self.cur.config.health.probe != Probe::Off {
+            self.timers.insert(Instant::now(), Due::HealthRound);
+            self.probing_rounds = true;
+        }
         self.lb.current.adopted(Instant::now());
         tracing::info!(generation = self.cur.generation, backends = self.cur.keys().len(), "serving a new backend set");
     }
@@ -452,8 +461,13 @@ impl Reactor<'_> {
             Due::Conn(i) => self.on_conn_timer(i, now),
             Due::Probe(i) => self.on_probe_timeout(i),
             Due::HealthRound => {
+                // A reload may have turned probes off: then the rounds stop.
+                if self.cur.config.health.probe == Probe::Off {
+                    self.probing_rounds = false;
+                    return;
+                }
                 self.start_probes();
-                self.timers.insert(now + self.lb.config.health.interval, Due::HealthRound);
+                self.timers.insert(now + self.cur.config.health.interval, Due::HealthRound);
             }
             Due::ResumeAccept => {
                 if let Some(l) = &self.listener {
@@ -520,7 +534,7 @@ impl Reactor<'_> {
     fn add_client(&mut self, stream: TcpStream, peer: SocketAddr) {
         let stats = &self.lb.stats;
         Stats::add(&stats.accepted, 1);
-        if self.conns.len() >= self.lb.config.max_connections {
+        if self.conns.len() >= self.cur.config.max_connections {
             // One try, never blocking: a refusal that cannot be sent at once
             // is not worth waiting for.
             let mut s = &stream;
@@ -617,6 +631,7 @@ mod tests {
             observe: None,
             listener: None,
             accepting: false,
+            probing_rounds: false,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -39,7 +39,7 @@ impl Reactor<'_> {
     /// probe is still out). A node is known by its key here.
     pub(crate) fn start_probes(&mut self) {
         let now = Instant::now();
-        let timeout = self.lb.config.health.timeout;
+        let timeout = self.cur.config.health.timeout;
         let backends = std::sync::Arc::clone(&self.cur);
         for &node in backends.keys() {
             let Some(addr) = backends.addr(node) else { continue };
@@ -50,7 +50,7 @@ impl Reactor<'_> {
                 Ok(s) => s,
                 Err(e) => {
                     let n = self.node(node);
-                    record_probe(n, false, &self.lb.config.health, now, &format!("connect: {e}"));
+                    record_probe(n, false, &self.cur.config.health, now, &format!("connect: {e}"));
                     self.check_node_health(node);
                     continue;
                 }
@@ -74,7 +74,7 @@ impl Reactor<'_> {
     /// Readiness on a probe's socket.
     pub(crate) fn on_probe_event(&mut self, i: usize, event: &Event) {
         let Some(p) = self.probes.get_mut(i) else { return };
-        let path = match &self.lb.config.health.probe {
+        let path = match &self.cur.config.health.probe {
             Probe::Http(path) => Some(path.clone()),
             Probe::Tcp | Probe::Off => None,
         };
@@ -131,7 +131,7 @@ impl Reactor<'_> {
     pub(crate) fn on_probe_timeout(&mut self, i: usize) {
         if let Some(p) = self.probes.get_mut(i) {
             p.timer = None;
-            let t = self.lb.config.health.timeout;
+            let t = self.cur.config.health.timeout;
             self.finish_probe(i, Err(format!("no answer within {t:?}")));
         }
     }
@@ -147,7 +147,7 @@ impl Reactor<'_> {
         }
         let node = self.node(p.node);
         let why = verdict.as_ref().err().cloned().unwrap_or_default();
-        record_probe(node, verdict.is_ok(), &self.lb.config.health, Instant::now(), &why);
+        record_probe(node, verdict.is_ok(), &self.cur.config.health, Instant::now(), &why);
         self.check_node_health(p.node);
     }
 }

@@ -128,8 +128,13 @@ fn main() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
+    let generation_header = args.generation_header;
     let derive: Derive = Box::new(move |config| {
-        let mut derived = derived(&command_line.args(config).map_err(|e| e.to_string())?)?;
+        let args = command_line.args(config).map_err(|e| e.to_string())?;
+        let reactor = &args.metrics.limited.pooled.reactor;
+        let setup = reactor.lb.setup().map_err(|e| format!("{e:#}"))?;
+        let settings = ch05_event_loop::app::config_of(reactor, &setup, generation_header);
+        let mut derived = derived(&args)?;
         // Limits come from the file's backends; `-b` replaces those, limits and all.
         if !command_line.backends_given {
             derived.max_connections =
@@ -145,7 +150,7 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         derived.routes = config.routes.iter().map(|r| (r.prefix.clone(), r.backends.clone())).collect();
-        Ok(derived)
+        Ok((derived, settings))
     });
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));

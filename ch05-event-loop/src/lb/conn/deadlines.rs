@@ -17,7 +17,7 @@ const LINGER: Duration = Duration::from_secs(2);
 impl Conn {
     /// The current phase's deadline.
     fn deadline(&self, r: &Reactor<'_>) -> Instant {
-        let cfg = &r.lb.config;
+        let cfg = &r.cur.config;
         match &self.state {
             State::Head { .. } => self.since + cfg.limits.header_timeout,
             State::Held { until, .. } => *until,
@@ -69,7 +69,7 @@ impl Reactor<'_> {
             self.arm_conn(i, c, now);
             return None;
         }
-        let cfg = &self.lb.config;
+        let cfg = &self.cur.config;
         match &c.state {
             State::Head { .. } if c.from_client.is_empty() && c.served > 0 => {
                 // An idle keep-alive connection: close quietly.

@@ -27,8 +27,8 @@ use crate::lb::{Reactor, Stats};
 impl Reactor<'_> {
     /// Reads what the client sent, as far as the state wants it.
     pub(super) fn read_client(&mut self, c: &mut Conn, now: Instant) -> Flow {
-        let limits = self.lb.config.limits;
-        let buffer = self.lb.config.buffer_size;
+        let limits = self.cur.config.limits;
+        let buffer = self.cur.config.buffer_size;
         let scratch = &mut self.scratch;
         let result = match &mut c.state {
             State::Head { .. } => {
@@ -96,7 +96,7 @@ impl Reactor<'_> {
     /// Parses the head in `from_client`; a complete one starts the request.
     /// Returns whether anything changed.
     pub(super) fn parse_head(&mut self, i: usize, c: &mut Conn, now: Instant) -> bool {
-        let limits = &self.lb.config.limits;
+        let limits = &self.cur.config.limits;
         let (mut head, len) = match parse_request(c.from_client.bytes(), limits) {
             Ok(Some(parsed)) => parsed,
             Ok(None) if c.from_client.len() >= limits.max_head_bytes => {
@@ -114,7 +114,7 @@ impl Reactor<'_> {
         Stats::add(&self.lb.stats.requests, 1);
         let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
         // The client behind our trusted proxies, before we add ourselves.
-        let client = client_ip(c.peer.ip(), &head.headers, &self.lb.config.trusted_proxies);
+        let client = client_ip(c.peer.ip(), &head.headers, &self.cur.config.trusted_proxies);
         // ANCHOR: admit
         // May it reach a backend at all? (Chapter 7's rate limiter.)
         let mut hold_until = None;
@@ -246,8 +246,8 @@ impl Reactor<'_> {
     /// Reads the backend's answer: first its head (checked, edited), then
     /// its body, as far as the client's buffer has room.
     pub(super) fn read_upstream(&mut self, i: usize, c: &mut Conn, now: Instant) {
-        let limits = self.lb.config.limits;
-        let buffer = self.lb.config.buffer_size;
+        let limits = self.cur.config.limits;
+        let buffer = self.cur.config.buffer_size;
         let State::Exchange { req, up, response, .. } = &mut c.state else { return };
         let scratch = &mut self.scratch;
         let result = match response {
@@ -313,7 +313,7 @@ impl Reactor<'_> {
 
     /// Turns the backend's response head, once complete, into ours.
     fn parse_response_head(&mut self, i: usize, c: &mut Conn, eof: bool, now: Instant) {
-        let limits = self.lb.config.limits;
+        let limits = self.cur.config.limits;
         let State::Exchange { req, response, .. } = &mut c.state else { return };
         let Response::Head { bytes: so_far } = response else { return };
         loop {
@@ -356,7 +356,7 @@ impl Reactor<'_> {
             if let Some(value) = &req.set_cookie {
                 head.headers.push("Set-Cookie", value.clone());
             }
-            if self.lb.config.generation_header {
+            if self.cur.config.generation_header {
                 head.headers.set("X-LB-Config-Gen", req.backends.generation.to_string());
             }
             let bytes = head.to_bytes();
@@ -397,7 +397,7 @@ impl Reactor<'_> {
         req.backends.group(req.route).algorithm.on_response(up.index, latency);
         node.backend.bytes_out.fetch_add(req.bytes_up, Ordering::Relaxed);
         node.backend.bytes_in.fetch_add(req.bytes_down, Ordering::Relaxed);
-        record_request(node, true, &self.lb.config.health, now);
+        record_request(node, true, &self.cur.config.health, now);
         let mut up = up;
         // ANCHOR: reusable
         // May the backend connection carry another request? Only if the
@@ -514,7 +514,7 @@ impl Reactor<'_> {
             if Fault::of_status(status) == Fault::Backend {
                 let node = self.node(up.key);
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
-                record_request(node, false, &self.lb.config.health, Instant::now());
+                record_request(node, false, &self.cur.config.health, Instant::now());
                 let failed = up.key;
                 self.release_upstream(up, Err("the exchange failed"));
                 self.check_node_health(failed);

@@ -122,7 +122,7 @@ impl Reactor<'_> {
         let n = self.node(key);
         tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
         n.backend.failures.fetch_add(1, Ordering::Relaxed);
-        record_request(n, false, &self.lb.config.health, Instant::now());
+        record_request(n, false, &self.cur.config.health, Instant::now());
         self.check_node_health(key);
     }
 
@@ -226,7 +226,7 @@ impl Reactor<'_> {
         req.last_error = Some((status, detail.to_string()));
         let node = self.node(up.key);
         node.backend.failures.fetch_add(1, Ordering::Relaxed);
-        record_request(node, false, &self.lb.config.health, now);
+        record_request(node, false, &self.cur.config.health, now);
         tracing::info!(peer = %c.peer, backend = %node.addr(), error = detail, "no response; retrying on another backend");
         let failed = up.key;
         self.release_upstream(up, Err("the backend failed the request"));

@@ -19,8 +19,8 @@ impl Reactor<'_> {
     /// interest of the side that fills it, so the kernel's buffers fill,
     /// TCP's window closes, and the sender slows down.
     pub(crate) fn sync(&mut self, i: usize, c: &mut Conn, now: Instant) {
-        let buffer = self.lb.config.buffer_size;
-        let limits = self.lb.config.limits;
+        let buffer = self.cur.config.buffer_size;
+        let limits = self.cur.config.limits;
         let client = Interest {
             readable: !c.client_eof
                 && match &c.state {

@@ -390,7 +390,7 @@ impl Reactor<'_> {
             let mut moved = false;
             if let State::Head { scan } = &mut c.state
                 && !c.from_client.is_empty()
-                && scan.worth_parsing(c.from_client.bytes(), &self.lb.config.limits)
+                && scan.worth_parsing(c.from_client.bytes(), &self.cur.config.limits)
             {
                 moved |= self.parse_head(i, c, now);
             }

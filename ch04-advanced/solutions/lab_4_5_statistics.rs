@@ -45,13 +45,17 @@ pub fn format_report(total: u64, lines: &[BackendLine]) -> String {
     let mut out = format!("--- after {total} requests ---\n");
     for line in lines {
         // Writing to a String cannot fail; the Result is only the trait's.
+        // Hundredths of a millisecond, rounded half up: 1,255 µs is 126.
+        let hundredths = line.mean_us.saturating_add(5) / 10;
         let _ = writeln!(
             out,
-            "{} {} requests={} failures={}",
+            "{} {} requests={} failures={} avg_ms={}.{:02}",
             line.addr,
             if line.up { "UP" } else { "DOWN" },
             line.requests,
-            line.failures
+            line.failures,
+            hundredths / 100,
+            hundredths % 100
         );
     }
     out

@@ -125,6 +125,7 @@ impl AdvancedLb {
                 up: n.is_healthy(),
                 requests: n.backend.requests.load(Ordering::Relaxed),
                 failures: n.backend.failures.load(Ordering::Relaxed),
+                mean_us: n.latency.mean().as_micros().min(u128::from(u64::MAX)) as u64,
             })
             .collect()
     }

@@ -72,6 +72,9 @@ pub struct BackendLine {
     pub requests: u64,
     /// Failures.
     pub failures: u64,
+    /// Mean response time of its successful requests, in microseconds
+    /// (0 before the first).
+    pub mean_us: u64,
 }
 
 /// Told of every request, with each backend's line; may answer with a

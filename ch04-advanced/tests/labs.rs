@@ -363,7 +363,20 @@ fn lab_4_4_probes_a_real_backend_until_it_recovers() {
 // ---------------------------------------------------------------- lab 4.5
 
 fn line(addr: &str, up: bool, requests: u64, failures: u64) -> BackendLine {
-    BackendLine { addr: addr.into(), up, requests, failures }
+    BackendLine { addr: addr.into(), up, requests, failures, mean_us: 0 }
+}
+
+#[test]
+fn lab_4_5_reports_the_average_response_time_in_milliseconds() {
+    let timed = |mean_us| BackendLine { mean_us, ..line("127.0.0.1:9001", true, 4, 0) };
+    for (us, shown) in [(0, "0.00"), (1_254, "1.25"), (1_255, "1.26"), (999_995, "1000.00"), (7, "0.01"), (4, "0.00")] {
+        let report = format_report(4, &[timed(us)]);
+        assert_eq!(
+            report,
+            format!("--- after 4 requests ---\n127.0.0.1:9001 UP requests=4 failures=0 avg_ms={shown}\n"),
+            "{us} µs"
+        );
+    }
 }
 
 #[test]
@@ -372,8 +385,8 @@ fn lab_4_5_formats_the_report_exactly() {
     assert_eq!(
         format_report(100, &lines),
         "--- after 100 requests ---\n\
-         127.0.0.1:9001 UP requests=50 failures=0\n\
-         127.0.0.1:9002 DOWN requests=50 failures=3\n"
+         127.0.0.1:9001 UP requests=50 failures=0 avg_ms=0.00\n\
+         127.0.0.1:9002 DOWN requests=50 failures=3 avg_ms=0.00\n"
     );
     assert_eq!(format_report(7, &[]), "--- after 7 requests ---\n");
 }
@@ -442,14 +455,22 @@ fn lab_4_5_reports_from_the_running_load_balancer() {
     drop(server); // waits for every connection thread: counters are final
     assert_eq!(lb.requests.load(Ordering::SeqCst), 6);
     // Round robin a, dead (refused, so b), a, b (dead skipped), b, a.
-    assert_eq!(
-        format_report(6, &lb.backend_lines()),
-        format!(
-            "--- after 6 requests ---\n{} UP requests=3 failures=0\n{dead} DOWN requests=0 failures=1\n{} UP requests=3 failures=0\n",
-            a.addr(),
-            b.addr()
-        )
-    );
+    let report = format_report(6, &lb.backend_lines());
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 4, "{report}");
+    assert_eq!(lines[0], "--- after 6 requests ---");
+    let expect = [
+        (a.addr().to_string(), "UP requests=3 failures=0"),
+        (dead, "DOWN requests=0 failures=1"),
+        (b.addr().to_string(), "UP requests=3 failures=0"),
+    ];
+    for (line, (addr, state)) in lines[1..].iter().zip(&expect) {
+        let prefix = format!("{addr} {state} avg_ms=");
+        let avg = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"));
+        let ms: f64 = avg.parse().unwrap_or_else(|_| panic!("avg_ms {avg:?} is not a number"));
+        // The served backends answered, in measurable time; the dead one never did.
+        assert_eq!(ms > 0.0, state.starts_with("UP"), "{line}");
+    }
 }
 
 // ---------------------------------------------------------------- lab 7.2

@@ -58,8 +58,9 @@ struct Args {
     /// Clients served at once.
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
-    /// Print a short report every N requests (lab 4.5); 0 turns it off.
-    #[arg(long, default_value_t = 0)]
+    /// Print a short report every N requests (lab 4.5), with each
+    /// backend's average response time; 0 turns it off.
+    #[arg(long, default_value_t = 100)]
     stats_every: u64,
     /// Answer this path with JSON statistics, e.g. /lb-stats (lab 8.3).
     #[arg(long)]

@@ -1,14 +1,19 @@
 //! # Lab 4.5 — statistics every N requests
 //!
-//! Print a short report every N requests, as the C original does.
+//! Print a short report every N requests (100 in `advanced_lb` unless
+//! `--stats-every` says otherwise), as the C original and the Pingora
+//! tutorial's exercise do, with each backend's average response time.
 //!
 //! - [`format_report`] renders exactly:
 //!   ```text
 //!   --- after 100 requests ---
-//!   127.0.0.1:9001 UP requests=50 failures=0
-//!   127.0.0.1:9002 DOWN requests=50 failures=3
+//!   127.0.0.1:9001 UP requests=50 failures=0 avg_ms=1.25
+//!   127.0.0.1:9002 DOWN requests=50 failures=3 avg_ms=0.00
 //!   ```
-//!   (a header line, then one line per backend in order, each ending in `\n`).
+//!   (a header line, then one line per backend in order, each ending in
+//!   `\n`; `avg_ms` is [`BackendLine::mean_us`] in milliseconds with two
+//!   decimals, rounded to the nearest hundredth: 1,254 µs is `1.25`,
+//!   1,255 µs is `1.26`).
 //! - [`PeriodicReporter::on_request`] is called once per request by every
 //!   connection thread at once (it takes `&self`: count with an atomic).
 //!   On the `every`-th call, the `2 * every`-th, and so on, it returns
@@ -18,6 +23,8 @@
 //!
 //! Run it: `cargo test -p ch04-advanced --no-default-features lab_4_5`,
 //! then `advanced_lb --demo --stats-every 5`.
+//!
+//! [`BackendLine::mean_us`]: crate::stats::BackendLine::mean_us
 
 use crate::stats::BackendLine;
 

@@ -113,6 +113,21 @@ impl HttpCache {
     pub fn bytes(&self) -> usize {
         self.inner().bytes
     }
+
+    /// Drops the response stored for `key`, if any; whether there was one.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut inner = self.inner();
+        let had = inner.entries.contains_key(key);
+        inner.remove(key);
+        had
+    }
+}
+
+/// Whether a request with `method` answered with `status` makes the
+/// stored response for its URL stale (RFC 9111 section 4.4).
+pub fn invalidates(method: &str, status: u16) -> bool {
+    let safe = matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE");
+    !safe && status < 400
 }
 
 /// How long `response` to `request` may be cached, or `None`.

@@ -52,6 +52,13 @@ pub trait ResponseCache: Send + Sync {
     /// The largest response worth offering: the proxy stops copying a
     /// response for the cache past this many bytes.
     fn max_bytes(&self) -> usize;
+
+    /// A request with `method` to `key` was answered with `status`: the
+    /// cache may drop what it holds for `key` (a `POST` changed it).
+    /// Nothing by default.
+    fn after(&self, key: &str, method: &str, status: u16) {
+        let _ = (key, method, status);
+    }
 }
 // ANCHOR_END: response_cache
 
@@ -256,7 +263,13 @@ fn plain(
     head.headers.set("Connection", "close");
     let upstream = connect_upstream(&host, port, config.timeouts.connect)?;
     let Some(cache) = cache else {
-        return forward_exchange(client, out, head, upstream, &config.limits, &config.timeouts);
+        let method = head.method.clone();
+        let forwarded = forward_exchange(client, out, head, upstream, &config.limits, &config.timeouts)?;
+        // Not a GET: the cache hears what it did, and may drop what it holds.
+        if let Some(cache) = &config.cache {
+            cache.after(&cache_key, &method, forwarded.response.status);
+        }
+        return Ok(forwarded);
     };
     let request = head.clone();
     let mut tee = Tee { out, copy: Vec::new(), limit: cache.max_bytes(), overflow: false };

@@ -15,7 +15,7 @@ use backends::client;
 use backends::{BackendConfig, spawn};
 use ch01_fundamentals::server::RunningServer;
 use ch02_proxy::http::{Headers, Limits, parse_request, parse_response};
-use ch02_proxy::labs::lab_6_2_http_cache::{HttpCache, cache_ttl};
+use ch02_proxy::labs::lab_6_2_http_cache::{HttpCache, cache_ttl, invalidates};
 use ch02_proxy::labs::{
     ConnectError, CopyEnd, RequestLogger, lab_6_1_request_logging, lab_6_3_forwarding_chain, lab_6_4_timeouts,
 };
@@ -254,6 +254,78 @@ fn lab_6_2_the_forward_proxy_answers_a_repeated_get_from_the_cache() {
         client::send(proxy.addr, format!("GET http://127.0.0.1:{oport}/x HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes())
             .unwrap();
     assert_eq!((second.status, second.text()), (200, "cached".to_string()));
+}
+
+#[test]
+fn lab_6_2_unsafe_methods_answered_without_error_invalidate() {
+    for method in ["POST", "PUT", "DELETE", "PATCH", "PURGE"] {
+        for status in [200, 201, 204, 301, 399] {
+            assert!(invalidates(method, status), "{method} {status}");
+        }
+        for status in [400, 404, 500, 503] {
+            assert!(!invalidates(method, status), "{method} {status}: an error changes nothing");
+        }
+    }
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE"] {
+        assert!(!invalidates(method, 200), "{method} is safe");
+    }
+    assert!(invalidates("get", 200), "methods are case-sensitive: `get` is not GET");
+}
+
+#[test]
+fn lab_6_2_remove_drops_an_entry_and_gives_its_bytes_back() {
+    let cache = HttpCache::new(4, 100);
+    let now = Instant::now();
+    assert!(cache.put("a", vec![0; 30], Duration::from_secs(60), now));
+    assert!(cache.put("b", vec![0; 20], Duration::from_secs(60), now));
+    assert!(cache.remove("a"));
+    assert!(!cache.remove("a"), "already gone");
+    assert!(!cache.remove("c"), "never there");
+    assert_eq!((cache.len(), cache.bytes()), (1, 20));
+    assert_eq!(cache.get("a", now), None);
+    assert!(cache.get("b", now).is_some());
+    // The bytes given back are usable again.
+    assert!(cache.put("c", vec![0; 80], Duration::from_secs(60), now));
+    assert!(cache.get("b", now).is_some(), "80 + 20 fits: nothing evicted");
+}
+
+#[test]
+fn lab_6_2_a_post_through_the_proxy_makes_the_next_get_go_to_the_origin() {
+    use std::sync::atomic::AtomicU64;
+    // An origin whose GET answers are cacheable and numbered.
+    let gets = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&gets);
+    let origin = common::upstream(move |mut s| {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let reply = if buf[..n].starts_with(b"GET ") {
+            let v = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            format!("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 2\r\n\r\nv{v}")
+        } else {
+            "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+        };
+        let _ = s.write_all(reply.as_bytes());
+    });
+    let oport = origin.addr.port();
+    let cache = Arc::new(HttpCache::new(16, 1 << 20));
+    let c2 = Arc::clone(&cache);
+    let proxy = forward_proxy(move |c| {
+        c.allow_port(oport);
+        c.cache = Some(c2);
+    });
+    let url = format!("http://127.0.0.1:{oport}/doc");
+    let get = || common::raw_exchange(proxy.addr, format!("GET {url} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    assert!(get().ends_with("v1"));
+    assert!(get().ends_with("v1"), "the second GET is the cache's");
+    assert_eq!(gets.load(Ordering::SeqCst), 1);
+    let post = common::raw_exchange(
+        proxy.addr,
+        format!("POST {url} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nnew").as_bytes(),
+    );
+    assert!(post.starts_with("HTTP/1.1 204"), "{post}");
+    assert_eq!(cache.len(), 0, "the POST dropped the stored GET");
+    assert!(get().ends_with("v2"), "so the next GET went to the origin");
+    assert_eq!(gets.load(Ordering::SeqCst), 2);
 }
 
 // Found by fuzzing (fuzz/fuzz_targets/response_head.rs): the cached bytes

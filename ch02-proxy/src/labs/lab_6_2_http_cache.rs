@@ -23,6 +23,16 @@
 //!   passed in (`now`), so tests control time.
 //! - All methods take `&self` (connection threads share one cache): keep
 //!   the state behind a `Mutex`.
+//! - **Invalidation** (Appendix D's Lab 6): a stored response goes stale
+//!   the moment a request changes what it shows. [`invalidates`] says
+//!   when (RFC 9111 section 4.4): a request with an *unsafe* method
+//!   (anything but `GET`, `HEAD`, `OPTIONS` and `TRACE`; compare the
+//!   method's name exactly, methods are case-sensitive) whose response
+//!   is not an error (a status below 400). The proxy then calls
+//!   [`HttpCache::remove`] with the request's URL, which drops the entry
+//!   if there is one (returns whether there was) and gives its bytes
+//!   back. So after a `POST` to a URL, the next `GET` of it goes to the
+//!   origin again.
 //!
 //! Run it: `cargo test -p ch02-proxy --no-default-features lab_6_2`.
 
@@ -78,6 +88,21 @@ impl HttpCache {
     pub fn bytes(&self) -> usize {
         todo!("lab 6.2: count bytes")
     }
+
+    /// Drops the response stored for `key`, if any; whether there was one.
+    pub fn remove(&self, key: &str) -> bool {
+        // TODO: remove the entry and give its bytes back.
+        let _ = key;
+        todo!("lab 6 (invalidation): remove an entry")
+    }
+}
+
+/// Whether a request with `method` answered with `status` makes the
+/// stored response for its URL stale.
+pub fn invalidates(method: &str, status: u16) -> bool {
+    // TODO: unsafe methods, answered without an error.
+    let _ = (method, status);
+    todo!("lab 6 (invalidation): which requests invalidate")
 }
 
 /// How long `response` to `request` may be cached, or `None`.

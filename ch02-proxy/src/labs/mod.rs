@@ -49,6 +49,12 @@ impl ResponseCache for lab_6_2_http_cache::HttpCache {
     fn max_bytes(&self) -> usize {
         lab_6_2_http_cache::HttpCache::max_bytes(self)
     }
+
+    fn after(&self, key: &str, method: &str, status: u16) {
+        if lab_6_2_http_cache::invalidates(method, status) {
+            self.remove(key);
+        }
+    }
 }
 
 /// Lab 6.1's access log: lines go to any writer (a file, stderr, a buffer).

@@ -163,6 +163,19 @@ pub fn run(listener: TcpListener, backend: Mechanism, shutdown: Shutdown) -> io:
                             gone.push(event.token);
                         }
                     }
+                    Some(text) if text.starts_with(b"/msg ") => {
+                        // To one client, or an error to the sender alone.
+                        let (to, msg) = match private(&text, sender) {
+                            Ok((id, msg)) if clients.contains_key(&(id as usize)) => (id as usize, msg),
+                            Ok((id, _)) => (event.token, format!("ERR no such client: client-{id}\n").into_bytes()),
+                            Err(usage) => (event.token, usage.to_vec()),
+                        };
+                        if let Some(c) = clients.get_mut(&to)
+                            && !(c.queue(&msg) && c.flush())
+                        {
+                            gone.push(to);
+                        }
+                    }
                     Some(text) => {
                         let mut msg = format!("client-{sender}: ").into_bytes();
                         msg.extend_from_slice(&text);
@@ -196,4 +209,18 @@ pub fn run(listener: TcpListener, backend: Mechanism, shutdown: Shutdown) -> io:
         }
     }
     Ok(())
+}
+
+/// `/msg client-M TEXT` from `sender`: M and the line M gets, or the usage error.
+fn private(line: &[u8], sender: u64) -> Result<(u64, Vec<u8>), &'static [u8]> {
+    const USAGE: &[u8] = b"ERR usage: /msg client-N text\n";
+    let rest = line.strip_prefix(b"/msg client-").ok_or(USAGE)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, text) = (rest.get(..digits).ok_or(USAGE)?, rest.get(digits..).ok_or(USAGE)?);
+    let text = text.strip_prefix(b" ").filter(|t| !t.is_empty()).ok_or(USAGE)?;
+    let id: u64 = std::str::from_utf8(number).ok().and_then(|n| n.parse().ok()).ok_or(USAGE)?;
+    let mut msg = format!("client-{sender} (private): ").into_bytes();
+    msg.extend_from_slice(text);
+    msg.push(b'\n');
+    Ok((id, msg))
 }

@@ -177,6 +177,47 @@ fn lab_4_welcomes_and_broadcasts_to_the_others_only() {
 }
 
 #[test]
+fn lab_4_a_private_message_reaches_one_client_only() {
+    for backend in backends() {
+        let chat = Chat::start(backend);
+        let (mut a, mut ra, _) = chat.join();
+        let (mut b, mut rb, _) = chat.join();
+        let (_c, mut rc, _) = chat.join();
+        a.write_all(b"/msg client-2 psst\n").unwrap();
+        assert_eq!(line(&mut rb), "client-1 (private): psst\n", "{backend:?}");
+        // c heard nothing: its next line is b's broadcast; a got nothing back.
+        b.write_all(b"/msg client-2 note to self\nhello all\n").unwrap();
+        assert_eq!(line(&mut rb), "client-2 (private): note to self\n");
+        assert_eq!(line(&mut rc), "client-2: hello all\n");
+        assert_eq!(line(&mut ra), "client-2: hello all\n");
+    }
+}
+
+#[test]
+fn lab_4_a_private_message_to_nobody_or_malformed_is_an_error_to_its_sender() {
+    for backend in backends() {
+        let chat = Chat::start(backend);
+        let (mut a, mut ra, _) = chat.join();
+        let (mut b, mut rb, _) = chat.join();
+        for (sent, answer) in [
+            ("/msg client-9 hi\n", "ERR no such client: client-9\n"),
+            ("/msg bob hi\n", "ERR usage: /msg client-N text\n"),
+            ("/msg client-2\n", "ERR usage: /msg client-N text\n"),
+            ("/msg client-2 \n", "ERR usage: /msg client-N text\n"),
+            ("/msg client-x2 hi\n", "ERR usage: /msg client-N text\n"),
+        ] {
+            a.write_all(sent.as_bytes()).unwrap();
+            assert_eq!(line(&mut ra), answer, "{sent:?} {backend:?}");
+        }
+        // b heard none of it: its next line is a's broadcast.
+        a.write_all(b"done\n").unwrap();
+        assert_eq!(line(&mut rb), "client-1: done\n");
+        b.write_all(b"/msg client-1 ok\n").unwrap();
+        assert_eq!(line(&mut ra), "client-2 (private): ok\n");
+    }
+}
+
+#[test]
 fn lab_4_a_long_line_is_refused_to_its_sender_only() {
     let chat = Chat::start(Mechanism::best());
     let (mut a, mut ra, _) = chat.join();

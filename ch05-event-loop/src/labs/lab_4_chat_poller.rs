@@ -14,6 +14,12 @@
 //!   `client-N: L\n`, in order. The sender gets nothing back.
 //! - A longer line gets `ERR line too long\n` back to its sender only, and
 //!   its bytes are skipped up to the next `\n`.
+//! - **Private messages** (new in this lab): a line `/msg client-M TEXT`
+//!   from client N reaches client M alone, as `client-N (private): TEXT\n`
+//!   (M may be N). If no client M is connected, the sender alone gets
+//!   `ERR no such client: client-M\n`. A `/msg ` line that is not exactly
+//!   `client-`, digits, one space and a non-empty TEXT gets
+//!   `ERR usage: /msg client-N text\n`. Nobody else hears of it either way.
 //! - Each client has an outgoing buffer (bytes owed to it). A client whose
 //!   buffer would grow past [`MAX_OWED`] bytes is disconnected; nobody else
 //!   waits for it.

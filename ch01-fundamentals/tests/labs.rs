@@ -10,12 +10,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown as Both, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ch01_fundamentals::labs::{
-    CalcError, LogEntry, MAX_LINE, lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server, lab_5_3_chat_server,
-    lab_5_4_connection_log,
+    CalcError, LogEntry, MAX_LINE, lab_1_stamped_echo, lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server,
+    lab_5_3_chat_server, lab_5_4_connection_log,
 };
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
 use ch01_fundamentals::server::{RunningServer, Shutdown, spawn_server};
@@ -46,6 +47,60 @@ fn read_line(r: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     line
+}
+
+// ---------------------------------------------------------------- lab 1
+
+#[test]
+fn lab_1_stamp_is_the_utc_time_of_day_then_the_line() {
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    assert_eq!(lab_1_stamped_echo::stamp(b"hello", at(1_796_330_712)), b"[20:45:12] hello"); // 2026-12-03
+    assert_eq!(lab_1_stamped_echo::stamp(b"", at(0)), b"[00:00:00] ");
+    assert_eq!(lab_1_stamped_echo::stamp(b"x", at(86_399)), b"[23:59:59] x");
+    assert_eq!(lab_1_stamped_echo::stamp(b"x", at(86_400 + 3_661)), b"[01:01:01] x", "the next day");
+    assert_eq!(lab_1_stamped_echo::stamp(&[0xff, b'a'], at(60)), b"[00:01:00] \xffa", "bytes pass unchanged");
+    assert_eq!(lab_1_stamped_echo::stamp(b"x", UNIX_EPOCH - Duration::from_secs(5)), b"[00:00:00] x", "before 1970");
+}
+
+#[test]
+fn lab_1_every_line_is_answered_stamped_and_logged_with_its_sender() {
+    use std::sync::{Arc, Mutex};
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let written = Arc::clone(&log);
+    let server = spawn_server(local(), move |s| {
+        let written = Arc::clone(&written);
+        let fixed = || UNIX_EPOCH + Duration::from_secs(1_796_330_712);
+        lab_1_stamped_echo::handle_client(s, &fixed, &move |line| written.lock().unwrap().push(line.to_string()))
+    })
+    .unwrap();
+    let mut c = client(server.addr);
+    let me = c.local_addr().unwrap();
+    c.write_all(b"hello\r\n").unwrap();
+    c.write_all(&vec![b'a'; MAX_LINE + 10]).unwrap();
+    c.write_all(b"\nbye\n").unwrap();
+    c.shutdown(Both::Write).unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "[20:45:12] hello\nERR line too long\n[20:45:12] bye\n");
+    drop(server); // every connection thread joined: the log is complete
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![format!("{me} [20:45:12] hello"), format!("{me} ERR line too long"), format!("{me} [20:45:12] bye")]
+    );
+}
+
+#[test]
+fn lab_1_the_clock_is_read_for_each_line() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let ticks = Arc::new(AtomicU64::new(0));
+    let t = Arc::clone(&ticks);
+    let server = spawn_server(local(), move |s| {
+        let t = Arc::clone(&t);
+        let clock = move || UNIX_EPOCH + Duration::from_secs(3600 + t.fetch_add(1, Ordering::SeqCst));
+        lab_1_stamped_echo::handle_client(s, &clock, &|_| {})
+    })
+    .unwrap();
+    assert_eq!(exchange(server.addr, b"a\nb\nc\n"), "[01:00:00] a\n[01:00:01] b\n[01:00:02] c\n");
 }
 
 // ---------------------------------------------------------------- lab 5.1

@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use anyhow::Context;
 use ch01_fundamentals::cli::LogArgs;
 use ch01_fundamentals::labs::{
-    lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server, lab_5_3_chat_server, lab_5_4_connection_log,
+    lab_1_stamped_echo, lab_2_calculator, lab_5_1_uppercase_echo, lab_5_2_time_server, lab_5_3_chat_server,
+    lab_5_4_connection_log,
 };
 use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{DEFAULT_BACKLOG, listen};
@@ -19,6 +20,8 @@ use clap::{Parser, ValueEnum};
 /// Which lab to run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Lab {
+    /// Lab 1: echo with a time stamp on every answer, each message logged to stderr.
+    Stamp,
     /// Lab 5.1: upper-case echo.
     Uppercase,
     /// Lab 5.2: time server.
@@ -64,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let config = ServerConfig::default();
     match args.lab {
+        Lab::Stamp => serve(listener, shutdown, config, |s| {
+            lab_1_stamped_echo::handle_client(s, &SystemTime::now, &|line| eprintln!("{line}"))
+        })?,
         Lab::Uppercase => serve(listener, shutdown, config, lab_5_1_uppercase_echo::handle_client)?,
         Lab::Time => serve(listener, shutdown, config, |s| lab_5_2_time_server::handle_client(s, SystemTime::now()))?,
         Lab::Chat => return Ok(lab_5_3_chat_server::run(listener, shutdown)?),

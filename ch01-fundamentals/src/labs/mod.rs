@@ -17,6 +17,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[cfg_attr(feature = "reference", path = "../../solutions/lab_1_stamped_echo.rs")]
+pub mod lab_1_stamped_echo;
+
 #[cfg_attr(feature = "reference", path = "../../solutions/lab_5_1_uppercase_echo.rs")]
 pub mod lab_5_1_uppercase_echo;
 

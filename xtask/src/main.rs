@@ -9,6 +9,7 @@
 //! | `book-check` | every `{{#include}}` resolves, `mdbook build` has no ERROR | `book.rs` |
 //! | `bench [--quick] [--only ...]` | the performance ladder beside nginx and HAProxy: table, CSV, SVG | `bench.rs` |
 //! | `fuzz [--secs N] [TARGET...]` | the cargo-fuzz targets in `fuzz/`, N seconds each; fails on a crash | `fuzz.rs` |
+//! | `transcripts [NAME...]` | records the book's recorded pages again from the real binaries (`book/transcripts/`) | `transcripts.rs` |
 
 mod bench;
 mod book;
@@ -18,6 +19,7 @@ mod fuzz;
 mod labs;
 mod process;
 mod quotes;
+mod transcripts;
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +83,14 @@ enum Command {
     /// prints executions per target and fails on any crash, naming the
     /// crashing input. Needs `cargo install cargo-fuzz --locked`.
     Fuzz(fuzz::FuzzArgs),
+    /// Record the book's recorded pages again from the real binaries: runs
+    /// book/transcripts/NAME/record.sh for each (or the NAMEs given) and
+    /// writes its page from page.md.tmpl. Needs the ports the scripts use
+    /// (8080, 8081, 9001-9003) free.
+    Transcripts {
+        /// Only these recordings (folder names under book/transcripts).
+        names: Vec<String>,
+    },
 }
 
 /// The workspace root: xtask lives one level below it.
@@ -102,5 +112,6 @@ fn main() -> Result<()> {
         }
         Command::Bench(args) => bench::bench(&root, args),
         Command::Fuzz(args) => fuzz::fuzz(&root, args),
+        Command::Transcripts { names } => transcripts::transcripts(&root, &names),
     }
 }

@@ -173,6 +173,31 @@ pub fn record_request(node: &Node, ok: bool, config: &HealthConfig, now: Instant
 }
 // ANCHOR_END: transitions
 
+/// A check a program plugs into the health checker: a backend's address
+/// (`host:port`) in, a verdict out (`Err`: why not).
+pub type CheckFn = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// What a program adds to the active checks (`advanced_lb` plugs in labs
+/// 7.3 and 7.4 here).
+#[derive(Clone, Default)]
+pub struct CheckHooks {
+    /// Probes with this instead of chapter 4's `probe` (lab 7.3: an HTTP
+    /// check with an expected status and body).
+    pub probe: Option<CheckFn>,
+    /// Run before a recovering backend is marked up (lab 7.4: a few
+    /// requests of our own); a failure counts as a failed probe.
+    pub warm_up: Option<CheckFn>,
+}
+
+impl std::fmt::Debug for CheckHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckHooks")
+            .field("probe", &self.probe.is_some())
+            .field("warm_up", &self.warm_up.is_some())
+            .finish()
+    }
+}
+
 /// Runs the active checks of one pool.
 #[derive(Debug, Clone)]
 pub struct HealthChecker {
@@ -180,9 +205,21 @@ pub struct HealthChecker {
     pub pool: Arc<Pool>,
     /// The settings.
     pub config: HealthConfig,
+    /// What the program adds.
+    pub hooks: CheckHooks,
 }
 
 impl HealthChecker {
+    /// Checks `pool` with `config`, as chapter 4 does.
+    pub fn new(pool: Arc<Pool>, config: HealthConfig) -> Self {
+        Self { pool, config, hooks: CheckHooks::default() }
+    }
+
+    /// The same, with the program's hooks.
+    pub fn with_hooks(self, hooks: CheckHooks) -> Self {
+        Self { hooks, ..self }
+    }
+
     /// Probes every node once and records the results. The thread calls
     /// this every interval; tests call it directly, so no test has to wait
     /// for a timer.
@@ -191,7 +228,18 @@ impl HealthChecker {
             return;
         }
         for node in &self.pool.nodes {
-            let result = probe(node.addr(), &self.config.probe, self.config.timeout);
+            let mut result = match &self.hooks.probe {
+                Some(check) => check(node.addr()),
+                None => probe(node.addr(), &self.config.probe, self.config.timeout),
+            };
+            // This success would bring the node back: warm it up first.
+            if result.is_ok()
+                && !node.is_healthy()
+                && node.health().probe_successes.saturating_add(1) >= self.config.rise
+                && let Some(warm_up) = &self.hooks.warm_up
+            {
+                result = warm_up(node.addr()).map_err(|e| format!("warm-up: {e}"));
+            }
             let why = result.as_ref().err().map(String::as_str).unwrap_or("");
             record_probe(node, result.is_ok(), &self.config, Instant::now(), why);
         }

@@ -71,7 +71,7 @@ impl Router {
 impl Router {
     /// Health checkers for every group.
     pub fn checkers(&self, config: &crate::health::HealthConfig) -> Vec<HealthChecker> {
-        self.groups().map(|g| HealthChecker { pool: Arc::clone(&g.pool), config: config.clone() }).collect()
+        self.groups().map(|g| HealthChecker::new(Arc::clone(&g.pool), config.clone())).collect()
     }
 }
 

@@ -164,7 +164,7 @@ fn a_stopped_backend_is_marked_down_by_probes_skipped_and_comes_back() {
     let health = HealthConfig { probe: Probe::Http("/health".into()), rise: 2, fall: 3, ..HealthConfig::default() };
     let options = Options { health, ..Options::default() };
     let (lb, server) = start(Router::new(g), options.clone());
-    let checker = HealthChecker { pool: Arc::clone(lb.default_pool()), config: options.health.clone() };
+    let checker = HealthChecker::new(Arc::clone(lb.default_pool()), options.health.clone());
     let node_b = Arc::clone(&lb.default_pool().nodes[1]);
 
     let mut hs = hs;
@@ -195,7 +195,7 @@ fn an_unhealthy_answer_takes_a_backend_out_too() {
     let mut options = Options::default();
     options.health.fall = 1;
     let (lb, server) = start(Router::new(g), options.clone());
-    let checker = HealthChecker { pool: Arc::clone(lb.default_pool()), config: options.health };
+    let checker = HealthChecker::new(Arc::clone(lb.default_pool()), options.health);
     hs[0].set_healthy(false); // /health answers 503 but / still works
     checker.run_round();
     assert!(!lb.default_pool().nodes[0].is_healthy());
@@ -234,7 +234,7 @@ fn slow_start_gives_a_recovered_backend_a_small_share_at_first() {
     options.health.fall = 1;
     options.health.rise = 1;
     let (lb, server) = start(Router::new(g), options.clone());
-    let checker = HealthChecker { pool: Arc::clone(lb.default_pool()), config: options.health };
+    let checker = HealthChecker::new(Arc::clone(lb.default_pool()), options.health);
     hs[1].set_healthy(false);
     checker.run_round();
     hs[1].set_healthy(true);

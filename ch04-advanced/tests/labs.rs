@@ -24,7 +24,7 @@ use backends::{BackendConfig, BackendHandle, spawn};
 use ch01_fundamentals::server::{RunningServer, spawn_server};
 use ch04_advanced::algorithm::{self, Algorithm, Context, Kind};
 use ch04_advanced::balancer::{AdvancedLb, Options, handle_client};
-use ch04_advanced::health::Probe;
+use ch04_advanced::health::{CheckHooks, HealthChecker, HealthConfig, Probe};
 use ch04_advanced::labs::lab_4_3_failure_counting::FailureCounter;
 use ch04_advanced::labs::lab_4_4_recovery_check::RecoveryCheck;
 use ch04_advanced::labs::lab_4_5_statistics::{PeriodicReporter, format_report};
@@ -673,7 +673,66 @@ fn lab_7_3_a_huge_answer_is_read_within_bounds() {
     server.finish();
 }
 
+/// A pool of `backends`, checked with `hooks` (rise 2, fall 1).
+fn checked(backends: &[SocketAddr], hooks: CheckHooks) -> (Arc<Pool>, HealthChecker) {
+    let pool = Arc::new(Pool::new(backends.iter().map(|a| Backend::new(a.to_string(), 1)).collect()));
+    let config = HealthConfig { rise: 2, fall: 1, timeout: TIMEOUT, ..HealthConfig::default() };
+    let checker = HealthChecker::new(Arc::clone(&pool), config).with_hooks(hooks);
+    (pool, checker)
+}
+
+#[test]
+fn lab_7_3_the_health_checker_probes_with_it_when_the_balancer_asks() {
+    // What `advanced_lb --health-expect-body` plugs in: lab 7.3's check as
+    // the probe of chapter 4's health checker, on real backends.
+    let (web, other) = (backend("web"), backend("other"));
+    let expect = expect(200, Some("Hello from web"));
+    let probe: ch04_advanced::health::CheckFn = Arc::new(move |addr: &str| {
+        http_check(addr.parse().map_err(|e| format!("{e}"))?, "/", &expect, TIMEOUT).map_err(|e| e.to_string())
+    });
+    let (pool, checker) = checked(&[web.addr(), other.addr()], CheckHooks { probe: Some(probe), warm_up: None });
+    checker.run_round();
+    assert!(pool.nodes[0].is_healthy(), "web's body has the text");
+    assert!(!pool.nodes[1].is_healthy(), "other answers 200, but not with the text: down");
+}
+
 // ---------------------------------------------------------------- lab 7.4
+
+#[test]
+fn lab_7_4_a_recovering_backend_is_warmed_up_before_it_is_marked_up() {
+    // What `advanced_lb --warm-up 3` plugs in: lab 7.4 between the probe
+    // that would bring a backend back and the backend taking traffic.
+    let web = backend("web");
+    let warm: ch04_advanced::health::CheckFn = Arc::new(|addr: &str| {
+        warm_up(addr.parse().map_err(|e| format!("{e}"))?, "/", 3, TIMEOUT).map(|_| ()).map_err(|e| e.to_string())
+    });
+    let (pool, checker) = checked(&[web.addr()], CheckHooks { probe: None, warm_up: Some(warm) });
+    pool.nodes[0].backend.mark_down(Duration::from_secs(60));
+    checker.run_round(); // the first success of two: no warm-up yet
+    assert_eq!(served(&web), 1, "one probe");
+    assert!(!pool.nodes[0].is_healthy());
+    checker.run_round(); // the second would bring it back: warmed up first
+    assert!(pool.nodes[0].is_healthy());
+    assert_eq!(served(&web), 5, "a probe, then three warm-up requests before it took traffic");
+    checker.run_round(); // up already: a probe, no more warm-up
+    assert_eq!(served(&web), 6);
+}
+
+#[test]
+fn lab_7_4_a_failed_warm_up_keeps_the_backend_down() {
+    let web = backend("web");
+    let warm: ch04_advanced::health::CheckFn = Arc::new(|addr: &str| {
+        warm_up(addr.parse().map_err(|e| format!("{e}"))?, "/status/500", 3, TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let (pool, checker) = checked(&[web.addr()], CheckHooks { probe: None, warm_up: Some(warm) });
+    pool.nodes[0].backend.mark_down(Duration::from_secs(60));
+    for _ in 0..3 {
+        checker.run_round();
+    }
+    assert!(!pool.nodes[0].is_healthy(), "every warm-up met a 500: still down");
+}
 
 #[test]
 fn lab_7_4_sends_each_request_on_a_new_connection() {

@@ -135,7 +135,7 @@ fn a_dead_backend_is_skipped_and_no_backend_at_all_closes_the_client() {
 fn probes_take_a_dead_backend_out_before_a_client_meets_it() {
     let p = proxy(&[dead_address(), echo_backend()], Kind::Splice(65536));
     let config = L4Config::default().health;
-    let checker = HealthChecker { pool: Arc::clone(&p.pool), config: config.clone() };
+    let checker = HealthChecker::new(Arc::clone(&p.pool), config.clone());
     for _ in 0..config.fall {
         checker.run_round();
     }

@@ -14,9 +14,10 @@ use ch03_load_balancer::cli::BackendArgs;
 use ch04_advanced::algorithm;
 use ch04_advanced::balancer::{AdvancedLb, HashKey, Options, run};
 use ch04_advanced::cli::{AlgorithmArgs, HealthArgs};
-use ch04_advanced::labs;
+use ch04_advanced::health::CheckHooks;
 use ch04_advanced::labs::lab_4_5_statistics::PeriodicReporter;
 use ch04_advanced::labs::lab_8_4_weight_reload::reload_weights_file;
+use ch04_advanced::labs::{self, Expectation, lab_7_3_http_health_check, lab_7_4_warm_up};
 use ch04_advanced::node::{Backend, Pool};
 use ch04_advanced::routing::{Group, Router};
 use ch04_advanced::stats;
@@ -47,6 +48,21 @@ struct Args {
     routes: Vec<String>,
     #[command(flatten)]
     health: HealthArgs,
+    /// Probe with lab 7.3's HTTP check instead, expecting this status from
+    /// GET --health-path (with --health-expect-body, 200 if not given).
+    #[arg(long, value_name = "STATUS")]
+    health_expect_status: Option<u16>,
+    /// Probe with lab 7.3's HTTP check instead, expecting this text in the
+    /// body of GET --health-path.
+    #[arg(long, value_name = "TEXT")]
+    health_expect_body: Option<String>,
+    /// Before a recovering backend takes traffic again, send it this many
+    /// requests of our own (lab 7.4's warm-up; a failure keeps it down).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    warm_up: u32,
+    /// The path the warm-up requests ask for.
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    warm_up_path: String,
     /// Seconds over which a recovered backend's weight ramps up.
     #[arg(long, default_value_t = 0)]
     slow_start_secs: u64,
@@ -59,8 +75,9 @@ struct Args {
     #[arg(long, default_value_t = ch01_fundamentals::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Print a short report every N requests (lab 4.5), with each
-    /// backend's average response time; 0 turns it off.
-    #[arg(long, default_value_t = 100)]
+    /// backend's average response time; the flag alone means every 100.
+    /// Off without it (a build with your unfinished lab 4.5 still runs).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100", default_value_t = 0)]
     stats_every: u64,
     /// Answer this path with JSON statistics, e.g. /lb-stats (lab 8.3).
     #[arg(long)]
@@ -70,6 +87,37 @@ struct Args {
     weights_file: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
+}
+
+/// Labs 7.3 and 7.4 in the active checks, when their flags ask for them.
+fn check_hooks(args: &Args) -> CheckHooks {
+    let timeout = Duration::from_millis(args.health.health_timeout_ms.max(1));
+    let resolve = |addr: &str| -> Result<std::net::SocketAddr, String> {
+        std::net::ToSocketAddrs::to_socket_addrs(addr)
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{addr} has no address"))
+    };
+    let mut hooks = CheckHooks::default();
+    if args.health_expect_status.is_some() || args.health_expect_body.is_some() {
+        let expect = Expectation {
+            status: args.health_expect_status.unwrap_or(200),
+            body_contains: args.health_expect_body.clone(),
+        };
+        let path = args.health.health_path.clone();
+        hooks.probe = Some(Arc::new(move |addr: &str| {
+            lab_7_3_http_health_check::http_check(resolve(addr)?, &path, &expect, timeout).map_err(|e| e.to_string())
+        }));
+    }
+    if args.warm_up > 0 {
+        let (requests, path) = (args.warm_up, args.warm_up_path.clone());
+        hooks.warm_up = Some(Arc::new(move |addr: &str| {
+            let sent = lab_7_4_warm_up::warm_up(resolve(addr)?, &path, requests, timeout).map_err(|e| e.to_string())?;
+            tracing::info!(backend = addr, requests = sent, "warmed up");
+            Ok(())
+        }));
+    }
+    hooks
 }
 
 fn parse_backends(specs: &[String]) -> anyhow::Result<Vec<Backend>> {
@@ -149,9 +197,10 @@ fn main() -> anyhow::Result<()> {
     let lb = AdvancedLb::new(router, options);
     #[cfg(unix)]
     let _ = lb_slot.set(Arc::clone(&lb));
+    let hooks = check_hooks(&args);
     let mut checkers = Vec::new();
     for checker in lb.router.checkers(&lb.options.health) {
-        checkers.push(checker.spawn(shutdown.clone())?);
+        checkers.push(checker.with_hooks(hooks.clone()).spawn(shutdown.clone())?);
     }
 
     let addr = args.listen.addr(DEFAULT_PORT).map_err(|e| anyhow!(e))?;

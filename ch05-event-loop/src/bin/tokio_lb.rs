@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     let shutdown = ch01_fundamentals::server::Shutdown::new();
     // Active checks from chapter 4's checker thread: short, and blocking
     // there does not matter.
-    let checker = HealthChecker { pool: Arc::clone(&pool), config: setup.health.clone() }.spawn(shutdown.clone())?;
+    let checker = HealthChecker::new(Arc::clone(&pool), setup.health.clone()).spawn(shutdown.clone())?;
     let twin = Arc::new(Twin {
         pool,
         algorithm,

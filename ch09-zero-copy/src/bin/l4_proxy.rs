@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         health: args.health.config(),
     };
     if config.health.probe != Probe::Off {
-        HealthChecker { pool: Arc::clone(&pool), config: config.health.clone() }.spawn(shutdown.clone())?;
+        HealthChecker::new(Arc::clone(&pool), config.health.clone()).spawn(shutdown.clone())?;
     }
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let addr = args.listen.addr(ch01_fundamentals::cli::DEFAULT_PORT).map_err(anyhow::Error::msg)?;

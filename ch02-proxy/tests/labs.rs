@@ -206,14 +206,19 @@ fn caching_proxy_to(reply: Vec<u8>) -> (RunningServer, RunningServer, Arc<HttpCa
         let _ = s.read(&mut buf);
         let _ = s.write_all(&reply);
     });
-    let oport = origin.addr.port();
+    let (proxy, cache) = caching_proxy_for(origin.addr.port());
+    (origin, proxy, cache)
+}
+
+/// A forward proxy allowed to reach port `oport`, with a lab 6.2 cache.
+fn caching_proxy_for(oport: u16) -> (RunningServer, Arc<HttpCache>) {
     let cache = Arc::new(HttpCache::new(16, 1 << 20));
     let c2 = Arc::clone(&cache);
     let proxy = forward_proxy(move |c| {
         c.allow_port(oport);
         c.cache = Some(c2);
     });
-    (origin, proxy, cache)
+    (proxy, cache)
 }
 
 #[test]
@@ -307,12 +312,7 @@ fn lab_6_2_a_post_through_the_proxy_makes_the_next_get_go_to_the_origin() {
         let _ = s.write_all(reply.as_bytes());
     });
     let oport = origin.addr.port();
-    let cache = Arc::new(HttpCache::new(16, 1 << 20));
-    let c2 = Arc::clone(&cache);
-    let proxy = forward_proxy(move |c| {
-        c.allow_port(oport);
-        c.cache = Some(c2);
-    });
+    let (proxy, cache) = caching_proxy_for(oport);
     let url = format!("http://127.0.0.1:{oport}/doc");
     let get = || common::raw_exchange(proxy.addr, format!("GET {url} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
     assert!(get().ends_with("v1"));

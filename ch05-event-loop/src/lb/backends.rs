@@ -422,17 +422,25 @@ fn build(
 mod tests {
     use super::*;
 
-    fn swap(current: &Current, addrs: &[(&str, u32)]) -> io::Result<u64> {
-        current.replace(Replacement {
-            backends: addrs.iter().map(|&(a, w)| Backend::new(a, w)).collect(),
-            routes: Vec::new(),
+    /// A round-robin set of `backends` with `routes`, nothing else changed.
+    fn replacement(backends: &[&str], routes: Vec<(String, Vec<String>)>) -> Replacement {
+        Replacement {
+            backends: backends.iter().map(|a| Backend::new(*a, 1)).collect(),
+            routes,
             config: None,
             kind: Kind::Rr,
             options: algorithm::Options::default(),
             slow_start: Duration::ZERO,
             listener: None,
             asked: Instant::now(),
-        })
+        }
+    }
+
+    fn swap(current: &Current, addrs: &[(&str, u32)]) -> io::Result<u64> {
+        let names: Vec<&str> = addrs.iter().map(|&(a, _)| a).collect();
+        let mut with = replacement(&names, Vec::new());
+        with.backends = addrs.iter().map(|&(a, w)| Backend::new(a, w)).collect();
+        current.replace(with)
     }
 
     #[test]
@@ -482,16 +490,7 @@ mod tests {
         let all = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
         let route = |p: &str, names: &[&str]| (p.to_string(), names.iter().map(|s| s.to_string()).collect());
         current
-            .replace(Replacement {
-                backends: all.iter().map(|a| Backend::new(*a, 1)).collect(),
-                routes: vec![route("/api", &[all[1], all[2]]), route("/api/v2", &[all[2]])],
-                config: None,
-                kind: Kind::Rr,
-                options: algorithm::Options::default(),
-                slow_start: Duration::ZERO,
-                listener: None,
-                asked: Instant::now(),
-            })
+            .replace(replacement(&all, vec![route("/api", &[all[1], all[2]]), route("/api/v2", &[all[2]])]))
             .unwrap();
         let set = current.load();
         let prefix = |target: &str| set.route(target).map(|i| set.routes[i].prefix.clone());
@@ -506,16 +505,7 @@ mod tests {
         assert!(Arc::ptr_eq(&v2.pool.nodes[0], &set.pool.nodes[2]), "the same node as the whole set's");
         assert_eq!(set.group(None).pool.nodes.len(), 3);
         // A route naming something that is not a backend: nothing changes.
-        let bad = current.replace(Replacement {
-            backends: vec![Backend::new(all[0], 1)],
-            routes: vec![route("/x", &["127.0.0.1:9999"])],
-            config: None,
-            kind: Kind::Rr,
-            options: algorithm::Options::default(),
-            slow_start: Duration::ZERO,
-            listener: None,
-            asked: Instant::now(),
-        });
+        let bad = current.replace(replacement(&all[..1], vec![route("/x", &["127.0.0.1:9999"])]));
         assert!(bad.is_err());
         assert_eq!(current.load().generation, 2);
     }

@@ -4,6 +4,7 @@
 // panic a client can trigger, so every index is checked (`get`).
 #![deny(clippy::indexing_slicing)]
 
+// ANCHOR: ip_hash
 use super::{Algorithm, Context};
 use crate::node::{Pool, fnv1a};
 
@@ -31,6 +32,9 @@ impl Algorithm for IpHash {
     }
 }
 
+// ANCHOR_END: ip_hash
+
+// ANCHOR: ip_hash_tests
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,3 +75,4 @@ mod tests {
         }
     }
 }
+// ANCHOR_END: ip_hash_tests

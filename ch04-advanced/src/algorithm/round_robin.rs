@@ -1,5 +1,6 @@
 //! Round robin: each eligible node in turn.
 
+// ANCHOR: round_robin
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Algorithm, Context};
@@ -23,6 +24,9 @@ impl Algorithm for RoundRobin {
     }
 }
 
+// ANCHOR_END: round_robin
+
+// ANCHOR: round_robin_tests
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,3 +38,4 @@ mod tests {
         assert_eq!(counts(&RoundRobin::default(), &p, 300), [100, 100, 100], "weights are ignored");
     }
 }
+// ANCHOR_END: round_robin_tests

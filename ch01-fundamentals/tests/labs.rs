@@ -209,6 +209,86 @@ impl Drop for Chat {
 }
 
 #[test]
+fn lab_5_3_step_1_a_message_names_its_sender() {
+    assert_eq!(&*lab_5_3_chat_server::message(7, b"hi there"), b"client-7: hi there\n");
+    assert_eq!(&*lab_5_3_chat_server::message(1, b""), b"client-1: \n");
+}
+
+/// A connected pair of sockets: the server's side and the client's.
+fn socket_pair() -> (TcpStream, TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = client(l.local_addr().unwrap());
+    let (server, _) = l.accept().unwrap();
+    (server, client)
+}
+
+#[test]
+fn lab_5_3_step_2_the_room_numbers_welcomes_and_broadcasts_to_the_others() {
+    use std::sync::mpsc::sync_channel;
+    let room = lab_5_3_chat_server::Room::new();
+    assert!(room.is_empty());
+    let mut queues = Vec::new();
+    let mut peers = Vec::new();
+    for expected in 1..=3 {
+        let (tx, rx) = sync_channel(8);
+        let (server, peer) = socket_pair();
+        assert_eq!(room.join(tx, server), expected);
+        assert_eq!(&*rx.try_recv().unwrap(), format!("welcome client-{expected}\n").as_bytes(), "welcome first");
+        queues.push(rx);
+        peers.push(peer);
+    }
+    assert_eq!(room.len(), 3);
+    room.broadcast(1, lab_5_3_chat_server::message(1, b"hello"));
+    assert!(queues[0].try_recv().is_err(), "the sender gets nothing back");
+    for q in &queues[1..] {
+        assert_eq!(&*q.try_recv().unwrap(), b"client-1: hello\n");
+    }
+    room.leave(2);
+    room.leave(2); // gone already: nothing happens
+    assert_eq!(room.len(), 2);
+    room.broadcast(3, lab_5_3_chat_server::message(3, b"bye"));
+    assert!(queues[1].try_recv().is_err(), "a member that left hears nothing");
+    assert_eq!(&*queues[0].try_recv().unwrap(), b"client-3: bye\n");
+}
+
+#[test]
+fn lab_5_3_step_2_a_full_queue_cuts_its_member_off() {
+    use std::sync::mpsc::sync_channel;
+    let room = lab_5_3_chat_server::Room::new();
+    let (tx, _slow_rx) = sync_channel(1); // room for the welcome only
+    let (server, mut slow) = socket_pair();
+    let slow_id = room.join(tx, server);
+    let (tx, fast_rx) = sync_channel(8);
+    let (server, _fast) = socket_pair();
+    let fast_id = room.join(tx, server);
+    room.broadcast(fast_id, lab_5_3_chat_server::message(fast_id, b"x"));
+    assert_eq!(room.len(), 1, "the slow member was removed");
+    let mut rest = Vec::new();
+    slow.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "its socket was shut down: end of stream");
+    room.broadcast(slow_id, lab_5_3_chat_server::message(slow_id, b"late"));
+    assert_eq!(&*fast_rx.try_recv().unwrap(), b"welcome client-2\n");
+    assert_eq!(&*fast_rx.try_recv().unwrap(), b"client-1: late\n", "the others carry on");
+}
+
+#[test]
+fn lab_5_3_step_3_the_writer_writes_each_message_until_the_queue_closes() {
+    use std::sync::mpsc::sync_channel;
+    let (tx, rx) = sync_channel(8);
+    let (server, mut peer) = socket_pair();
+    let writer = thread::spawn(move || lab_5_3_chat_server::writer_loop(server, rx));
+    for m in [&b"one\n"[..], b"two\n"] {
+        tx.send(m.into()).unwrap();
+    }
+    drop(tx);
+    writer.join().unwrap();
+    peer.shutdown(Both::Write).unwrap();
+    let mut got = String::new();
+    peer.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "one\ntwo\n");
+}
+
+#[test]
 fn lab_5_3_clients_are_welcomed_by_number() {
     let chat = Chat::start();
     let (_a, _ra, wa) = chat.join();

@@ -298,8 +298,17 @@ impl Reloader {
     /// Reloads the file (see the module's text), logs and counts how it
     /// went. `asked` is when the reload was asked for.
     pub fn reload(&self, asked: Instant) -> Outcome {
-        let mut running = lock(&self.running);
-        let outcome = self.attempt(&mut running, asked);
+        // A signal can come between the balancer's listening and its
+        // attaching: wait for it first, holding nothing (attaching takes
+        // the running configuration's lock).
+        let outcome = match self.target() {
+            Some(target) => {
+                let mut running = lock(&self.running);
+                self.attempt(target, &mut running, asked)
+            }
+            None => Outcome::Failed("the balancer did not finish starting".into()),
+        };
+        let running = lock(&self.running);
         let file = self.path.display();
         match &outcome {
             Outcome::Unchanged => tracing::info!(%file, "configuration unchanged"),
@@ -331,7 +340,7 @@ impl Reloader {
     }
 
     // ANCHOR: attempt
-    fn attempt(&self, running: &mut Running, asked: Instant) -> Outcome {
+    fn attempt(&self, target: &Target, running: &mut Running, asked: Instant) -> Outcome {
         let (new, hash) = match config::read(&self.path) {
             Ok(read) => read,
             Err(e) => return Outcome::Invalid(e.to_string()),
@@ -359,9 +368,6 @@ impl Reloader {
             *running = Running { config: new, derived, hash };
             return Outcome::Unchanged;
         }
-        let Some(target) = self.target() else {
-            return Outcome::Failed("the balancer did not finish starting".into());
-        };
         // Everything that can fail, before anything changes.
         let listener = if derived.listen == running.derived.listen {
             None

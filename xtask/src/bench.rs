@@ -19,6 +19,7 @@
 //! | `bench/transfers.rs` | `--l4`: whole transfers of 1 KiB to 16 MiB through `l4_proxy`, copy, splice and auto, with its CPU per GB |
 //! | `bench/static_files.rs` | `--l4`: `static_server` against nginx on a 1 MiB and a 1 GiB file, with wrk |
 //! | `bench/reload.rs` | `--reload`: chapter 10's `hot_reload_lb` reloaded every 100 ms under load |
+//! | `bench/picks.rs` | `--picks`: chapter 4's time per pick against pool size, drawn |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -29,6 +30,7 @@ mod checks;
 mod churn;
 mod limiter;
 mod load;
+mod picks;
 mod reload;
 mod report;
 mod servers;
@@ -309,6 +311,11 @@ pub struct BenchArgs {
     /// Seconds of the reload test.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     reload_secs: u64,
+    /// Instead of the ladder, chapter 4's cost of one backend selection
+    /// (criterion, every algorithm, pools of 3, 30 and 300 backends),
+    /// drawn against the pool's size.
+    #[arg(long)]
+    picks: bool,
 }
 
 /// What every measurement of a run shares.
@@ -336,6 +343,9 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     }
     if args.churn {
         return run_churn(root, if args.quick { 10 } else { args.churn_secs.max(1) });
+    }
+    if args.picks {
+        return picks::run(root, (!args.quick).then(|| root.join("book/src/figures/ch04")).as_deref());
     }
     if args.reload {
         return run_reload(root, if args.quick { 5 } else { args.reload_secs.max(3) }, !args.quick);

@@ -82,7 +82,7 @@ fn judged(name: &str) -> bool {
     name.starts_with("keyed check") && (name.contains("prefetched") || !name.ends_with("/1000000"))
 }
 
-fn output(cmd: &mut Command) -> Result<String> {
+pub(super) fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().context("could not run cargo")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
@@ -93,7 +93,7 @@ fn output(cmd: &mut Command) -> Result<String> {
 
 /// `(benchmark id, median ns)` from criterion's output: an id line, then
 /// `time:   [low median high]` (on the same line when the id is short).
-fn parse_criterion(text: &str) -> Vec<(String, f64)> {
+pub(super) fn parse_criterion(text: &str) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     let mut last_id = String::new();
     for line in text.lines() {

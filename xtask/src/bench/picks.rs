@@ -154,6 +154,7 @@ fn chart(picks: &[(String, [Option<f64>; 3])]) -> String {
         r##"  <text transform="rotate(-90)" x="{}" y="20" text-anchor="middle" fill="#111827">time per pick (lower is better)</text>"##,
         -(TOP + plot_h / 2.0)
     );
+    let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
     for (i, (alg, times)) in picks.iter().enumerate() {
         let colour = COLOURS.get(i % COLOURS.len()).copied().unwrap_or("#111827");
         let points: Vec<(f64, f64)> =
@@ -164,9 +165,17 @@ fn chart(picks: &[(String, [Option<f64>; 3])]) -> String {
         for (px, py) in &points {
             let _ = writeln!(s, r#"  <circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{colour}"/>"#);
         }
-        if let Some((px, py)) = points.last() {
-            let _ = writeln!(s, r#"  <text x="{:.1}" y="{:.1}" fill="{colour}">{alg}</text>"#, px + 8.0, py + 4.0);
+        if let Some(&(px, py)) = points.last() {
+            labels.push((px + 8.0, py + 4.0, alg.as_str(), colour));
         }
+    }
+    // Labels at the right end, moved apart where lines end close together.
+    labels.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut last_y = f64::MIN;
+    for (lx, ly, alg, colour) in labels {
+        let ly = ly.max(last_y + 15.0);
+        last_y = ly;
+        let _ = writeln!(s, r#"  <text x="{lx:.1}" y="{ly:.1}" fill="{colour}">{alg}</text>"#);
     }
     let _ = writeln!(
         s,

@@ -41,6 +41,11 @@ pub struct ReactorArgs {
     /// KiB buffered per direction per connection (backpressure above).
     #[arg(long, default_value_t = 16)]
     pub buffer_kib: usize,
+    /// Milliseconds a client may leave our bytes unread before its
+    /// connection is closed (0: no such limit; the idle timeout still
+    /// applies to a stalled body).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub write_timeout_ms: u64,
 }
 
 /// `--poller`'s value parser, for every binary that takes the flag.
@@ -154,6 +159,7 @@ pub fn config_of(args: &ReactorArgs, setup: &crate::cli::Setup, generation_heade
         algorithm: setup.algorithm.clone(),
         trusted_proxies: args.lb.algorithm.trusted_proxies.clone(),
         generation_header,
+        write_timeout: (args.write_timeout_ms > 0).then(|| std::time::Duration::from_millis(args.write_timeout_ms)),
     }
 }
 

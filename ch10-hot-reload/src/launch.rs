@@ -14,19 +14,11 @@ use clap::ValueEnum;
 use crate::config::Config;
 
 // ANCHOR: flags
-/// The flags `config` stands for, or the settings this version reads and
-/// checks but cannot apply yet (an operator who writes a limit expects it
-/// enforced: refusing to start is better than ignoring it). With
-/// `backends_given`, the file's backends are left out: `--backend` on the
-/// command line replaces them.
-pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<String>> {
-    let mut unsupported = Vec::new();
-    if config.timeouts.write.is_some() {
-        unsupported.push("`timeouts.write`".to_string());
-    }
-    if !unsupported.is_empty() {
-        return Err(unsupported);
-    }
+/// The flags `config` stands for. With `backends_given`, the file's
+/// backends are left out: `--backend` on the command line replaces them.
+/// (Routes and backends' `max_connections` have no flags: the reloader
+/// puts them in the backend set.)
+pub fn flags(config: &Config, backends_given: bool) -> Vec<String> {
     let ms = |d: std::time::Duration| d.as_millis().to_string();
     let mut out: Vec<String> = Vec::new();
     let mut push = |flag: &str, value: String| out.extend([flag.to_string(), value]);
@@ -58,6 +50,8 @@ pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<S
     push("--connect-timeout-ms", ms(config.timeouts.connect));
     push("--response-timeout-ms", ms(config.timeouts.read));
     push("--header-timeout-ms", ms(config.timeouts.read));
+    // A client that leaves our bytes unread this long is cut off.
+    push("--write-timeout-ms", config.timeouts.write.map_or_else(|| "0".to_string(), ms));
     push("--drain-timeout-secs", config.drain_timeout.as_secs().to_string());
     if config.pool.max_size > 0 {
         push("--pool-max-idle", config.pool.max_size.to_string());
@@ -80,6 +74,6 @@ pub fn flags(config: &Config, backends_given: bool) -> Result<Vec<String>, Vec<S
     if !config.metrics.enabled {
         out.push("--no-admin".to_string());
     }
-    Ok(out)
+    out
 }
 // ANCHOR_END: flags

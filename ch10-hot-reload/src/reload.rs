@@ -345,11 +345,6 @@ impl Reloader {
             Ok(read) => read,
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
-        if let Err(unsupported) = crate::launch::flags(&new, false) {
-            let file = self.path.display();
-            let what = unsupported.join(" and ");
-            return Outcome::Invalid(format!("{file}: sets {what}, which this version checks but does not apply"));
-        }
         let fixed: Vec<&'static str> =
             compare(&running.config, &new).into_iter().filter(|c| !LIVE.contains(c)).collect();
         if !fixed.is_empty() {

@@ -38,9 +38,12 @@ fn the_shipped_examples_load() {
     let routes = config::load(&configs().join("routes.yaml")).unwrap();
     assert_eq!(routes.routes[0].prefix, "/static", "longest prefix first");
     assert_eq!(routes.backends[2].weight, 2, "host:port:weight strings work too");
-    assert!(flags(&routes, false).is_ok(), "routes are served");
+    assert!(!flags(&routes, false).is_empty(), "routes are served");
     let write = parse("backends: [\"a:1\"]\ntimeouts: {write: 10s}\n", Format::Yaml, Path::new("w.yaml")).unwrap();
-    assert!(flags(&write, false).is_err(), "a write timeout is checked but not applied yet: refused, not ignored");
+    assert!(
+        flags(&write, false).windows(2).any(|w| w == ["--write-timeout-ms", "10000"]),
+        "a write timeout is applied"
+    );
 }
 
 #[test]
@@ -140,7 +143,7 @@ fn syntax_errors_and_missing_backends() {
 #[test]
 fn a_configuration_becomes_the_flags_it_stands_for() {
     let c = config::load(&configs().join("lb.yaml")).unwrap();
-    let f = flags(&c, false).unwrap().join(" ");
+    let f = flags(&c, false).join(" ");
     for part in [
         "--host 127.0.0.1",
         "--port 8080",
@@ -157,8 +160,5 @@ fn a_configuration_becomes_the_flags_it_stands_for() {
     ] {
         assert!(f.contains(part), "{part} in {f}");
     }
-    assert!(
-        !flags(&c, true).unwrap().iter().any(|a| a == "--backend"),
-        "--backend on the command line replaces the file's"
-    );
+    assert!(!flags(&c, true).iter().any(|a| a == "--backend"), "--backend on the command line replaces the file's");
 }

@@ -13,7 +13,7 @@
 //! with no request failing.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -113,19 +113,33 @@ fn a_configuration_file_starts_the_balancer_and_flags_override_it() {
 }
 
 #[test]
-fn settings_it_cannot_apply_yet_stop_it_and_fail_the_check_with_the_reason() {
+fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
     let bin = binary("ch10-hot-reload", "hot_reload_lb");
-    let path = temp_file("write.yaml", "listen: {port: 0}\nbackends: [\"127.0.0.1:9\"]\ntimeouts: {write: 10s}\n");
-    for check in [false, true] {
-        let mut args = vec!["-c", path.to_str().unwrap()];
-        if check {
-            args.push("--check");
-        }
-        let out = run(&bin, &args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains("checks `timeouts.write` but does not apply it yet; remove it to run"), "{stderr}");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let yaml = observed(&[a.addr()], 0) + "timeouts: {write: 300ms}\n";
+    let path = temp_file("write.yaml", &yaml);
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let open = || -> f64 {
+        let page = get(admin, "/metrics").unwrap().text();
+        page.lines().find_map(|l| l.strip_prefix("lb_active_connections ")?.trim().parse().ok()).unwrap()
+    };
+    // Ask for 8 MiB and read none of it: the balancer's buffers and the
+    // sockets' fill, and nothing more leaves for the client.
+    let mut c = connect(lb.addr).unwrap();
+    c.write_all(b"GET /bytes/8388608 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while open() < 1.0 {
+        assert!(Instant::now() < deadline, "the connection never showed");
+        std::thread::yield_now();
     }
+    // Then the write timeout (300 ms, far below the 60 s idle timeout) closes it.
+    while open() > 0.0 {
+        assert!(Instant::now() < deadline, "the stalled client was never cut off");
+        std::thread::yield_now();
+    }
+    let mut rest = Vec::new();
+    let got = c.read_to_end(&mut rest).map(|_| rest.len()).unwrap_or(0);
+    assert!(got < 8 << 20, "the body was cut short ({got} bytes)");
 }
 
 #[test]

@@ -345,6 +345,6 @@ mod tests {
         let root = crate::root();
         let labs = labs_of(&root, "ch01-fundamentals").unwrap();
         let ids: Vec<&str> = labs.iter().map(|l| l.id.as_str()).collect();
-        assert_eq!(ids, ["2", "5.1", "5.2", "5.3", "5.4"]);
+        assert_eq!(ids, ["1", "2", "5.1", "5.2", "5.3", "5.4"]);
     }
 }

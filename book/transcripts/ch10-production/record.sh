@@ -110,10 +110,8 @@ snip check
 run 'target/debug/hot_reload_lb --check -c /tmp/prod/lb.yaml; echo "exit status $?"'
 run 'target/debug/hot_reload_lb --check -c /tmp/prod/broken.yaml; echo "exit status $?"'
 
-printf 'backends: ["127.0.0.1:9001"]\ntimeouts: {write: 10s}\n' > /tmp/prod/write.yaml
 snip check-routes
 run 'target/debug/hot_reload_lb --check -c ch10-hot-reload/configs/routes.yaml; echo "exit status $?"'
-run 'target/debug/hot_reload_lb --check -c /tmp/prod/write.yaml; echo "exit status $?"'
 
 # Flags win: -a rr over the file's wrr.
 target/debug/hot_reload_lb -c /tmp/prod/lb.yaml -a rr > $OUT/pinned.log 2>&1 &

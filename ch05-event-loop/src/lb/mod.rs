@@ -88,6 +88,9 @@ pub struct Config {
     /// Whether each response says which backend set served it, in an
     /// `X-LB-Config-Gen` header (chapter 10).
     pub generation_header: bool,
+    /// How long a client may leave bytes waiting without taking one
+    /// (`None`: only the phase's own timeouts apply).
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             algorithm: algorithm::Options::default(),
             trusted_proxies: Vec::new(),
             generation_header: false,
+            write_timeout: None,
         }
     }
 }

@@ -100,15 +100,6 @@ fn main() -> anyhow::Result<ExitCode> {
         }
     };
     let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
-    if let Err(unsupported) = flags(&config, backends_given) {
-        let (them, it) = if unsupported.len() == 1 { ("it", "it") } else { ("them", "them") };
-        eprintln!(
-            "{}: this version of hot_reload_lb checks {} but does not apply {them} yet; remove {it} to run",
-            path.display(),
-            unsupported.join(" and ")
-        );
-        return Ok(ExitCode::FAILURE);
-    }
     if args.check {
         println!(
             "{}: ok ({} backend(s), algorithm {:?}, listening on {}:{})",
@@ -171,9 +162,7 @@ struct CommandLine {
 impl CommandLine {
     /// The flags `config` stands for, then the operator's.
     fn args(&self, config: &Config) -> Result<Args, clap::Error> {
-        let from_file = flags(config, self.backends_given).map_err(|unsupported| {
-            Args::command().error(clap::error::ErrorKind::ValueValidation, unsupported.join(" and "))
-        })?;
+        let from_file = flags(config, self.backends_given);
         let mut full = vec![self.argv.first().cloned().unwrap_or_default()];
         full.extend(from_file);
         full.extend(self.argv.iter().skip(1).cloned());

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ch02_proxy::proxy::error_response;
 
 use super::{Conn, Flow, Ready, Response, State};
-use crate::lb::{Due, Reactor};
+use crate::lb::{Due, Reactor, Stats};
 
 /// After an error response, how long we wait for the client to take it.
 const LINGER: Duration = Duration::from_secs(2);
@@ -17,6 +17,17 @@ const LINGER: Duration = Duration::from_secs(2);
 impl Conn {
     /// The current phase's deadline.
     fn deadline(&self, r: &Reactor<'_>) -> Instant {
+        let cfg = &r.cur.config;
+        let phase = self.phase_deadline(r);
+        // A client that stops taking what we send it, whatever the phase.
+        match (cfg.write_timeout, self.client_stalled_since) {
+            (Some(limit), Some(since)) => phase.min(since + limit),
+            _ => phase,
+        }
+    }
+
+    /// The current phase's own deadline.
+    fn phase_deadline(&self, r: &Reactor<'_>) -> Instant {
         let cfg = &r.cur.config;
         match &self.state {
             State::Head { .. } => self.since + cfg.limits.header_timeout,
@@ -70,6 +81,15 @@ impl Reactor<'_> {
             return None;
         }
         let cfg = &self.cur.config;
+        if let (Some(limit), Some(since)) = (cfg.write_timeout, c.client_stalled_since)
+            && since + limit <= now
+        {
+            // It has not taken a byte for the whole write timeout: no
+            // answer can reach it either, so the connection just ends.
+            tracing::debug!(peer = %c.peer, ms = limit.as_millis() as u64, "the client stopped reading; closing");
+            Stats::add(&self.lb.stats.errors, 1);
+            return Some(Flow::Close);
+        }
         match &c.state {
             State::Head { .. } if c.from_client.is_empty() && c.served > 0 => {
                 // An idle keep-alive connection: close quietly.

@@ -281,6 +281,9 @@ pub struct Conn {
     /// What the poller watches the client socket for.
     pub client_interest: Interest,
     client_eof: bool,
+    /// Since when bytes have waited for the client without one going
+    /// out (`None`: nothing waits, or the last write made progress).
+    client_stalled_since: Option<Instant>,
     served: u32,
     /// Bytes in the three buffers, as last counted in the stats.
     pub buffered: usize,
@@ -301,6 +304,7 @@ impl Conn {
             last_active: now,
             client_interest: Interest::READABLE,
             client_eof: false,
+            client_stalled_since: None,
             served: 0,
             buffered: 0,
         }
@@ -431,9 +435,17 @@ impl Reactor<'_> {
                             c.last_active = now;
                             moved = true;
                         }
+                        // The write timeout's clock: from the last byte the client took.
+                        c.client_stalled_since = match (c.to_client.is_empty(), wrote, c.client_stalled_since) {
+                            (true, _, _) => None,
+                            (false, true, _) | (false, false, None) => Some(now),
+                            (false, false, since) => since,
+                        };
                     }
                     Err(_) => return Flow::Close,
                 }
+            } else {
+                c.client_stalled_since = None;
             }
             if c.to_client.is_empty() {
                 if let State::Closing { shut_down } = &mut c.state {

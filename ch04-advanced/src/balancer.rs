@@ -22,7 +22,7 @@ use ch03_load_balancer::rng::Rng;
 
 use crate::algorithm::{Context, pick_untried};
 use crate::headers::{Cidr, client_ip, cookie, ensure_request_id};
-use crate::health::{HealthConfig, record_request};
+use crate::health::{HealthConfig, PassiveCheck, record_request};
 use crate::node::{Node, Pool};
 use crate::routing::{Group, Router};
 use crate::stats::{BackendLine, Reporter, StatsEndpoint};
@@ -61,6 +61,9 @@ pub struct Options {
     pub weights_file: Option<PathBuf>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Counts real requests' failures instead of chapter 4's passive check
+    /// (`--failure-counting`: lab 4.3's counter).
+    pub passive: Option<Arc<dyn PassiveCheck>>,
 }
 
 impl Default for Options {
@@ -76,6 +79,18 @@ impl Default for Options {
             stats_endpoint: None,
             weights_file: None,
             trusted_proxies: Vec::new(),
+            passive: None,
+        }
+    }
+}
+
+impl Options {
+    /// Tells the passive check in use how a real request to `node` ended.
+    fn record_request(&self, node: &Node, ok: bool) {
+        let now = Instant::now();
+        match &self.passive {
+            Some(check) => check.record(node, ok, &self.health, now),
+            None => record_request(node, ok, &self.health, now),
         }
     }
 }
@@ -253,14 +268,14 @@ fn balance(
                     // backend's fault, though nothing more can be answered.
                     node.backend.failures.fetch_add(1, Ordering::Relaxed);
                 }
-                record_request(node, !f.cut_short, &lb.options.health, Instant::now());
+                lb.options.record_request(node, !f.cut_short);
                 return Ok((node.addr().to_string(), request_id, f));
             }
             // The backend's fault (chapter 2's one rule): it is charged,
             // and the retry rule decides whether another backend may try.
             Err(e) if e.blames_backend() => {
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
-                record_request(node, false, &lb.options.health, Instant::now());
+                lb.options.record_request(node, false);
                 if !e.may_retry(&head) {
                     return Err(e);
                 }
@@ -296,7 +311,7 @@ fn connect_with_failover<'a>(
             Err(e) => {
                 tracing::debug!(backend = %node.addr(), error = %e.detail, "connect failed; trying the next backend");
                 node.backend.failures.fetch_add(1, Ordering::Relaxed);
-                record_request(node, false, &options.health, Instant::now());
+                options.record_request(node, false);
             }
         }
     }

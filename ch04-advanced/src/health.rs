@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::Shutdown;
 
-use crate::node::{Node, Pool};
+use crate::node::{Health, Node, Pool};
 
 /// How nodes are probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ impl Default for HealthConfig {
 impl HealthConfig {
     /// How long a down node is kept out of rotation by time alone: with
     /// active checks, only a probe brings it back, so "a very long time".
-    fn retry_after(&self) -> Duration {
+    pub fn retry_after(&self) -> Duration {
         if self.probe == Probe::Off { self.fail_timeout } else { Duration::from_secs(24 * 3600) }
     }
 }
@@ -129,9 +129,7 @@ pub fn record_probe(node: &Node, ok: bool, config: &HealthConfig, now: Instant, 
         h.probe_failures = 0;
         h.probe_successes = h.probe_successes.saturating_add(1);
         if !node.is_healthy() && h.probe_successes >= config.rise {
-            h.recovered_at = Some(now);
-            h.passive_failures = 0;
-            node.backend.mark_up();
+            bring_up(node, &mut h, now);
             tracing::info!(backend = %node.addr(), successes = h.probe_successes, "backend is UP (health check passed)");
         }
     } else {
@@ -161,9 +159,7 @@ pub fn record_request(node: &Node, ok: bool, config: &HealthConfig, now: Instant
     } else {
         h.passive_failures = h.passive_failures.saturating_add(1);
         if node.is_healthy() && h.passive_failures >= config.max_fails {
-            // Probes must now earn `rise` fresh successes to bring it back.
-            h.probe_successes = 0;
-            node.backend.mark_down(config.retry_after());
+            take_down(node, &mut h, config);
             tracing::warn!(backend = %node.addr(), failures = h.passive_failures, "backend is DOWN (requests failed)");
         } else if !node.is_healthy() {
             // A retry after fail_timeout failed: wait another fail_timeout.
@@ -171,7 +167,38 @@ pub fn record_request(node: &Node, ok: bool, config: &HealthConfig, now: Instant
         }
     }
 }
+
+/// Takes `node` down because real requests failed (`h` is its locked
+/// health): probes must now earn `rise` fresh successes to bring it back.
+pub fn take_down(node: &Node, h: &mut Health, config: &HealthConfig) {
+    h.probe_successes = 0;
+    node.backend.mark_down(config.retry_after());
+}
+
+/// Brings `node` back at `now` (`h` is its locked health): slow start
+/// counts from here, and the passive streak starts again.
+pub fn bring_up(node: &Node, h: &mut Health, now: Instant) {
+    h.recovered_at = Some(now);
+    h.passive_failures = 0;
+    node.backend.mark_up();
+}
 // ANCHOR_END: transitions
+
+/// Replaces chapter 4's passive check ([`record_request`]): told of every
+/// real request's outcome (`advanced_lb --failure-counting` plugs lab 4.3
+/// in here).
+pub trait PassiveCheck: Send + Sync + std::fmt::Debug {
+    /// A real request to `node` ended at `now`, `ok` or not.
+    fn record(&self, node: &Node, ok: bool, config: &HealthConfig, now: Instant);
+}
+
+/// Replaces a round of the active checks (`advanced_lb --recovery-check`
+/// plugs lab 4.4 in here).
+pub trait RecoveryRound: Send + Sync + std::fmt::Debug {
+    /// One round over `checker`'s nodes at `now`; probe with
+    /// [`HealthChecker::check`] and [`HealthChecker::warm`].
+    fn round(&self, checker: &HealthChecker, now: Instant);
+}
 
 /// A check a program plugs into the health checker: a backend's address
 /// (`host:port`) in, a verdict out (`Err`: why not).
@@ -187,6 +214,9 @@ pub struct CheckHooks {
     /// Run before a recovering backend is marked up (lab 7.4: a few
     /// requests of our own); a failure counts as a failed probe.
     pub warm_up: Option<CheckFn>,
+    /// Runs each round instead of probing every node (lab 4.4: only the
+    /// nodes that are down, when their schedule says so).
+    pub recovery: Option<Arc<dyn RecoveryRound>>,
 }
 
 impl std::fmt::Debug for CheckHooks {
@@ -194,6 +224,7 @@ impl std::fmt::Debug for CheckHooks {
         f.debug_struct("CheckHooks")
             .field("probe", &self.probe.is_some())
             .field("warm_up", &self.warm_up.is_some())
+            .field("recovery", &self.recovery)
             .finish()
     }
 }
@@ -224,33 +255,57 @@ impl HealthChecker {
     /// this every interval; tests call it directly, so no test has to wait
     /// for a timer.
     pub fn run_round(&self) {
+        if let Some(recovery) = &self.hooks.recovery {
+            recovery.round(self, Instant::now());
+            return;
+        }
         if self.config.probe == Probe::Off {
             return;
         }
         for node in &self.pool.nodes {
-            let mut result = match &self.hooks.probe {
-                Some(check) => check(node.addr()),
-                None => probe(node.addr(), &self.config.probe, self.config.timeout),
-            };
+            let mut result = self.check(node);
             // This success would bring the node back: warm it up first.
             if result.is_ok()
                 && !node.is_healthy()
                 && node.health().probe_successes.saturating_add(1) >= self.config.rise
-                && let Some(warm_up) = &self.hooks.warm_up
             {
-                result = warm_up(node.addr()).map_err(|e| format!("warm-up: {e}"));
+                result = self.warm(node);
             }
             let why = result.as_ref().err().map(String::as_str).unwrap_or("");
             record_probe(node, result.is_ok(), &self.config, Instant::now(), why);
         }
     }
 
+    /// Probes `node` once: with the program's probe if it has one, else
+    /// with chapter 4's (a TCP connect when the probe is off).
+    pub fn check(&self, node: &Node) -> Result<(), String> {
+        match &self.hooks.probe {
+            Some(check) => check(node.addr()),
+            None => probe(node.addr(), &self.config.probe, self.config.timeout),
+        }
+    }
+
+    /// Warms `node` up before it takes traffic again, when the program
+    /// asks for it (lab 7.4); nothing to do otherwise.
+    pub fn warm(&self, node: &Node) -> Result<(), String> {
+        match &self.hooks.warm_up {
+            Some(warm_up) => warm_up(node.addr()).map_err(|e| format!("warm-up: {e}")),
+            None => Ok(()),
+        }
+    }
+
     /// Probes on a thread of its own until `shutdown` fires.
     pub fn spawn(self, shutdown: Shutdown) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new().name("health".into()).spawn(move || {
+            // A recovery schedule keeps its own time: look at it often
+            // enough that a due probe is not a whole interval late.
+            let tick = match self.hooks.recovery {
+                Some(_) => (self.config.interval / 4).max(Duration::from_millis(10)),
+                None => self.config.interval,
+            };
             loop {
                 self.run_round();
-                if shutdown.wait_timeout(self.config.interval) {
+                if shutdown.wait_timeout(tick) {
                     return;
                 }
             }

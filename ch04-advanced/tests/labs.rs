@@ -253,6 +253,28 @@ fn lab_4_3_counts_real_responses_from_a_backend() {
     assert_eq!(served(&b), 8);
 }
 
+#[test]
+fn lab_4_3_takes_a_backend_down_in_the_running_load_balancer() {
+    // What `advanced_lb --failure-counting` plugs in: lab 4.3's counter as
+    // the passive check, with --max-fails (here 2) as its threshold.
+    let (web, dead) = (backend("web"), closed_port());
+    let addrs = [(web.addr().to_string(), 1), (dead.to_string(), 1)];
+    let (lb, server) = start_lb(&addrs, Kind::Rr, |o| {
+        o.health.max_fails = 2;
+        o.passive = Some(Arc::new(ch04_advanced::labs::CountedFailures::default()));
+    });
+    let dead_node = &lb.router.default_group().pool.nodes[1];
+    // Round robin sends some requests to the dead backend; each fails
+    // over to web, so the client never sees the failure.
+    for _ in 0..10 {
+        assert_eq!(get(server.addr, "/").status, 200);
+    }
+    assert!(!dead_node.is_healthy(), "down after two refusals in a row");
+    assert_eq!(dead_node.backend.failures.load(Ordering::SeqCst), 2, "and tried no more once down");
+    assert_eq!(served(&web), 10);
+    drop(server);
+}
+
 // ---------------------------------------------------------------- lab 4.4
 
 #[test]
@@ -358,6 +380,33 @@ fn lab_4_4_probes_a_real_backend_until_it_recovers() {
     assert_eq!(probes, expected, "probed every interval while down, then never");
     assert_eq!(back_at, Some(4 * interval));
     assert!(!r.is_down());
+}
+
+#[test]
+fn lab_4_4_the_health_checker_probes_only_down_backends_on_its_schedule() {
+    // What `advanced_lb --recovery-check` plugs in: each round of the
+    // health checker asks lab 4.4 which down backend is due. Interval zero
+    // makes every round a due one, so no test clock is needed.
+    let (up, down) = (backend("up"), backend("down"));
+    let pool =
+        Arc::new(Pool::new(vec![Backend::new(up.addr().to_string(), 1), Backend::new(down.addr().to_string(), 1)]));
+    let config = HealthConfig { rise: 2, interval: Duration::ZERO, timeout: TIMEOUT, ..HealthConfig::default() };
+    let hooks = CheckHooks {
+        recovery: Some(Arc::new(ch04_advanced::labs::ScheduledRecovery::default())),
+        ..CheckHooks::default()
+    };
+    let checker = HealthChecker::new(Arc::clone(&pool), config).with_hooks(hooks);
+    pool.nodes[1].backend.mark_down(Duration::from_secs(3600));
+    checker.run_round(); // it went down: the schedule starts
+    assert_eq!(served(&down), 0, "the first probe waits one interval");
+    checker.run_round(); // one good probe of two
+    assert!(!pool.nodes[1].is_healthy());
+    checker.run_round(); // the second: up
+    assert!(pool.nodes[1].is_healthy());
+    assert_eq!(served(&down), 2, "two probes brought it back");
+    checker.run_round();
+    assert_eq!(served(&down), 2, "up again: no more probes");
+    assert_eq!(served(&up), 0, "a backend that is up is never probed");
 }
 
 // ---------------------------------------------------------------- lab 4.5
@@ -690,7 +739,8 @@ fn lab_7_3_the_health_checker_probes_with_it_when_the_balancer_asks() {
     let probe: ch04_advanced::health::CheckFn = Arc::new(move |addr: &str| {
         http_check(addr.parse().map_err(|e| format!("{e}"))?, "/", &expect, TIMEOUT).map_err(|e| e.to_string())
     });
-    let (pool, checker) = checked(&[web.addr(), other.addr()], CheckHooks { probe: Some(probe), warm_up: None });
+    let (pool, checker) =
+        checked(&[web.addr(), other.addr()], CheckHooks { probe: Some(probe), ..CheckHooks::default() });
     checker.run_round();
     assert!(pool.nodes[0].is_healthy(), "web's body has the text");
     assert!(!pool.nodes[1].is_healthy(), "other answers 200, but not with the text: down");
@@ -706,7 +756,7 @@ fn lab_7_4_a_recovering_backend_is_warmed_up_before_it_is_marked_up() {
     let warm: ch04_advanced::health::CheckFn = Arc::new(|addr: &str| {
         warm_up(addr.parse().map_err(|e| format!("{e}"))?, "/", 3, TIMEOUT).map(|_| ()).map_err(|e| e.to_string())
     });
-    let (pool, checker) = checked(&[web.addr()], CheckHooks { probe: None, warm_up: Some(warm) });
+    let (pool, checker) = checked(&[web.addr()], CheckHooks { warm_up: Some(warm), ..CheckHooks::default() });
     pool.nodes[0].backend.mark_down(Duration::from_secs(60));
     checker.run_round(); // the first success of two: no warm-up yet
     assert_eq!(served(&web), 1, "one probe");
@@ -726,7 +776,7 @@ fn lab_7_4_a_failed_warm_up_keeps_the_backend_down() {
             .map(|_| ())
             .map_err(|e| e.to_string())
     });
-    let (pool, checker) = checked(&[web.addr()], CheckHooks { probe: None, warm_up: Some(warm) });
+    let (pool, checker) = checked(&[web.addr()], CheckHooks { warm_up: Some(warm), ..CheckHooks::default() });
     pool.nodes[0].backend.mark_down(Duration::from_secs(60));
     for _ in 0..3 {
         checker.run_round();

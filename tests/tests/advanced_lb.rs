@@ -1,5 +1,6 @@
 //! The real `advanced_lb` binary: exact weighted shares, a backend stopped
-//! mid-run and brought back, and draining on SIGTERM.
+//! mid-run and brought back (by chapter 4's checks, and by labs 4.3 and
+//! 4.4), and draining on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::net::SocketAddr;
@@ -87,6 +88,48 @@ fn a_backend_stopped_mid_run_loses_its_traffic_and_gets_it_back() {
     assert!(up.is_some(), "b came back after the healthy threshold");
     let after: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
     assert_eq!(after.iter().filter(|n| *n == "b").count(), 5, "{after:?}");
+}
+
+#[test]
+fn labs_4_3_and_4_4_take_a_dead_backend_out_and_bring_it_back() {
+    // Lab 4.3's counter decides when real requests take a backend down,
+    // lab 4.4's schedule probes it until it is back: the C curriculum's
+    // passive health check, in the real binary.
+    let a = spawn(BackendConfig::named("a")).unwrap();
+    let b = spawn(BackendConfig::named("b")).unwrap();
+    let b_addr = b.addr();
+    let (sa, sb) = (a.addr().to_string(), b_addr.to_string());
+    let lb = advanced_lb(&[
+        "--algorithm",
+        "rr",
+        "--backend",
+        &sa,
+        "--backend",
+        &sb,
+        "--failure-counting",
+        "--max-fails",
+        "2",
+        "--recovery-check",
+        "--health-interval-ms",
+        "20",
+        "--healthy-threshold",
+        "2",
+    ]);
+    drop(b);
+    // Every request still succeeds (a refused connection fails over to a),
+    // and two refusals in a row take b down.
+    let during: Vec<String> = (0..6).map(|_| name(lb.addr)).collect();
+    assert!(during.iter().all(|n| n == "a"), "{during:?}");
+    let down = lb.wait_for_line(Duration::from_secs(20), |l| l.contains("backend is DOWN (lab 4.3") && l.contains(&sb));
+    assert!(down.is_some(), "lab 4.3 took b down");
+    assert!(down.unwrap().contains(r#""failures":2"#), "at the second failure in a row");
+
+    let _b = spawn(BackendConfig { addr: b_addr, ..BackendConfig::named("b") }).unwrap();
+    let up = lb.wait_for_line(Duration::from_secs(20), |l| l.contains("backend is UP (lab 4.4") && l.contains(&sb));
+    assert!(up.is_some(), "lab 4.4's probes brought b back");
+    let after: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
+    assert_eq!(after.iter().filter(|n| *n == "b").count(), 5, "{after:?}");
+    assert_eq!(served(&a), 6 + 5, "a, up all along, was never probed");
 }
 
 #[cfg(unix)]

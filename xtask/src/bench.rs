@@ -20,6 +20,7 @@
 //! | `bench/static_files.rs` | `--l4`: `static_server` against nginx on a 1 MiB and a 1 GiB file, with wrk |
 //! | `bench/reload.rs` | `--reload`: chapter 10's `hot_reload_lb` reloaded every 100 ms under load |
 //! | `bench/picks.rs` | `--picks`: chapter 4's time per pick against pool size, drawn |
+//! | `bench/conn_memory.rs` | `--conn-memory`: chapter 1's memory per connection against connections, drawn |
 //! | `bench/report.rs` | the table, the targets, the CSV and the SVG charts |
 //!
 //! The machines this runs on are small and shared, and the load generator
@@ -28,6 +29,7 @@
 
 mod checks;
 mod churn;
+mod conn_memory;
 mod limiter;
 mod load;
 mod picks;
@@ -316,6 +318,11 @@ pub struct BenchArgs {
     /// drawn against the pool's size.
     #[arg(long)]
     picks: bool,
+    /// Instead of the ladder, chapter 1's memory per connection: the
+    /// thread-per-connection echo_server with 10 to 3,000 idle connections,
+    /// then after 16 KiB echoed through each, drawn against the count.
+    #[arg(long)]
+    conn_memory: bool,
 }
 
 /// What every measurement of a run shares.
@@ -346,6 +353,10 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     }
     if args.picks {
         return picks::run(root, (!args.quick).then(|| root.join("book/src/figures/ch04")).as_deref());
+    }
+    if args.conn_memory {
+        let counts: &[usize] = if args.quick { &[10, 100] } else { &[10, 30, 100, 300, 1000, 3000] };
+        return conn_memory::run(root, counts, (!args.quick).then(|| root.join("book/src/figures/ch01")).as_deref());
     }
     if args.reload {
         return run_reload(root, if args.quick { 5 } else { args.reload_secs.max(3) }, !args.quick);

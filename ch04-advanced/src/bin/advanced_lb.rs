@@ -56,6 +56,15 @@ struct Args {
     /// body of GET --health-path.
     #[arg(long, value_name = "TEXT")]
     health_expect_body: Option<String>,
+    /// Count failed requests with lab 4.3's counter: --max-fails in a row
+    /// take a backend down.
+    #[arg(long)]
+    failure_counting: bool,
+    /// Probe only the backends that are down, on lab 4.4's schedule (every
+    /// --health-interval-ms, back after --healthy-threshold good probes in
+    /// a row); backends that are up are watched by real traffic alone.
+    #[arg(long)]
+    recovery_check: bool,
     /// Before a recovering backend takes traffic again, send it this many
     /// requests of our own (lab 7.4's warm-up; a failure keeps it down).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -89,7 +98,8 @@ struct Args {
     log: LogArgs,
 }
 
-/// Labs 7.3 and 7.4 in the active checks, when their flags ask for them.
+/// Labs 4.4, 7.3 and 7.4 in the active checks, when their flags ask for
+/// them.
 fn check_hooks(args: &Args) -> CheckHooks {
     let timeout = Duration::from_millis(args.health.health_timeout_ms.max(1));
     let resolve = |addr: &str| -> Result<std::net::SocketAddr, String> {
@@ -116,6 +126,9 @@ fn check_hooks(args: &Args) -> CheckHooks {
             tracing::info!(backend = addr, requests = sent, "warmed up");
             Ok(())
         }));
+    }
+    if args.recovery_check {
+        hooks.recovery = Some(Arc::new(labs::ScheduledRecovery::default()));
     }
     hooks
 }
@@ -182,7 +195,10 @@ fn main() -> anyhow::Result<()> {
         max_connections: args.max_connections,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         hash_key: args.hash_key,
-        // Labs 4.5 and 8.3, when asked for.
+        // Labs 4.3, 4.5 and 8.3, when asked for.
+        passive: args
+            .failure_counting
+            .then(|| Arc::new(labs::CountedFailures::default()) as Arc<dyn ch04_advanced::health::PassiveCheck>),
         reporter: (args.stats_every > 0)
             .then(|| Arc::new(PeriodicReporter::new(args.stats_every)) as Arc<dyn stats::Reporter>),
         stats_endpoint: args.stats_path.clone().map(labs::stats_endpoint),

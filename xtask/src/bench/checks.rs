@@ -181,7 +181,7 @@ pub fn idle_memory(addr: SocketAddr, pid: u32, count: usize) -> Result<IdleResul
 
 /// `pid`'s resident memory once it stops growing: a read every 100 ms,
 /// done after three equal reads in a row or 5 s.
-fn settled_rss(pid: u32) -> Result<u64> {
+pub fn settled_rss(pid: u32) -> Result<u64> {
     let mut after = rss_bytes(pid)?;
     let mut same = 0;
     let settle = Instant::now();

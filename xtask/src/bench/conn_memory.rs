@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::servers::{Server, free_port, localhost, raise_nofile_soft_limit, rss_bytes};
+use super::checks::settled_rss;
+use super::servers::{Server, free_port, localhost, raise_nofile_soft_limit};
 
 /// Bytes echoed through each connection in the second step.
 const ECHO: usize = 16 * 1024;
@@ -106,7 +107,7 @@ pub fn run(root: &Path, counts: &[usize], figures: Option<&Path>) -> Result<()> 
 /// One fresh server at `pid`: its memory, then with `n` idle connections,
 /// then after echoing through each.
 fn measure(addr: SocketAddr, pid: u32, n: usize) -> Result<Point> {
-    let fresh = settled(pid)?;
+    let fresh = settled_rss(pid)?;
     let mut streams = Vec::with_capacity(n);
     for i in 0..n {
         let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).with_context(|| format!("connection {i} of {n}"))?;
@@ -116,7 +117,7 @@ fn measure(addr: SocketAddr, pid: u32, n: usize) -> Result<Point> {
     }
     // Every connection has its thread once the count is right.
     let threads = wait_for_threads(pid, n as u64 + 2)?;
-    let idle = settled(pid)?;
+    let idle = settled_rss(pid)?;
     let message = vec![b'x'; ECHO];
     let mut back = vec![0u8; ECHO];
     for (i, s) in streams.iter_mut().enumerate() {
@@ -126,7 +127,7 @@ fn measure(addr: SocketAddr, pid: u32, n: usize) -> Result<Point> {
             bail!("connection {i} echoed other bytes");
         }
     }
-    let echoed = settled(pid)?;
+    let echoed = settled_rss(pid)?;
     drop(streams);
     Ok(Point { connections: n, threads, fresh, idle, echoed })
 }
@@ -147,19 +148,6 @@ fn wait_for_threads(pid: u32, want: u64) -> Result<u64> {
 /// The `Threads:  12` line of `/proc/PID/status`.
 fn parse_threads(status: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("Threads:"))?.trim().parse().ok()
-}
-
-/// Resident memory once three reads 100 ms apart agree (5 s at most).
-fn settled(pid: u32) -> Result<u64> {
-    let mut last = rss_bytes(pid)?;
-    let (mut same, started) = (0, Instant::now());
-    while same < 3 && started.elapsed() < Duration::from_secs(5) {
-        thread::sleep(Duration::from_millis(100));
-        let now = rss_bytes(pid)?;
-        same = if now == last { same + 1 } else { 0 };
-        last = now;
-    }
-    Ok(last)
 }
 
 /// The printed table.

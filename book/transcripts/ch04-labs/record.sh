@@ -5,29 +5,14 @@
 # $OUT/NAME.txt as "$ command" lines and what the command printed, and
 # every balancer's log to $OUT/NAME.log; page.md.tmpl says where each goes.
 # Needs ports 8080 and 9001-9002 free.
-set -u
 OUT=${1:?usage: record.sh OUT_DIR}
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-cd "$ROOT"
-mkdir -p "$OUT"
+source "$(dirname "$0")/../lib.sh"
+need_ports 8080 9001 9002
 WORK=/tmp/ch04
 mkdir -p "$WORK"
-for port in 8080 9001 9002; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is busy" >&2; exit 1; fi
-done
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-SNIP=/dev/null
-snip() { SNIP=$OUT/$1.txt; : > "$SNIP"; }
-say() { printf '$ %s\n' "$1" >> "$SNIP"; }
-run() { say "$1"; eval "$1" >> "$SNIP" 2>/dev/null; }
-wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "localhost:$1/" && return; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
-wait_log() { for _ in $(seq 400); do [ "$(grep -c "$2" "$1")" -ge "$3" ] && return; sleep 0.05; done; echo "$1: no '$2'" >&2; exit 1; }
-backend() { target/debug/simple_http_backend -p "$1" >> "$OUT/backend-$1.log" 2>&1 & eval "B$1=$!"; PIDS+=($!); wait_port "$1"; }
-lb() { local log=$1; shift; "$ROOT/target/debug/advanced_lb" "$@" > "$OUT/$log" 2>&1 & L=$!; PIDS+=($L); wait_log "$OUT/$log" "advanced load balancer listening" 1; }
-stop() { kill -INT "$1"; wait "$1" 2>/dev/null; }
+on_exit() { rm -rf "$WORK"; }
+backend() { target/debug/simple_http_backend -p "$1" >> "$OUT/backend-$1.log" 2>&1 & eval "B$1=$!"; started $!; wait_port "$1"; }
+lb() { local log=$1; shift; "$ROOT/target/debug/advanced_lb" "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "advanced load balancer listening" 1; }
 
 # --- lab 4.5: a report every 5 requests ---------------------------------------
 lb stats.log --demo --stats-every 5

@@ -6,34 +6,16 @@
 # goes. The files the page shows live in /tmp/prod, as its text says.
 # Needs ports 8080, 8081 and 9001-9003 free, and promtool, logrotate and
 # systemd-analyze for the checks of the example files.
-set -u
 OUT=${1:?usage: record.sh OUT_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-cd "$ROOT"
 P=/tmp/prod
 rm -rf "$OUT" "$P"/cm "$P"/*.log* "$P"/logrotate.state "$P"/lb.pid
-mkdir -p "$OUT" "$P/sd"
+RUN_STDERR=1
+source "$HERE/../lib.sh"
+need_ports 8080 8081 9001 9002 9003
+mkdir -p "$P/sd"
 cp "$HERE"/files/*.py "$P"/
 cp "$HERE"/files/sd/* "$P"/sd/
-
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-}
-trap cleanup EXIT
-
-for port in 8080 8081 9001 9002 9003; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is busy" >&2; exit 1; fi
-done
-
-SNIP=/dev/null
-snip() { SNIP=$OUT/$1.txt; : > "$SNIP"; }
-# Shows "$ command" and runs it in this shell (variables persist).
-run() { printf '$ %s\n' "$1" >> "$SNIP"; eval "$1" >> "$SNIP" 2>&1; }
-wait_port() { for _ in $(seq 100); do ss -ltn "sport = :$1" | grep -q LISTEN && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-wait_gone() { for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; echo "pid $1 still running" >&2; exit 1; }
 
 # --- the configurations -------------------------------------------------
 head_yaml() {
@@ -99,8 +81,8 @@ EOF
 
 # --- backends -------------------------------------------------------------
 target/debug/simple_http_backend --count 3 --base-port 9001 > $OUT/backends.log 2>&1 &
-PIDS+=($!)
-wait_port 9001; wait_port 9002; wait_port 9003
+started $!
+wait_listen 9001; wait_listen 9002; wait_listen 9003
 snip backends-start
 printf '$ %s\n' 'target/debug/simple_http_backend --count 3 --base-port 9001 &' >> "$SNIP"
 cat $OUT/backends.log >> "$SNIP"
@@ -115,8 +97,8 @@ run 'target/debug/hot_reload_lb --check -c ch10-hot-reload/configs/routes.yaml; 
 
 # Flags win: -a rr over the file's wrr.
 target/debug/hot_reload_lb -c /tmp/prod/lb.yaml -a rr > $OUT/pinned.log 2>&1 &
-B=$!; PIDS+=($B)
-wait_port 8081; sleep 0.3
+B=$!; started $B
+wait_listen 8081; sleep 0.3
 snip pinned-start
 printf '$ %s\n' 'target/debug/hot_reload_lb -c /tmp/prod/lb.yaml -a rr &' >> "$SNIP"
 cat $OUT/pinned.log >> "$SNIP"
@@ -130,9 +112,9 @@ cp $P/blue.yaml $P/lb.yaml
 
 # The main run: sections 1 to 5.
 target/debug/hot_reload_lb -c /tmp/prod/lb.yaml --log-file /tmp/prod/lb.log --access-log /tmp/prod/access.log --generation-header > $OUT/main.stderr 2>&1 &
-LB=$!; PIDS+=($LB)
+LB=$!; started $LB
 echo $LB > $P/lb.pid
-wait_port 8080; wait_port 8081; sleep 0.3
+wait_listen 8080; wait_listen 8081; sleep 0.3
 snip main-start
 printf '$ %s\n' 'target/debug/hot_reload_lb -c /tmp/prod/lb.yaml --log-file /tmp/prod/lb.log --access-log /tmp/prod/access.log --generation-header &' >> "$SNIP"
 cat $OUT/main.stderr >> "$SNIP"
@@ -250,8 +232,8 @@ run 'cp /tmp/prod/blue.yaml /tmp/prod/cm/..v1/lb.yaml'
 run 'ln -s ..v1 /tmp/prod/cm/..data'
 run 'ln -s ..data/lb.yaml /tmp/prod/cm/lb.yaml'
 target/debug/hot_reload_lb -c /tmp/prod/cm/lb.yaml -w > $OUT/watch.log 2>&1 &
-W=$!; PIDS+=($W)
-wait_port 8081; sleep 0.3
+W=$!; started $W
+wait_listen 8081; sleep 0.3
 snip cm-start
 printf '$ %s\n' 'target/debug/hot_reload_lb -c /tmp/prod/cm/lb.yaml -w &' >> "$SNIP"
 cat $OUT/watch.log >> "$SNIP"

@@ -4,26 +4,11 @@
 # snippet goes to $OUT/NAME.txt as "$ command" lines and what the command
 # printed, and every balancer's log to $OUT/NAME.log; page.md.tmpl says
 # where each goes. Needs ports 8080, 8081 and 9001-9003 free.
-set -u
 OUT=${1:?usage: record.sh OUT_DIR}
-ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
-cd "$ROOT"
-mkdir -p "$OUT" /tmp/ch10
-for port in 8080 8081 9001 9002 9003; do
-  if ss -ltn "sport = :$port" | grep -q LISTEN; then echo "port $port is busy" >&2; exit 1; fi
-done
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; }
-trap cleanup EXIT
-
-SNIP=/dev/null
-snip() { SNIP=$OUT/$1.txt; : > "$SNIP"; }
-say() { printf '$ %s\n' "$1" >> "$SNIP"; }
-run() { say "$1"; eval "$1" >> "$SNIP" 2>/dev/null; }
-wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "localhost:$1/" && return; sleep 0.05; done; echo "port $1 never answered" >&2; exit 1; }
-wait_log() { for _ in $(seq 200); do [ "$(grep -c "$2" "$1")" -ge "$3" ] && return; sleep 0.05; done; echo "$1: no '$2'" >&2; exit 1; }
-backends() { target/debug/simple_http_backend --count "$1" --base-port 9001 > "$OUT/backends.log" 2>&1 & B=$!; PIDS+=($B); wait_port $((9000 + $1)); }
-stop() { kill -INT "$1"; wait "$1" 2>/dev/null; }
+source "$(dirname "$0")/../lib.sh"
+need_ports 8080 8081 9001 9002 9003
+mkdir -p /tmp/ch10
+backends() { target/debug/simple_http_backend --count "$1" --base-port 9001 > "$OUT/backends.log" 2>&1 & B=$!; started $B; wait_port $((9000 + $1)); }
 
 # --- checking files -------------------------------------------------------
 cat > /tmp/ch10/broken.yaml <<'Y'
@@ -49,7 +34,7 @@ done
 
 # --- serving lb.yaml -------------------------------------------------------
 backends 3
-target/debug/hot_reload_lb -c ch10-hot-reload/configs/lb.yaml > "$OUT/serve.log" 2>&1 & L=$!; PIDS+=($L)
+target/debug/hot_reload_lb -c ch10-hot-reload/configs/lb.yaml > "$OUT/serve.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/serve.log" "admin listening" 1
 snip serve
 for i in 1 2 3 4 5 6; do run "curl -s localhost:8080/"; done
@@ -57,7 +42,7 @@ run "curl -s localhost:8081/metrics | grep '^lb_requests_total'"
 stop $L
 
 # --- routes.yaml -------------------------------------------------------------
-target/debug/hot_reload_lb -c ch10-hot-reload/configs/routes.yaml > "$OUT/routes.log" 2>&1 & L=$!; PIDS+=($L)
+target/debug/hot_reload_lb -c ch10-hot-reload/configs/routes.yaml > "$OUT/routes.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/routes.log" "admin listening" 1
 snip routes
 run "for i in 1 2 3 4; do curl -s localhost:8080/api/users; done"
@@ -67,7 +52,7 @@ stop $L
 
 # --- SIGHUP ------------------------------------------------------------------
 printf 'algorithm: wrr\nbackends:\n  - 127.0.0.1:9001:1\n  - 127.0.0.1:9002:1\n' > /tmp/ch10/lb.yaml
-target/debug/hot_reload_lb -c /tmp/ch10/lb.yaml > "$OUT/reload.log" 2>&1 & L=$!; PIDS+=($L)
+target/debug/hot_reload_lb -c /tmp/ch10/lb.yaml > "$OUT/reload.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/reload.log" "admin listening" 1
 hup() { say 'kill -HUP $(pgrep -x hot_reload_lb)'; kill -HUP "$L"; wait_log "$OUT/reload.log" "$1" "$2"; }
 snip reload
@@ -87,7 +72,7 @@ stop $L
 
 # --- the admin listener ----------------------------------------------------------
 printf 'backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n' > /tmp/ch10/admin.yaml
-target/debug/hot_reload_lb -c /tmp/ch10/admin.yaml --generation-header > "$OUT/admin.log" 2>&1 & L=$!; PIDS+=($L)
+target/debug/hot_reload_lb -c /tmp/ch10/admin.yaml --generation-header > "$OUT/admin.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/admin.log" "admin listening" 1
 snip admin
 brun() { run "$1"; echo >> "$SNIP"; }
@@ -108,7 +93,7 @@ kill "$B"; wait "$B" 2>/dev/null
 # --- watching the file -----------------------------------------------------------
 backends 2
 printf 'algorithm: wrr\nbackends: ["127.0.0.1:9001:1", "127.0.0.1:9002:1"]\n' > /tmp/ch10/watched.yaml
-target/debug/hot_reload_lb -c /tmp/ch10/watched.yaml -w > "$OUT/watch.log" 2>&1 & L=$!; PIDS+=($L)
+target/debug/hot_reload_lb -c /tmp/ch10/watched.yaml -w > "$OUT/watch.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/watch.log" "watching the configuration file" 1
 snip watch
 run "printf 'algorithm: wrr\nbackends: [\"127.0.0.1:9001:1\", \"127.0.0.1:9002:4\"]\n' > /tmp/ch10/.watched.yaml.new"

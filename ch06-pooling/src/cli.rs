@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ch05_event_loop::app::{Program, ReactorArgs, serve};
 use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::lb::mailbox::Mailbox;
 use ch05_event_loop::lb::observe::Observe;
 use ch05_event_loop::lb::reuse::{Reuse, Socket};
 
@@ -71,23 +72,25 @@ impl PoolArgs {
 /// chapter 7's with a rate limiter as the program's `admission`. The
 /// pool's lines come first in the statistics report.
 pub fn serve_pooled(reactor: &ReactorArgs, pool: &PoolArgs, program: Program<'_>) -> anyhow::Result<()> {
-    serve_pooled_and(reactor, pool, program, |_| {})
+    serve_pooled_and(reactor, pool, program, |_, _| {})
 }
 
 /// [`serve_pooled`], handing the pool's counters to `seen` first (chapter
-/// 8 exports them as metrics); with `--no-pool`, `seen` is not called.
+/// 8 exports them as metrics) with the mailbox its new settings can be
+/// posted to (chapter 10 reloads them); with `--no-pool`, `seen` is not
+/// called.
 pub fn serve_pooled_and(
     reactor: &ReactorArgs,
     pool: &PoolArgs,
     program: Program<'_>,
-    seen: impl FnOnce(&Arc<PoolStats>),
+    seen: impl FnOnce(&Arc<PoolStats>, Arc<Mailbox<PoolConfig>>),
 ) -> anyhow::Result<()> {
     let Some(config) = pool.config() else {
         return serve(reactor, program);
     };
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
-    seen(&stats);
+    seen(&stats, pool.retuner());
     let Program { name, admission, observe, on_start, on_reload, report, fastest, generation_header, .. } = program;
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);

@@ -318,7 +318,7 @@ impl Metrics {
             "Requests refused (or, in a dry run, that would have been), by the limit that refused them.",
             &["limit"],
             move |out| {
-                for p in &s.policies {
+                for p in s.policies() {
                     out.push((vec![p.name.clone()], p.refused.load(Ordering::Relaxed) as f64));
                 }
             },

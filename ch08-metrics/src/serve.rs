@@ -3,24 +3,38 @@
 //! starts the same balancer from a configuration file.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use ch04_advanced::algorithm::MakeAlgorithm;
 use ch05_event_loop::app::{Program, Running};
 use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::lb::mailbox::Mailbox;
 use ch05_event_loop::lb::observe::Observe;
 use ch06_pooling::cli::serve_pooled_and;
+use ch06_pooling::pool::PoolConfig;
 use ch07_rate_limit::cli::LimitedArgs;
+use ch07_rate_limit::limiter::Settings as Limits;
 
 use crate::access::AccessLog;
 use crate::admin;
 use crate::balancer::{Metrics, Recorder};
 use crate::cli::AdminArgs;
 
-/// Called once with the running balancer and its metrics (to add
-/// families and admin paths to).
-pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>) -> anyhow::Result<()>>;
+/// Called once with the running balancer, its metrics (to add families
+/// and admin paths to) and where its limits and pool take new settings.
+pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>, Tuners) -> anyhow::Result<()>>;
+
+/// Where another thread posts new settings for the loop's hooks: the
+/// limiter takes them before its next decision, the pool at its next use.
+#[derive(Debug, Clone)]
+pub struct Tuners {
+    /// The rate limits.
+    pub limits: Arc<Mailbox<Limits>>,
+    /// The pool's sizes and idle timeout; `None` when it runs without one
+    /// (`--no-pool`).
+    pub pool: Option<Arc<Mailbox<PoolConfig>>>,
+}
 
 /// What a program built on [`serve`] adds to it (chapter 10's reload).
 #[derive(Default)]
@@ -73,6 +87,9 @@ pub fn serve(
     extra: Extra,
 ) -> anyhow::Result<()> {
     let mut limiter = args.limited.limiter().map_err(anyhow::Error::msg)?;
+    let limits = limiter.retuner();
+    // Set before the loop starts, if there is a pool; read once it listens.
+    let pool_tuner: Arc<OnceLock<Arc<Mailbox<PoolConfig>>>> = Arc::default();
     let reactor = &args.limited.pooled.reactor;
     let limiter_stats = limiter.shared_stats();
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
@@ -95,13 +112,14 @@ pub fn serve(
     let listen_port = reactor.lb.listen.addr(8080).map_err(anyhow::Error::msg)?.port();
     let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
     let announce = extra.admin_listening;
+    let pool_tuned = Arc::clone(&pool_tuner);
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
         // What the program adds comes first: its admin paths and metrics
         // exist before the admin listener answers anyone.
         if let Some(then) = extra.on_start {
-            then(running, &watched)?;
+            then(running, &watched, Tuners { limits, pool: pool_tuned.get().cloned() })?;
         }
         if let Some(addr) = admin_addr {
             let bound = admin::start(addr, Arc::clone(&watched))
@@ -138,10 +156,11 @@ pub fn serve(
     };
     // The pool's counters are exported too, when there is a pool.
     let pool_metrics = Arc::clone(&metrics);
-    serve_pooled_and(reactor, &args.limited.pooled.pool, program, move |stats| {
+    serve_pooled_and(reactor, &args.limited.pooled.pool, program, move |stats, tuner| {
         if let Err(e) = pool_metrics.watch_pool(stats) {
             tracing::warn!(error = %e, "the pool's metrics are not exported");
         }
+        let _ = pool_tuner.set(tuner);
     })
 }
 // ANCHOR_END: serve

@@ -83,8 +83,8 @@ pub fn lb_stats(metrics: &Metrics) -> Value {
     }
     if let Some(limiter) = metrics.limiter() {
         let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        let by_limit: BTreeMap<&str, u64> =
-            limiter.policies.iter().map(|p| (p.name.as_str(), get(&p.refused))).collect();
+        let by_limit: BTreeMap<String, u64> =
+            limiter.policies().iter().map(|p| (p.name.clone(), get(&p.refused))).collect();
         doc["limiter"] = json!({
             "checked": get(&limiter.checked),
             "passed": get(&limiter.passed),

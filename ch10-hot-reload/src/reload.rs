@@ -6,18 +6,20 @@
 //!
 //! 1. Read and check the whole file. Any problem: nothing changes, and
 //!    every problem is logged with its position.
-//! 2. Compare it with the running configuration ([`compare`]). The backend
-//!    set, the weights, the algorithm, the sticky cookie and the listening
-//!    address can change while running; a change of anything else (timeouts,
-//!    the pool, the limits, health checks) is named and nothing is applied:
-//!    half a configuration is worse than the old one whole.
+//! 2. Compare it with the running configuration ([`compare`]). Everything
+//!    can change while running but the admin listener (`metrics`), and a
+//!    pool where the balancer started without one; a change of those is
+//!    named and nothing is applied: half a configuration is worse than the
+//!    old one whole.
 //! 3. Make everything that can fail first: resolve the backends, bind the
 //!    new listening socket. A failure: nothing changes.
 //! 4. Publish the new backend set ([`Current::replace`]). The loop adopts
 //!    it before serving its next events: requests read from then on are
 //!    served by it, requests already under way finish on the set they
 //!    started with, and a backend that stays keeps its health, counters and
-//!    kept connections.
+//!    kept connections. Then post the new rate limits and pool settings
+//!    to the loop's limiter and pool ([`Tuning`]), which take them at
+//!    their next use, on the loop's thread.
 //!
 //! Every outcome is counted (`lb_config_reloads_total{result}`) and the
 //! last one is shown on the admin listener with the running file's
@@ -33,6 +35,9 @@ use ch04_advanced::algorithm::{self, Kind};
 use ch04_advanced::node::Backend;
 use ch05_event_loop::lb::Config as LoopConfig;
 use ch05_event_loop::lb::backends::{Current, Replacement};
+use ch06_pooling::pool::PoolConfig;
+use ch07_rate_limit::limiter::Settings as Limits;
+use ch08_metrics::serve::Tuners;
 
 use crate::config::{self, Config};
 
@@ -54,10 +59,22 @@ pub struct Derived {
     pub listen: SocketAddr,
 }
 
+/// The settings of the loop and of its hooks, as a configuration and the
+/// command line say them.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Timeouts, head limits, health checks, drain timeout.
+    pub loop_config: LoopConfig,
+    /// Chapter 7's limits.
+    pub limits: Limits,
+    /// Chapter 6's pool, or `None` for none.
+    pub pool: Option<PoolConfig>,
+}
+
 /// Turns a configuration into what runs: the file's settings, overridden
 /// by the command line's flags (the binary knows its flags), and the
-/// loop's settings (timeouts, head limits, health checks, drain timeout).
-pub type Derive = Box<dyn Fn(&Config) -> Result<(Derived, LoopConfig), String> + Send + Sync>;
+/// settings of the loop and its hooks.
+pub type Derive = Box<dyn Fn(&Config) -> Result<(Derived, Tuning), String> + Send + Sync>;
 
 /// How one reload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +129,7 @@ impl Outcome {
 }
 
 /// Settings a reload applies to the running balancer.
-pub const LIVE: [&str; 9] = [
+pub const LIVE: [&str; 11] = [
     "backends",
     "weights",
     "listen",
@@ -122,6 +139,8 @@ pub const LIVE: [&str; 9] = [
     "timeouts",
     "health_check",
     "drain_timeout",
+    "pool",
+    "rate_limit",
 ];
 // (`backends` covers each backend's `max_connections` too.)
 
@@ -201,6 +220,9 @@ fn limit(current: &Current, limits: &[(String, u32)]) {
 struct Running {
     config: Config,
     derived: Derived,
+    /// The limits and the pool, as applied (the flags may override the file).
+    limits: Limits,
+    pool: Option<PoolConfig>,
     hash: u64,
 }
 
@@ -217,6 +239,7 @@ struct Last {
 struct Target {
     current: Arc<Current>,
     options: algorithm::Options,
+    tuners: Tuners,
 }
 
 // ANCHOR: reloader
@@ -251,11 +274,11 @@ impl Reloader {
     /// A reloader for `path`, whose contents (hashed `hash`) were read as
     /// `config` and started the balancer.
     pub fn new(path: &Path, config: Config, hash: u64, derive: Derive) -> Result<Self, String> {
-        let (derived, _) = derive(&config)?;
+        let (derived, tuning) = derive(&config)?;
         Ok(Self {
             path: path.to_path_buf(),
             derive,
-            running: Mutex::new(Running { config, derived, hash }),
+            running: Mutex::new(Running { config, derived, limits: tuning.limits, pool: tuning.pool, hash }),
             target: OnceLock::new(),
             attached: Condvar::new(),
             wait: Mutex::new(()),
@@ -264,9 +287,10 @@ impl Reloader {
         })
     }
 
-    /// The running balancer's backend set, and the algorithm options it
-    /// was started with (a reload keeps them, with the new cookie name).
-    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options) {
+    /// The running balancer's backend set, the algorithm options it was
+    /// started with (a reload keeps them, with the new cookie name), and
+    /// where its limiter and pool take new settings.
+    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options, tuners: Tuners) {
         // What the command line could not say: the routes, into the first set.
         let routes = lock(&self.running).derived.routes.clone();
         if !routes.is_empty() {
@@ -288,7 +312,7 @@ impl Reloader {
         }
         {
             let _waiting = lock(&self.wait);
-            let _ = self.target.set(Target { current: Arc::clone(&current), options });
+            let _ = self.target.set(Target { current: Arc::clone(&current), options, tuners });
             self.attached.notify_all();
         }
         // After any reload that was waiting for the target: its limits are the newest.
@@ -350,17 +374,29 @@ impl Reloader {
         if !fixed.is_empty() {
             return Outcome::NeedsRestart(fixed);
         }
-        let (derived, settings) = match (self.derive)(&new) {
+        let (derived, tuning) = match (self.derive)(&new) {
             Ok(both) => both,
             Err(e) => return Outcome::Invalid(e),
         };
+        // A pool cannot be added to a loop that started without one.
+        if tuning.pool.is_some() && target.tuners.pool.is_none() {
+            return Outcome::NeedsRestart(vec!["pool (the balancer started without one)"]);
+        }
         let mut changed = differences(&running.derived, &derived);
         // The loop's settings, as the file says them (compared there).
         let loop_settings = ["timeouts", "health_check", "drain_timeout"];
         changed.extend(compare(&running.config, &new).into_iter().filter(|c| loop_settings.contains(c)));
+        // The hooks' settings, as applied: flags may override the file's.
+        if tuning.pool != running.pool {
+            changed.push("pool");
+        }
+        if tuning.limits != running.limits {
+            changed.push("rate_limit");
+        }
+        let Tuning { loop_config: settings, limits, pool } = tuning;
         if changed.is_empty() {
             // What changed in the file (if anything) the command line overrides.
-            *running = Running { config: new, derived, hash };
+            *running = Running { config: new, derived, limits, pool, hash };
             return Outcome::Unchanged;
         }
         // Everything that can fail, before anything changes.
@@ -387,7 +423,16 @@ impl Reloader {
         match target.current.replace(replacement) {
             Ok(generation) => {
                 limit(&target.current, &derived.max_connections);
-                *running = Running { config: new, derived, hash };
+                // Taken by the limiter before its next decision, by the
+                // pool at its next use; posted even when unchanged, which
+                // costs them one comparison.
+                target.tuners.limits.post(limits.clone());
+                if let Some(tuner) = &target.tuners.pool {
+                    // No pool in the new file: keep nothing from now on.
+                    let keep_nothing = PoolConfig { max_idle: 0, max_idle_total: 0, ..PoolConfig::default() };
+                    tuner.post(pool.unwrap_or(keep_nothing));
+                }
+                *running = Running { config: new, derived, limits, pool, hash };
                 Outcome::Applied { generation, changed }
             }
             Err(e) => Outcome::Failed(e.to_string()),
@@ -448,6 +493,11 @@ impl Reloader {
             "listen": running.derived.listen.to_string(),
             "algorithm": clap::ValueEnum::to_possible_value(&running.derived.kind).map(|v| v.get_name().to_string()),
             "backends": backends,
+            "rate_limit": running.limits.per_key.map(|q| serde_json::json!({"per_ip": q.rate, "burst": q.burst})),
+            "pool": running.pool.map(|p| serde_json::json!({
+                "max_size": p.max_idle,
+                "ttl_ms": u64::try_from(p.idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            })),
             "reloads": counts,
             "last": last,
         })

@@ -334,13 +334,74 @@ fn sighup_rereads_the_file_applies_weights_and_never_a_bad_file() {
 
     // A valid file that changes what cannot change while running: named,
     // and nothing applied.
-    let pooled = file(1, 4).replace(&b.addr().to_string(), &c.addr().to_string()) + "pool: {max_size: 3}\n";
-    std::fs::write(&path, pooled).unwrap();
+    let observed = file(1, 4)
+        .replace(&b.addr().to_string(), &c.addr().to_string())
+        .replace("metrics: {enabled: false}", "metrics: {enabled: true}");
+    std::fs::write(&path, observed).unwrap();
     hup(&lb);
     let line = lb.wait_for_line(WAIT, |l| l.contains("restart to apply it")).expect("the change is reported");
-    assert!(line.contains("pool"), "{line}");
+    assert!(line.contains("metrics"), "{line}");
     let bodies: Vec<String> = (0..5).map(|_| get(lb.addr, "/").unwrap().text()).collect();
     assert!(bodies.iter().all(|b| !b.contains("beta")), "{bodies:?}");
+}
+
+#[test]
+fn a_reload_changes_the_rate_limit_and_the_pool_of_the_running_balancer() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    // One request per 100 s: after the burst, every request is refused.
+    let file = |limit: &str, pool: usize| {
+        observed(&[a.addr()], 0)
+            + &format!("rate_limit: {{per_ip: 0.01, burst: {limit}}}\npool: {{max_size: {pool}}}\n")
+    };
+    let path = temp_file("tuned.yaml", &file("2", 4));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let statuses = |n: usize| -> Vec<u16> { (0..n).map(|_| get(lb.addr, "/").unwrap().status).collect() };
+    let metric = |name: &str| -> f64 {
+        let page = get(admin, "/metrics").unwrap().text();
+        page.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    assert_eq!(statuses(4), [200, 200, 429, 429]);
+    // The pool kept the one connection those two requests used.
+    assert_eq!(metric("lb_pool_connections{state=\"idle\"}"), 1.0);
+    assert_eq!(metric("lb_pool_checkouts_total{result=\"reused\"}"), 1.0);
+
+    // A larger burst and no pool, by reload: the next requests see both.
+    std::fs::write(&path, file("5", 0)).unwrap();
+    let applied = post(admin, "/reload");
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert!(applied.text().contains("(pool, rate_limit changed)"), "{}", applied.text());
+    assert_eq!(statuses(6), [200, 200, 200, 200, 200, 429], "the new burst, started afresh");
+    assert_eq!(metric("lb_pool_connections{state=\"idle\"}"), 0.0, "nothing kept any more");
+    assert_eq!(metric("lb_pool_checkouts_total{result=\"reused\"}"), 1.0, "and nothing reused");
+    let line = lb.wait_for_line(WAIT, |l| l.contains("rate limits changed")).expect("the limiter says so");
+    assert!(line.contains("client: 0.01/s burst 5"), "{line}");
+    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
+    assert_eq!(config["rate_limit"]["burst"], 5);
+    assert_eq!(config["pool"], serde_json::Value::Null);
+
+    // The pool back, the limit gone: every request passes, connections are reused again.
+    std::fs::write(&path, observed(&[a.addr()], 0) + "pool: {max_size: 4}\n").unwrap();
+    assert_eq!(post(admin, "/reload").status, 200);
+    assert_eq!(statuses(5), [200; 5]);
+    assert!(metric("lb_pool_checkouts_total{result=\"reused\"}") >= 4.0);
+    let metrics = get(admin, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("lb_ratelimit_refused_total{limit=\"client\"} 3"),
+        "refusals before and after counted:\n{metrics}"
+    );
+}
+
+#[test]
+fn a_pool_cannot_be_added_to_a_balancer_started_without_one() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("nopool.yaml", &(observed(&[a.addr()], 0) + "pool: {max_size: 0}\n"));
+    let (_lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    std::fs::write(&path, observed(&[a.addr()], 0) + "pool: {max_size: 8}\n").unwrap();
+    let refused = post(admin, "/reload");
+    assert_eq!(refused.status, 409);
+    assert!(refused.text().contains("pool (the balancer started without one)"), "{}", refused.text());
 }
 
 /// The balancer started with `args`, and its admin listener's address.
@@ -392,7 +453,9 @@ fn the_admin_listener_reloads_and_shows_the_generation_and_hash() {
     let invalid = post(admin, "/reload");
     assert_eq!(invalid.status, 422);
     assert!(invalid.text().contains("admin.yaml:1:11:"), "{}", invalid.text());
-    std::fs::write(&path, observed(&[b.addr()], 0) + "rate_limit: {per_ip: 50, burst: 100}\n").unwrap();
+    // (The admin listener cannot move while running.)
+    let moved = observed(&[b.addr()], 0).replace("metrics: {enabled: true}", "metrics: {enabled: true, port: 9}");
+    std::fs::write(&path, moved).unwrap();
     assert_eq!(post(admin, "/reload").status, 409);
     assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "still serving the good set");
 

@@ -25,6 +25,7 @@
 //! | active health checks without blocking | [`probe`] |
 //! | keeping backend connections between requests (chapter 6 plugs in) | [`reuse`] |
 //! | whether a request may reach a backend at all (chapter 7 plugs in) | [`admit`] |
+//! | new settings for a hook, posted from another thread (chapter 10) | [`mailbox`] |
 //! | hearing about every request when it ends (chapter 8 plugs in) | [`observe`] |
 // This module reads network bytes: an index out of bounds here would be a
 // panic a client can trigger, so every index is checked (`get`).
@@ -33,6 +34,7 @@
 pub mod admit;
 pub mod backends;
 pub mod conn;
+pub mod mailbox;
 pub mod observe;
 pub mod probe;
 pub mod reuse;

@@ -26,6 +26,7 @@ mod tcp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ch05_event_loop::lb::mailbox::Mailbox;
 use ch05_event_loop::lb::reuse::Promise;
 pub use stats::{Evicted, PoolStats, Snapshot};
 pub use tcp::peek_liveness;
@@ -114,6 +115,8 @@ pub struct Pool<C> {
     stacks: Vec<Vec<usize>>,
     idle: usize,
     stats: Arc<PoolStats>,
+    /// New settings posted by a reload (chapter 10), taken by the loop.
+    retune: Option<Arc<Mailbox<PoolConfig>>>,
 }
 // ANCHOR_END: entry
 
@@ -127,8 +130,42 @@ impl<C: Liveness> Pool<C> {
             stacks: Vec::new(),
             idle: 0,
             stats: Arc::new(PoolStats::default()),
+            retune: None,
         }
     }
+
+    // ANCHOR: retune
+    /// Where another thread posts new settings (chapter 10's reload). The
+    /// pool takes them the next time the loop calls `get`, `put` or
+    /// `expire`: limits lowered close the oldest idle connections at once;
+    /// a new idle timeout applies to connections put back from then on
+    /// (those already idle keep the deadline they were given).
+    pub fn retuner(&mut self) -> Arc<Mailbox<PoolConfig>> {
+        Arc::clone(self.retune.get_or_insert_with(Mailbox::shared))
+    }
+
+    /// Applies settings posted to the [`retuner`](Self::retuner), if any.
+    fn retuned(&mut self, closed: &mut Vec<C>) {
+        let Some(config) = self.retune.as_ref().and_then(|m| m.take()) else { return };
+        self.config = config;
+        for backend in 0..self.stacks.len() {
+            while self.idle_for(backend) > config.max_idle {
+                let oldest = self.stacks.get_mut(backend).and_then(|s| (!s.is_empty()).then(|| s.remove(0)));
+                match oldest.and_then(|id| self.take(id)) {
+                    Some(entry) => self.evicted(entry, Evicted::Lru, closed),
+                    None => break,
+                }
+            }
+        }
+        while self.idle > config.max_idle_total {
+            let before = self.idle;
+            self.evict_lru(closed);
+            if self.idle == before {
+                break;
+            }
+        }
+    }
+    // ANCHOR_END: retune
 
     /// The settings.
     pub fn config(&self) -> &PoolConfig {
@@ -159,6 +196,7 @@ impl<C: Liveness> Pool<C> {
     /// The warmest live connection to `backend`, if one is kept. Expired
     /// and dead ones met on the way are evicted into `closed`.
     pub fn get(&mut self, backend: usize, now: Instant, closed: &mut Vec<C>) -> Option<Pooled<C>> {
+        self.retuned(closed);
         loop {
             let id = self.stacks.get_mut(backend)?.pop()?;
             let entry = self.take(id)?;
@@ -195,6 +233,7 @@ impl<C: Liveness> Pool<C> {
         now: Instant,
         closed: &mut Vec<C>,
     ) -> Option<(usize, Instant)> {
+        self.retuned(closed);
         self.stats.returned();
         if reusable.is_err() {
             self.stats.not_reusable();
@@ -266,6 +305,7 @@ impl<C: Liveness> Pool<C> {
     /// Evicts every connection that expired by `now`; returns the next
     /// expiry, if anything is kept.
     pub fn expire(&mut self, now: Instant, closed: &mut Vec<C>) -> Option<Instant> {
+        self.retuned(closed);
         let expired: Vec<usize> = self
             .entries
             .iter()

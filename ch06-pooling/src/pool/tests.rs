@@ -226,3 +226,48 @@ fn an_idle_connection_costs_the_pool_about_a_hundred_bytes() {
     let stack_slot = std::mem::size_of::<usize>();
     assert!((64..=160).contains(&(entry + stack_slot)), "entry {entry} + stack slot {stack_slot} bytes");
 }
+
+#[test]
+fn settings_posted_by_another_thread_apply_at_the_next_call() {
+    let (mut pool, t0, mut closed) = (Pool::new(config()), Instant::now(), Vec::new());
+    for n in 1..=4 {
+        pool.put(0, pooled(Fake::new(n)), Ok(()), t0 + Duration::from_millis(u64::from(n)), &mut closed);
+    }
+    pool.put(1, pooled(Fake::new(10)), Ok(()), t0 + Duration::from_millis(5), &mut closed);
+    let retuner = pool.retuner();
+    let smaller = PoolConfig { max_idle: 2, max_idle_total: 2, idle_timeout: Duration::from_secs(5), ..config() };
+    std::thread::scope(|s| {
+        s.spawn(|| retuner.post(smaller));
+    });
+    // Nothing changes until the loop calls the pool.
+    assert_eq!(pool.idle_for(0), 4);
+    assert_eq!(pool.config().max_idle, 4);
+    let next = pool.expire(t0 + Duration::from_millis(10), &mut closed);
+    // Backend 0 keeps its two newest; then the total of 2 closes the least
+    // recently used of the three left (backend 0's older one, put back at 3 ms).
+    assert_eq!(names(&closed), [1, 2, 3]);
+    assert_eq!((pool.idle_for(0), pool.idle_for(1)), (1, 1));
+    assert_eq!(pool.config(), &smaller);
+    assert_eq!(pool.stats().evicted(Evicted::Lru), 3);
+    // Connections already idle keep the deadline they were given (60 s)…
+    assert_eq!(next, Some(t0 + Duration::from_millis(4) + Duration::from_secs(60)));
+    // …and one put back now gets the new one.
+    closed.clear();
+    let now = t0 + Duration::from_secs(1);
+    pool.get(1, now, &mut closed).unwrap();
+    let (_, expires) = pool.put(1, pooled(Fake::new(11)), Ok(()), now, &mut closed).unwrap();
+    assert_eq!(expires, now + Duration::from_secs(5));
+    assert!(closed.is_empty());
+}
+
+#[test]
+fn a_pool_retuned_to_keep_nothing_closes_every_idle_connection() {
+    let (mut pool, t0, mut closed) = (Pool::new(config()), Instant::now(), Vec::new());
+    for n in 1..=3 {
+        pool.put(usize::try_from(n).unwrap(), pooled(Fake::new(n)), Ok(()), t0, &mut closed);
+    }
+    pool.retuner().post(PoolConfig { max_idle: 0, ..config() });
+    assert!(pool.get(1, t0, &mut closed).is_none());
+    assert_eq!(closed.len(), 3);
+    assert!(pool.put(1, pooled(Fake::new(9)), Ok(()), t0, &mut closed).is_none(), "max_idle 0 keeps nothing");
+}

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use ch02_proxy::http::RequestHead;
 use ch05_event_loop::lb::admit::{Admission, Arrival, Verdict as Admit};
+use ch05_event_loop::lb::mailbox::Mailbox;
 
 use crate::algorithm::{Algorithm, Decision, Gcra, Verdict};
 use crate::clock::{MonotonicClock, Nanos, nanos};
@@ -123,10 +124,19 @@ struct Policy {
     store: Store,
     /// The route prefix, for route policies.
     prefix: Option<String>,
+    /// Its refusals, counted.
+    stats: Arc<PolicyStats>,
 }
 
 impl Policy {
-    fn new(name: String, quota: Quota, mode: Mode, keyed: Option<usize>, prefix: Option<String>) -> Self {
+    fn new(
+        name: String,
+        quota: Quota,
+        mode: Mode,
+        keyed: Option<usize>,
+        prefix: Option<String>,
+        stats: &LimiterStats,
+    ) -> Self {
         let algorithm = match mode {
             Mode::Reject => Gcra::new(quota),
             Mode::Delay => Gcra::delaying(quota, 0),
@@ -135,7 +145,8 @@ impl Policy {
             Some(capacity) => Store::Keyed(Keyed::new(algorithm, capacity)),
             None => Store::One(algorithm.fresh()),
         };
-        Self { name, quota, algorithm, store, prefix }
+        let stats = stats.policy(&name);
+        Self { name, quota, algorithm, store, prefix, stats }
     }
 
     fn check(&mut self, key: Key, now: Nanos, charge: Charge) -> Decision {
@@ -182,11 +193,20 @@ pub struct RateLimiter {
     log: LimitLog,
     log_interval: Duration,
     stats: Arc<LimiterStats>,
+    /// What made it, to compare a reload's settings with.
+    settings: Settings,
+    /// New settings posted by a reload (chapter 10), taken by the loop.
+    retune: Option<Arc<Mailbox<Settings>>>,
 }
 
 impl RateLimiter {
     /// A limiter for `settings`, its tables allocated now.
     pub fn new(settings: &Settings) -> Self {
+        Self::counting_into(settings, Arc::new(LimiterStats::default()))
+    }
+
+    /// A limiter for `settings` whose counts go to `stats`.
+    fn counting_into(settings: &Settings, stats: Arc<LimiterStats>) -> Self {
         let mut policies = Vec::new();
         let per_key = Some(settings.max_keys);
         let mut routes: Vec<&RouteLimit> = settings.routes.iter().collect();
@@ -195,17 +215,16 @@ impl RateLimiter {
         for r in routes {
             route_ids.push(policies.len());
             let name = format!("route {}", r.prefix);
-            policies.push(Policy::new(name, r.quota, settings.mode, per_key, Some(r.prefix.clone())));
+            policies.push(Policy::new(name, r.quota, settings.mode, per_key, Some(r.prefix.clone()), &stats));
         }
         let client = settings.per_key.map(|q| {
-            policies.push(Policy::new("client".into(), q, settings.mode, per_key, None));
+            policies.push(Policy::new("client".into(), q, settings.mode, per_key, None, &stats));
             policies.len() - 1
         });
         let global = settings.global.map(|q| {
-            policies.push(Policy::new("global".into(), q, settings.mode, None, None));
+            policies.push(Policy::new("global".into(), q, settings.mode, None, None, &stats));
             policies.len() - 1
         });
-        let names = policies.iter().map(|p| p.name.clone()).collect();
         Self {
             policies,
             client,
@@ -217,9 +236,50 @@ impl RateLimiter {
             clock: MonotonicClock::new(),
             log: LimitLog::new(nanos(settings.log_interval)),
             log_interval: settings.log_interval,
-            stats: Arc::new(LimiterStats::new(names)),
+            stats,
+            settings: settings.clone(),
+            retune: None,
         }
     }
+
+    // ANCHOR: retune
+    /// Where another thread posts new settings (chapter 10's reload). The
+    /// limiter takes them before it decides about the next request.
+    pub fn retuner(&mut self) -> Arc<Mailbox<Settings>> {
+        Arc::clone(self.retune.get_or_insert_with(Mailbox::shared))
+    }
+
+    /// Becomes the limiter `settings` describe. A limit that is the same
+    /// before and after (name, quota, mode, table size) keeps its state, so
+    /// a reload that changes another limit does not hand every client a
+    /// fresh burst; a changed limit starts empty, as at start-up. The
+    /// clock and the key hasher stay: kept states are measured on them.
+    pub fn retune(&mut self, settings: &Settings) {
+        if *settings == self.settings {
+            return;
+        }
+        self.flush_log();
+        let mut next = Self::counting_into(settings, Arc::clone(&self.stats));
+        let same_tables = settings.mode == self.settings.mode && settings.max_keys == self.settings.max_keys;
+        if same_tables {
+            for policy in &mut next.policies {
+                let old = self.policies.iter_mut().find(|o| o.name == policy.name && o.quota == policy.quota);
+                if let Some(old) = old {
+                    std::mem::swap(&mut policy.store, &mut old.store);
+                }
+            }
+        }
+        next.clock = self.clock;
+        next.hasher = std::mem::take(&mut self.hasher);
+        next.retune = self.retune.take();
+        *self = next;
+        let limits = self.describe();
+        tracing::info!(
+            limits = if limits.is_empty() { "none".to_string() } else { limits.join("; ") },
+            "rate limits changed"
+        );
+    }
+    // ANCHOR_END: retune
 
     /// The counters, shared with the thread that prints reports.
     pub fn shared_stats(&self) -> Arc<LimiterStats> {
@@ -364,12 +424,20 @@ impl RateLimiter {
 
 impl Admission for RateLimiter {
     fn admit(&mut self, arrival: &Arrival<'_>, now: Instant) -> Admit {
+        if let Some(settings) = self.retune.as_ref().and_then(|m| m.take()) {
+            self.retune(&settings);
+        }
         let t = self.clock.at(now);
         let interval = self.log_interval();
         Self::emit(self.log.tick(t), interval, self.dry_run);
         let Arrival { peer, client, head } = *arrival;
         let outcome = self.decide(peer, client, head, t);
         self.stats.record(&outcome, self.dry_run);
+        if let Outcome::Refuse { policy, .. } = &outcome
+            && let Some(p) = self.policies.get(*policy)
+        {
+            p.stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.stats.tables(self.policies.iter().filter_map(|p| match &p.store {
             Store::Keyed(t) => Some(t.stats()),
             Store::One(_) => None,

@@ -3,6 +3,7 @@
 //! they are only ever read for a report.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Outcome;
 use crate::keyed::KeyedStats;
@@ -29,8 +30,10 @@ pub struct LimiterStats {
     pub refused: AtomicU64,
     /// Requests a dry run let through that would have been refused.
     pub would_refuse: AtomicU64,
-    /// Per policy, in the limiter's order.
-    pub policies: Vec<PolicyStats>,
+    /// Per policy, in the order they first appeared. A reload (chapter
+    /// 10) can add policies; one it removes keeps its counts (counters
+    /// never go back), and counts on if it returns.
+    policies: Mutex<Vec<Arc<PolicyStats>>>,
     /// The per-key tables together: keys placed, recovered slots reused,
     /// checks charged to the overflow.
     pub inserted: AtomicU64,
@@ -49,25 +52,30 @@ fn get(counter: &AtomicU64) -> u64 {
 }
 
 impl LimiterStats {
-    /// Counters for these policies.
-    pub fn new(names: Vec<String>) -> Self {
-        let policies = names.into_iter().map(|name| PolicyStats { name, ..PolicyStats::default() }).collect();
-        Self { policies, ..Self::default() }
+    /// The counters of the policy called `name`, made on first use.
+    pub fn policy(&self, name: &str) -> Arc<PolicyStats> {
+        let mut policies = self.policies.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = policies.iter().find(|p| p.name == name) {
+            return Arc::clone(found);
+        }
+        let made = Arc::new(PolicyStats { name: name.to_string(), refused: AtomicU64::new(0) });
+        policies.push(Arc::clone(&made));
+        made
     }
 
-    /// Counts one decision.
+    /// Every policy's counters so far, in the order they appeared.
+    pub fn policies(&self) -> Vec<Arc<PolicyStats>> {
+        self.policies.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Counts one decision (the refusing policy counts its own refusals).
     pub fn record(&self, outcome: &Outcome, dry_run: bool) {
         add(&self.checked);
         match outcome {
             Outcome::Pass => add(&self.passed),
             Outcome::Hold(_) if dry_run => add(&self.passed),
             Outcome::Hold(_) => add(&self.delayed),
-            Outcome::Refuse { policy, .. } => {
-                if let Some(p) = self.policies.get(*policy) {
-                    add(&p.refused);
-                }
-                add(if dry_run { &self.would_refuse } else { &self.refused });
-            }
+            Outcome::Refuse { .. } => add(if dry_run { &self.would_refuse } else { &self.refused }),
         }
     }
 
@@ -98,7 +106,7 @@ impl LimiterStats {
         }
         out.push('\n');
         let verb = if would > 0 && get(&self.refused) == 0 { "would have refused" } else { "refused" };
-        for p in &self.policies {
+        for p in self.policies() {
             out.push_str(&format!("  {} limit: {} {verb}\n", p.name, get(&p.refused)));
         }
         out.push_str(&format!(

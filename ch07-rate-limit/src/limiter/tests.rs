@@ -178,3 +178,46 @@ fn expecting_a_client_changes_no_decision() {
     let t = l.clock.at(now);
     assert_eq!(passes(&mut l, ip(7), &h, 5, t), 3, "a client only expected was not charged");
 }
+
+#[test]
+fn a_retune_keeps_the_limits_that_did_not_change_and_starts_the_others_afresh() {
+    let mut l = limiter(Settings { per_key: Some(q(1.0, 2)), global: Some(q(100.0, 100)), ..Settings::default() });
+    let h = head("/", "");
+    assert_eq!(passes(&mut l, ip(2), &h, 5, 0), 2);
+    assert_eq!(passes(&mut l, ip(3), &h, 5, 0), 2);
+    // Only the global limit changes: client 2 has not been given a fresh burst.
+    l.retune(&Settings { per_key: Some(q(1.0, 2)), global: Some(q(50.0, 50)), ..Settings::default() });
+    assert_eq!(passes(&mut l, ip(2), &h, 5, 0), 0);
+    // The client limit changes: every client starts with the new burst.
+    l.retune(&Settings { per_key: Some(q(1.0, 4)), global: Some(q(50.0, 50)), ..Settings::default() });
+    assert_eq!(passes(&mut l, ip(2), &h, 5, 0), 4);
+    // No limit at all: everything passes.
+    l.retune(&Settings::default());
+    assert_eq!(passes(&mut l, ip(2), &h, 50, 0), 50);
+    assert!(l.policy_names().is_empty());
+}
+
+#[test]
+fn settings_posted_from_another_thread_apply_to_the_next_request_and_counts_carry_on() {
+    let mut l = limiter(Settings { per_key: Some(q(1.0, 1)), ..Settings::default() });
+    let stats = l.shared_stats();
+    let retuner = l.retuner();
+    let h = head("/", "");
+    let t0 = Instant::now();
+    let admit = |l: &mut RateLimiter| l.admit(&Arrival { peer: ip(2), client: ip(2), head: &h }, t0);
+    assert_eq!(admit(&mut l), Admit::Pass);
+    assert!(matches!(admit(&mut l), Admit::Answer { status: 429, .. }));
+    std::thread::scope(|s| {
+        s.spawn(|| retuner.post(Settings { per_key: Some(q(1.0, 3)), ..Settings::default() }));
+    });
+    // A new burst of 3, taken on the loop's next call.
+    assert_eq!((0..5).filter(|_| admit(&mut l) == Admit::Pass).count(), 3);
+    // Refusals before and after the reload are counted under the same limit.
+    let client = stats.policies().into_iter().find(|p| p.name == "client").unwrap();
+    assert_eq!(client.refused.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 3);
+    // A limit removed keeps its counts; the report still lists it.
+    retuner.post(Settings::default());
+    assert_eq!(admit(&mut l), Admit::Pass);
+    assert!(stats.report().contains("client limit: 3 refused"), "{}", stats.report());
+}

@@ -16,7 +16,7 @@ use ch08_metrics::scraped::Scraped;
 use ch08_metrics::serve::{Extra, MetricsArgs, serve};
 use ch10_hot_reload::config::{self, Config};
 use ch10_hot_reload::launch::flags;
-use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader};
+use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader, Tuning};
 use ch10_hot_reload::watch::watching;
 use clap::builder::TypedValueParser;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -124,7 +124,10 @@ fn main() -> anyhow::Result<ExitCode> {
         let args = command_line.args(config).map_err(|e| e.to_string())?;
         let reactor = &args.metrics.limited.pooled.reactor;
         let setup = reactor.lb.setup().map_err(|e| format!("{e:#}"))?;
-        let settings = ch05_event_loop::app::config_of(reactor, &setup, generation_header);
+        let loop_config = ch05_event_loop::app::config_of(reactor, &setup, generation_header);
+        let limited = &args.metrics.limited;
+        let limits = limited.rate.settings(reactor.lb.algorithm.trusted_proxies.len())?;
+        let tuning = Tuning { loop_config, limits, pool: limited.pooled.pool.config() };
         let mut derived = derived(&args)?;
         // Limits come from the file's backends; `-b` replaces those, limits and all.
         if !command_line.backends_given {
@@ -141,7 +144,7 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         derived.routes = config.routes.iter().map(|r| (r.prefix.clone(), r.backends.clone())).collect();
-        Ok((derived, settings))
+        Ok((derived, tuning))
     });
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
@@ -196,8 +199,8 @@ fn reloading(
 ) -> Extra {
     let (on_hup, on_start) = (Arc::clone(reloader), Arc::clone(reloader));
     Extra {
-        on_start: Some(Box::new(move |running, metrics| {
-            on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone());
+        on_start: Some(Box::new(move |running, metrics, tuners| {
+            on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone(), tuners);
             export(&on_start, &running.current, metrics)?;
             let admin = Arc::clone(&on_start);
             metrics.add_admin_routes(Routes(Arc::new(move |method, target| admin_route(&admin, method, target))));

@@ -48,7 +48,7 @@ backend() { # PORT WEIGHT [MAX]
 { head_yaml; backend 9003 1; tail_yaml; } > $P/green.yaml
 { head_yaml; backend 9001 9; backend 9002 9;
   printf '  - host: 127.0.0.1\n    port: 9003\n    weight: 0\n    max_conections: 1\n'; tail_yaml; } > $P/broken.yaml
-{ cat $P/blue.yaml; printf 'pool:\n  max_size: 8\n'; } > $P/blue-pool.yaml
+sed 's/^  port: 8081$/  port: 8082/' $P/blue.yaml > $P/blue-admin-8082.yaml
 sed 's/^  port: 8080$/  port: 9001/' $P/blue.yaml > $P/blue-port-9001.yaml
 cp $P/blue.yaml $P/lb.yaml
 
@@ -138,7 +138,7 @@ snip post
 run "curl -s -w 'HTTP %{http_code}\n' -X POST localhost:8081/reload"
 run 'cp /tmp/prod/broken.yaml /tmp/prod/lb.yaml'
 run "curl -s -w 'HTTP %{http_code}\n' -X POST localhost:8081/reload"
-run 'cp /tmp/prod/blue-pool.yaml /tmp/prod/lb.yaml'
+run 'cp /tmp/prod/blue-admin-8082.yaml /tmp/prod/lb.yaml'
 run "curl -s -w 'HTTP %{http_code}\n' -X POST localhost:8081/reload"
 run 'cp /tmp/prod/blue-port-9001.yaml /tmp/prod/lb.yaml'
 run "curl -s -w 'HTTP %{http_code}\n' -X POST localhost:8081/reload"
@@ -150,7 +150,7 @@ run 'cp /tmp/prod/broken.yaml /tmp/prod/lb.yaml && curl -fsS -X POST localhost:8
 run 'cp /tmp/prod/blue.yaml /tmp/prod/lb.yaml && curl -fsS -X POST localhost:8081/reload; echo "exit status $?"'
 
 snip variants
-run 'diff /tmp/prod/blue.yaml /tmp/prod/blue-pool.yaml'
+run 'diff /tmp/prod/blue.yaml /tmp/prod/blue-admin-8082.yaml'
 run 'diff /tmp/prod/blue.yaml /tmp/prod/blue-port-9001.yaml'
 
 snip reload-metrics

@@ -65,9 +65,12 @@ run "for i in 1 2 3 4; do curl -s localhost:8080/; done"
 run "sed -i 's/9002:3/9003:3/' /tmp/ch10/lb.yaml"
 hup "configuration reloaded" 2
 run "for i in 1 2 3 4; do curl -s localhost:8080/; done"
-run "echo 'pool: {max_size: 3}' >> /tmp/ch10/lb.yaml"
+run "echo 'rate_limit: {per_ip: 0.1, burst: 3}' >> /tmp/ch10/lb.yaml"
+hup "configuration reloaded" 3
+run "for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{http_code} ' localhost:8080/; done; echo"
+run "echo 'metrics: {port: 8082}' >> /tmp/ch10/lb.yaml"
 hup "restart to apply it" 1
-run "for i in 1 2 3 4; do curl -s localhost:8080/; done"
+run "for i in 1 2; do curl -s -o /dev/null -w '%{http_code} ' localhost:8080/; done; echo"
 stop $L
 
 # --- the admin listener ----------------------------------------------------------
@@ -81,7 +84,9 @@ brun "curl -s localhost:8081/config"
 brun "sed -i 's/9002/9003/' /tmp/ch10/admin.yaml"
 brun "curl -si -X POST localhost:8081/reload"
 brun "curl -si localhost:8080/ | grep -i -e '^HTTP' -e '^x-lb-config-gen' -e '^Hello'"
-brun "echo 'rate_limit: {per_ip: 50, burst: 100}' >> /tmp/ch10/admin.yaml"
+brun "echo 'pool: {max_size: 0}' >> /tmp/ch10/admin.yaml"
+brun "curl -s -w '%{http_code}\n' -X POST localhost:8081/reload"
+brun "echo 'metrics: {port: 8082}' >> /tmp/ch10/admin.yaml"
 brun "curl -s -w '%{http_code}\n' -X POST localhost:8081/reload"
 brun "printf 'backends: []\n' > /tmp/ch10/admin.yaml"
 brun "curl -s -w '%{http_code}\n' -X POST localhost:8081/reload"

@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+// ANCHOR: mailbox
 /// A one-slot mailbox: a newer letter replaces one not yet taken.
 #[derive(Debug)]
 pub struct Mailbox<T> {
@@ -48,6 +49,7 @@ impl<T> Mailbox<T> {
         slot.take()
     }
 }
+// ANCHOR_END: mailbox
 
 #[cfg(test)]
 mod tests {

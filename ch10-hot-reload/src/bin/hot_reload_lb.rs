@@ -32,7 +32,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// again: one with problems changes nothing (they are logged); a new
 /// backend set, new weights, another algorithm or another port are
 /// swapped in between two requests, and requests under way finish on
-/// the set they started with. `GET /config` on the admin port shows the
+/// the set they started with; new rate limits and pool sizes apply from
+/// the next request. Only moving the admin listener needs a restart. `GET /config` on the admin port shows the
 /// generation in use, the file's hash and how the last reload went.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,

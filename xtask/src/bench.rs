@@ -33,6 +33,7 @@ mod conn_memory;
 mod limiter;
 mod load;
 mod picks;
+mod plot;
 mod reload;
 mod report;
 mod servers;

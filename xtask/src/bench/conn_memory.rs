@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::checks::settled_rss;
+use super::plot::{self, Frame, LineChart, Series};
 use super::servers::{Server, free_port, localhost, raise_nofile_soft_limit};
 
 /// Bytes echoed through each connection in the second step.
@@ -190,13 +191,8 @@ fn csv(points: &[Point]) -> String {
 
 /// KiB per connection against connections (logarithmic), idle and echoed.
 fn chart(points: &[Point]) -> String {
-    const W: f64 = 820.0;
-    const H: f64 = 460.0;
-    const LEFT: f64 = 80.0;
-    const RIGHT: f64 = 170.0;
-    const TOP: f64 = 60.0;
-    const BOTTOM: f64 = 70.0;
-    let (plot_w, plot_h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let frame = Frame { width: 820.0, height: 460.0, left: 80.0, right: 170.0, top: 60.0, bottom: 70.0 };
+    let (plot_w, plot_h) = frame.plot();
     let per: Vec<(usize, f64, f64)> = points
         .iter()
         .map(|p| {
@@ -208,83 +204,33 @@ fn chart(points: &[Point]) -> String {
     // A round top: the next multiple of 10 KiB above the largest value.
     let y_max = ((top_value / 10.0).floor() + 1.0) * 10.0;
     let decades = per.iter().map(|&(n, _, _)| (n as f64).log10().ceil()).fold(1.0, f64::max);
-    let x = |n: usize| LEFT + plot_w * (n as f64).log10() / decades;
-    let y = |kib: f64| TOP + plot_h * (1.0 - kib / y_max);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" font-family="Helvetica, Arial, sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(s, r##"  <rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>"##);
-    let _ = writeln!(
-        s,
-        r##"  <text x="{}" y="28" text-anchor="middle" font-size="17" font-weight="bold" fill="#111827">echo_server: resident memory per connection, one thread each</text>"##,
-        W / 2.0
-    );
-    let mut tick = 0.0;
-    while tick <= y_max + 0.01 {
-        let yy = y(tick);
-        let _ =
-            writeln!(s, r##"  <line x1="{LEFT}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#e5e7eb"/>"##, LEFT + plot_w);
-        let _ = writeln!(
-            s,
-            r##"  <text x="{}" y="{:.1}" text-anchor="end" font-size="12" fill="#4b5563">{tick:.0} KiB</text>"##,
-            LEFT - 8.0,
-            yy + 4.0
-        );
-        tick += 10.0;
-    }
-    for d in 0..=(decades as u32) {
-        let n = 10usize.pow(d);
-        let xx = x(n);
-        let _ =
-            writeln!(s, r##"  <line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{}" stroke="#e5e7eb"/>"##, TOP + plot_h);
-        let _ = writeln!(
-            s,
-            r##"  <text x="{xx:.1}" y="{}" text-anchor="middle" font-size="12" fill="#4b5563">{}</text>"##,
-            TOP + plot_h + 18.0,
-            super::report::thousands(n as f64)
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"  <text x="{}" y="{}" text-anchor="middle" fill="#111827">connections open at once (logarithmic)</text>"##,
-        LEFT + plot_w / 2.0,
-        TOP + plot_h + 42.0
-    );
-    let _ = writeln!(
-        s,
-        r##"  <text transform="rotate(-90)" x="{}" y="20" text-anchor="middle" fill="#111827">VmRSS growth per connection</text>"##,
-        -(TOP + plot_h / 2.0)
-    );
-    let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
-    for (name, colour, echoed) in [("idle", "#1d4ed8", false), ("after 16 KiB echoed", "#c2410c", true)] {
-        let pts: Vec<(f64, f64)> = per.iter().map(|p| (x(p.0), y(if echoed { p.2 } else { p.1 }))).collect();
-        let path: Vec<String> = pts.iter().map(|(px, py)| format!("{px:.1},{py:.1}")).collect();
-        let _ =
-            writeln!(s, r#"  <polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#, path.join(" "));
-        for (px, py) in &pts {
-            let _ = writeln!(s, r#"  <circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{colour}"/>"#);
-        }
-        if let Some(&(px, py)) = pts.last() {
-            labels.push((px + 8.0, py + 4.0, name, colour));
-        }
-    }
-    labels.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut last_y = f64::MIN;
-    for (lx, ly, name, colour) in labels {
-        let ly = ly.max(last_y + 15.0);
-        last_y = ly;
-        let _ = writeln!(s, r#"  <text x="{lx:.1}" y="{ly:.1}" fill="{colour}">{name}</text>"#);
-    }
-    let _ = writeln!(
-        s,
-        r##"  <text x="12" y="{}" font-size="11" fill="#4b5563">cargo xtask bench --conn-memory, {}: debug echo_server, a fresh process per count; growth of VmRSS over the fresh process, divided by the connections. Data: memory-per-connection.csv.</text>"##,
-        H - 12.0,
-        super::report::today()
-    );
-    s.push_str("</svg>\n");
-    s
+    let x = |n: usize| frame.left + plot_w * (n as f64).log10() / decades;
+    let y = |kib: f64| frame.top + plot_h * (1.0 - kib / y_max);
+    let y_ticks = (0..)
+        .map(|i| f64::from(i) * 10.0)
+        .take_while(|tick| *tick <= y_max + 0.01)
+        .map(|tick| (y(tick), format!("{tick:.0} KiB")))
+        .collect();
+    let x_ticks =
+        (0..=(decades as u32)).map(|d| 10usize.pow(d)).map(|n| (x(n), super::report::thousands(n as f64))).collect();
+    let line = |name, colour, echoed: bool| Series {
+        name,
+        colour,
+        points: per.iter().map(|p| (x(p.0), y(if echoed { p.2 } else { p.1 }))).collect(),
+    };
+    plot::svg(&LineChart {
+        frame,
+        title: "echo_server: resident memory per connection, one thread each",
+        x_label: "connections open at once (logarithmic)",
+        y_label: "VmRSS growth per connection",
+        x_ticks,
+        y_ticks,
+        series: vec![line("idle", "#1d4ed8", false), line("after 16 KiB echoed", "#c2410c", true)],
+        footer: format!(
+            "cargo xtask bench --conn-memory, {}: debug echo_server, a fresh process per count; growth of VmRSS over the fresh process, divided by the connections. Data: memory-per-connection.csv.",
+            super::report::today()
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use super::limiter::{output, parse_criterion};
+use super::plot::{self, Frame, LineChart, Series};
 
 /// Pool sizes the benchmark measures.
 const SIZES: [u32; 3] = [3, 30, 300];
@@ -96,95 +97,42 @@ fn ns_text(ns: f64) -> String {
 
 /// The log-log chart.
 fn chart(picks: &[(String, [Option<f64>; 3])]) -> String {
-    const W: f64 = 880.0;
-    const H: f64 = 480.0;
-    const LEFT: f64 = 90.0;
-    const RIGHT: f64 = 180.0;
-    const TOP: f64 = 60.0;
-    const BOTTOM: f64 = 70.0;
-    let (plot_w, plot_h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let frame = Frame { width: 880.0, height: 480.0, left: 90.0, right: 180.0, top: 60.0, bottom: 70.0 };
+    let (plot_w, plot_h) = frame.plot();
     // Decades of nanoseconds that hold every value.
     let all: Vec<f64> = picks.iter().flat_map(|(_, t)| t.iter().flatten().copied()).filter(|v| *v > 0.0).collect();
     let lo = all.iter().copied().fold(f64::MAX, f64::min).log10().floor();
     let hi = all.iter().copied().fold(f64::MIN, f64::max).log10().ceil().max(lo + 1.0);
-    let x = |size: u32| LEFT + plot_w * (f64::from(size) / 3.0).log10() / 2.0;
-    let y = |ns: f64| TOP + plot_h * (1.0 - (ns.log10() - lo) / (hi - lo));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" font-family="Helvetica, Arial, sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(s, r##"  <rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>"##);
-    let _ = writeln!(
-        s,
-        r##"  <text x="{}" y="28" text-anchor="middle" font-size="17" font-weight="bold" fill="#111827">Time per pick against pool size (both axes logarithmic)</text>"##,
-        W / 2.0
-    );
-    for d in (lo as i32)..=(hi as i32) {
-        let v = 10f64.powi(d);
-        let yy = y(v);
-        let label = ns_text(v);
-        let _ =
-            writeln!(s, r##"  <line x1="{LEFT}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#e5e7eb"/>"##, LEFT + plot_w);
-        let _ = writeln!(
-            s,
-            r##"  <text x="{}" y="{:.1}" text-anchor="end" font-size="12" fill="#4b5563">{label}</text>"##,
-            LEFT - 8.0,
-            yy + 4.0
-        );
-    }
-    for size in SIZES {
-        let xx = x(size);
-        let _ =
-            writeln!(s, r##"  <line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{}" stroke="#e5e7eb"/>"##, TOP + plot_h);
-        let _ = writeln!(
-            s,
-            r##"  <text x="{xx:.1}" y="{}" text-anchor="middle" font-size="12" fill="#4b5563">{size}</text>"##,
-            TOP + plot_h + 18.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"  <text x="{}" y="{}" text-anchor="middle" fill="#111827">backends in the pool</text>"##,
-        LEFT + plot_w / 2.0,
-        TOP + plot_h + 42.0
-    );
-    let _ = writeln!(
-        s,
-        r##"  <text transform="rotate(-90)" x="{}" y="20" text-anchor="middle" fill="#111827">time per pick (lower is better)</text>"##,
-        -(TOP + plot_h / 2.0)
-    );
-    let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
-    for (i, (alg, times)) in picks.iter().enumerate() {
-        let colour = COLOURS.get(i % COLOURS.len()).copied().unwrap_or("#111827");
-        let points: Vec<(f64, f64)> =
-            SIZES.iter().zip(times).filter_map(|(&n, t)| Some((x(n), y((*t)?.max(f64::MIN_POSITIVE))))).collect();
-        let path: Vec<String> = points.iter().map(|(px, py)| format!("{px:.1},{py:.1}")).collect();
-        let _ =
-            writeln!(s, r#"  <polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#, path.join(" "));
-        for (px, py) in &points {
-            let _ = writeln!(s, r#"  <circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{colour}"/>"#);
-        }
-        if let Some(&(px, py)) = points.last() {
-            labels.push((px + 8.0, py + 4.0, alg.as_str(), colour));
-        }
-    }
-    // Labels at the right end, moved apart where lines end close together.
-    labels.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut last_y = f64::MIN;
-    for (lx, ly, alg, colour) in labels {
-        let ly = ly.max(last_y + 15.0);
-        last_y = ly;
-        let _ = writeln!(s, r#"  <text x="{lx:.1}" y="{ly:.1}" fill="{colour}">{alg}</text>"#);
-    }
-    let _ = writeln!(
-        s,
-        r##"  <text x="12" y="{}" font-size="11" fill="#4b5563">cargo xtask bench --picks, {}: criterion medians of benches/select.rs (release, one thread) on a shared 2-core machine. Data: picks.csv.</text>"##,
-        H - 12.0,
-        super::report::today()
-    );
-    s.push_str("</svg>\n");
-    s
+    let x = |size: u32| frame.left + plot_w * (f64::from(size) / 3.0).log10() / 2.0;
+    let y = |ns: f64| frame.top + plot_h * (1.0 - (ns.log10() - lo) / (hi - lo));
+    let y_ticks = ((lo as i32)..=(hi as i32)).map(|d| 10f64.powi(d)).map(|v| (y(v), ns_text(v))).collect();
+    let x_ticks = SIZES.iter().map(|&size| (x(size), size.to_string())).collect();
+    let series = picks
+        .iter()
+        .enumerate()
+        .map(|(i, (alg, times))| Series {
+            name: alg.as_str(),
+            colour: COLOURS.get(i % COLOURS.len()).copied().unwrap_or("#111827"),
+            points: SIZES
+                .iter()
+                .zip(times)
+                .filter_map(|(&n, t)| Some((x(n), y((*t)?.max(f64::MIN_POSITIVE)))))
+                .collect(),
+        })
+        .collect();
+    plot::svg(&LineChart {
+        frame,
+        title: "Time per pick against pool size (both axes logarithmic)",
+        x_label: "backends in the pool",
+        y_label: "time per pick (lower is better)",
+        x_ticks,
+        y_ticks,
+        series,
+        footer: format!(
+            "cargo xtask bench --picks, {}: criterion medians of benches/select.rs (release, one thread) on a shared 2-core machine. Data: picks.csv.",
+            super::report::today()
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ struct ShutdownInner {
     triggered: AtomicBool,
     /// Listeners to poke so that a blocked `accept()` returns.
     listeners: Mutex<Vec<SocketAddr>>,
+    /// Other ways to wake a waiting thread (an event loop's own waker).
+    wakers: Mutex<Vec<Waker>>,
     /// Wakes threads sleeping in [`Shutdown::wait_timeout`].
     fired: Condvar,
 }
@@ -60,11 +62,22 @@ impl Shutdown {
             self.inner.triggered.store(true, Ordering::SeqCst);
             self.inner.fired.notify_all();
         }
+        for waker in lock(&self.inner.wakers).iter() {
+            (waker.0)();
+        }
         for addr in lock(&self.inner.listeners).iter() {
             // A throwaway connection makes `accept()` return; the server
             // then sees the flag. Failure only means nobody is listening.
             let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_secs(1));
         }
+    }
+
+    /// Makes [`trigger`](Self::trigger) call `wake` once, to wake a loop
+    /// that has a waker of its own (chapter 5's event loop). Unlike a
+    /// connection to the listener, it cannot be answered by another
+    /// process that shares the listening socket (chapter 10's upgrade).
+    pub fn on_trigger(&self, wake: impl Fn() + Send + Sync + 'static) {
+        lock(&self.inner.wakers).push(Waker(Box::new(wake)));
     }
 
     /// Whether [`trigger`](Self::trigger) has been called.
@@ -96,6 +109,15 @@ impl Shutdown {
     }
 }
 // ANCHOR_END: shutdown
+
+/// A function that wakes a waiting thread.
+struct Waker(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
+}
 
 /// Where to connect to reach a listener: a wildcard address (0.0.0.0 or
 /// ::) is not a destination, so the matching loopback address is used.

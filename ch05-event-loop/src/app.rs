@@ -2,7 +2,7 @@
 //! and report. Chapter 6's `pooled_lb` is the same program with a pool
 //! plugged in, so both call [`serve`].
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -78,6 +78,9 @@ pub struct Program<'a> {
     /// Whether each response names the backend set that served it
     /// (`X-LB-Config-Gen`; chapter 10 turns it on).
     pub generation_header: bool,
+    /// A listening socket to serve on instead of binding one (chapter
+    /// 10's upgrade: the old process hands its socket to the new one).
+    pub listener: Option<TcpListener>,
 }
 
 /// What [`Program::on_start`] is: called once, with the running balancer.
@@ -98,6 +101,11 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// When the program started.
     pub started: Instant,
+    /// A second descriptor for the listening socket, for chapter 10 to
+    /// hand to a new process on upgrade. Whoever keeps a copy of this
+    /// value keeps the socket open, even after a reload moves the loop to
+    /// another: keep it only while starting, or keep a copy without it.
+    pub listener: Option<Arc<TcpListener>>,
 }
 // ANCHOR_END: program
 
@@ -114,6 +122,7 @@ impl Program<'_> {
             report: Box::new(String::new),
             fastest: None,
             generation_header: false,
+            listener: None,
         }
     }
 }
@@ -166,8 +175,18 @@ pub fn config_of(args: &ReactorArgs, setup: &crate::cli::Setup, generation_heade
 /// Runs the balancer the flags describe until SIGTERM or Ctrl-C, then
 /// drains and prints the statistics (also printed on SIGUSR1).
 pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
-    let Program { name, reuse, admission, observe, on_start, on_reload, report: extra, fastest, generation_header } =
-        program;
+    let Program {
+        name,
+        reuse,
+        admission,
+        observe,
+        on_start,
+        on_reload,
+        report: extra,
+        fastest,
+        generation_header,
+        listener: inherited,
+    } = program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
     let started = Instant::now();
@@ -194,7 +213,10 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     // Every connection is a file descriptor; the default soft limit (often
     // 1024) would cap us long before memory or CPU.
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
-    let listener = listen(setup.listen, 4096).with_context(|| format!("cannot listen on {}", setup.listen))?;
+    let listener = match inherited {
+        Some(listener) => listener,
+        None => listen(setup.listen, 4096).with_context(|| format!("cannot listen on {}", setup.listen))?,
+    };
     let local = listener.local_addr()?;
     let pooled = reuse.is_some();
     tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
@@ -207,6 +229,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
             config: lb.config.clone(),
             stats: Arc::clone(&lb.stats),
             started,
+            listener: Some(Arc::new(listener.try_clone().context("cannot duplicate the listening socket")?)),
         };
         on_start(&running)?;
     }

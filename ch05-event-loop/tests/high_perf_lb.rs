@@ -309,18 +309,24 @@ fn in_loop_health_checks_take_a_failing_backend_out_and_bring_it_back() {
 fn shutdown_closes_idle_clients_and_lets_a_request_in_flight_finish() {
     let b = backends(1);
     let lb = Running::start(&addrs(&b), config(Mechanism::best()));
-    let mut idle = client(lb.addr);
+    // Idle between two requests: closed at once on shutdown.
+    let mut idle = BufReader::new(client(lb.addr));
+    assert_eq!(exchange(&mut idle, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // Connected, first request not sent yet: it may be on the way, so it is served.
+    let mut fresh = BufReader::new(client(lb.addr));
     let mut busy = BufReader::new(client(lb.addr));
     busy.get_mut().write_all(b"GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    // Make sure the loop has the idle client before stopping.
+    // Make sure the loop has accepted the others before stopping.
     let mut probe = BufReader::new(client(lb.addr));
     assert_eq!(exchange(&mut probe, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
     let mut lb = lb;
     let thread = lb.thread.take().unwrap();
     lb.shutdown.trigger();
-    let r = read_response(&mut busy, false).unwrap();
-    assert_eq!(r.status, 200, "the request in flight finished");
     let mut buf = [0u8; 1];
     assert_eq!(idle.read(&mut buf).unwrap(), 0, "the idle client was closed");
+    assert_eq!(exchange(&mut fresh, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200, "the new client was served");
+    assert_eq!(fresh.read(&mut buf).unwrap(), 0, "then closed");
+    let r = read_response(&mut busy, false).unwrap();
+    assert_eq!(r.status, 200, "the request in flight finished");
     thread.join().unwrap().unwrap();
 }

@@ -91,13 +91,15 @@ pub fn serve_pooled_and(
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
     seen(&stats, pool.retuner());
-    let Program { name, admission, observe, on_start, on_reload, report, fastest, generation_header, .. } = program;
+    let Program { name, admission, observe, on_start, on_reload, report, fastest, generation_header, listener, .. } =
+        program;
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);
     // The hooks' lifetimes shortened to the pool's.
     let admission = admission.map(|a| a as &mut dyn Admission);
     let observe = observe.map(|o| o as &mut dyn Observe);
-    let program = Program { name, reuse, admission, observe, on_start, on_reload, report, fastest, generation_header };
+    let program =
+        Program { name, reuse, admission, observe, on_start, on_reload, report, fastest, generation_header, listener };
     serve(reactor, program)
 }
 // ANCHOR_END: serve_pooled

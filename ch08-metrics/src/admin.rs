@@ -128,7 +128,12 @@ fn readiness(metrics: &Metrics) -> Answer {
 /// own until the process ends. Returns the address bound (`addr` may
 /// name port 0).
 pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
+    start_on(TcpListener::bind(addr)?, metrics)
+}
+
+/// [`start`] on a socket already listening (chapter 10's upgrade hands
+/// the old process's admin socket to the new one).
+pub fn start_on(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
     let local = listener.local_addr()?;
     std::thread::Builder::new().name("admin".into()).spawn(move || accept_loop(&listener, &metrics))?;
     Ok(local)

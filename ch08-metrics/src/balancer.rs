@@ -159,7 +159,9 @@ impl Metrics {
     /// the loop's client connections. Called once (later calls change
     /// nothing).
     pub fn watch_balancer(&self, running: &Running, algorithm: &str) -> Result<(), NameError> {
-        if self.running.set(running.clone()).is_err() {
+        // Kept without the listening socket's second descriptor, which
+        // would keep a socket open that a reload has closed.
+        if self.running.set(Running { listener: None, ..running.clone() }).is_err() {
             return Ok(());
         }
         let per_backend = |name: &str, help: &str, counter: bool, read: fn(&ch04_advanced::node::Node) -> f64| {

@@ -2,7 +2,7 @@
 //! and the balancer they describe, observed. Chapter 10's `hot_reload_lb`
 //! starts the same balancer from a configuration file.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
@@ -22,18 +22,23 @@ use crate::balancer::{Metrics, Recorder};
 use crate::cli::AdminArgs;
 
 /// Called once with the running balancer, its metrics (to add families
-/// and admin paths to) and where its limits and pool take new settings.
-pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>, Tuners) -> anyhow::Result<()>>;
+/// and admin paths to) and the handles a program can keep.
+pub type Started = Box<dyn FnOnce(&Running, &Arc<Metrics>, Handles) -> anyhow::Result<()>>;
 
-/// Where another thread posts new settings for the loop's hooks: the
-/// limiter takes them before its next decision, the pool at its next use.
+/// What a program built on [`serve`] can keep of the running balancer:
+/// where another thread posts new settings for the loop's hooks (the
+/// limiter takes them before its next decision, the pool at its next
+/// use), and the admin listener's socket.
 #[derive(Debug, Clone)]
-pub struct Tuners {
+pub struct Handles {
     /// The rate limits.
     pub limits: Arc<Mailbox<Limits>>,
     /// The pool's sizes and idle timeout; `None` when it runs without one
     /// (`--no-pool`).
     pub pool: Option<Arc<Mailbox<PoolConfig>>>,
+    /// A second descriptor for the admin listener's socket, if there is
+    /// one (chapter 10 hands it to a new process on upgrade).
+    pub admin: Option<Arc<TcpListener>>,
 }
 
 /// What a program built on [`serve`] adds to it (chapter 10's reload).
@@ -50,6 +55,11 @@ pub struct Extra {
     /// function, so that the line carries the binary's name as its target,
     /// as every other line of its start-up does.
     pub admin_listening: Option<fn(SocketAddr)>,
+    /// Sockets already listening, to serve on instead of binding: the
+    /// balancer's and the admin listener's (chapter 10's upgrade).
+    pub listener: Option<TcpListener>,
+    /// See `listener`.
+    pub admin_listener: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Extra {
@@ -113,17 +123,29 @@ pub fn serve(
     let (admin_addr, watched) = (args.admin.addr(listen_port), Arc::clone(&metrics));
     let announce = extra.admin_listening;
     let pool_tuned = Arc::clone(&pool_tuner);
+    let inherited_admin = extra.admin_listener;
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
+        let admin_socket = match (admin_addr, inherited_admin) {
+            (None, _) => None,
+            (Some(_), Some(inherited)) => Some(inherited),
+            (Some(addr), None) => Some(
+                TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?,
+            ),
+        };
+        let admin_copy = match &admin_socket {
+            Some(socket) => Some(Arc::new(socket.try_clone().context("cannot duplicate the admin socket")?)),
+            None => None,
+        };
         // What the program adds comes first: its admin paths and metrics
         // exist before the admin listener answers anyone.
         if let Some(then) = extra.on_start {
-            then(running, &watched, Tuners { limits, pool: pool_tuned.get().cloned() })?;
+            then(running, &watched, Handles { limits, pool: pool_tuned.get().cloned(), admin: admin_copy })?;
         }
-        if let Some(addr) = admin_addr {
-            let bound = admin::start(addr, Arc::clone(&watched))
-                .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?;
+        if let Some(socket) = admin_socket {
+            let bound = admin::start_on(socket, Arc::clone(&watched)).context("cannot serve the admin listener")?;
             match announce {
                 Some(announce) => announce(bound),
                 None => tracing::info!(addr = %bound, "admin listening"),
@@ -152,6 +174,7 @@ pub fn serve(
         report: Box::new(move || limiter_stats.report()),
         fastest,
         generation_header: extra.generation_header,
+        listener: extra.listener,
         ..Program::new(name)
     };
     // The pool's counters are exported too, when there is a pool.

@@ -23,6 +23,7 @@
 //! | a configuration as chapter 8's command line | [`launch`] |
 //! | what a new configuration changes, and swapping it in | [`reload`] |
 //! | noticing that the file changed (inotify on the directory) | [`watch`] |
+//! | handing the listening sockets to a new binary (`SCM_RIGHTS`) | `upgrade` (Linux) |
 //! | the backend set as one swappable value (chapter 5's loop) | `ch05_event_loop::lb::backends` |
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
@@ -31,4 +32,6 @@ pub mod config;
 pub mod labs;
 pub mod launch;
 pub mod reload;
+#[cfg(target_os = "linux")]
+pub mod upgrade;
 pub mod watch;

@@ -37,7 +37,7 @@ use ch05_event_loop::lb::Config as LoopConfig;
 use ch05_event_loop::lb::backends::{Current, Replacement};
 use ch06_pooling::pool::PoolConfig;
 use ch07_rate_limit::limiter::Settings as Limits;
-use ch08_metrics::serve::Tuners;
+use ch08_metrics::serve::Handles;
 
 use crate::config::{self, Config};
 
@@ -239,7 +239,7 @@ struct Last {
 struct Target {
     current: Arc<Current>,
     options: algorithm::Options,
-    tuners: Tuners,
+    tuners: Handles,
 }
 
 // ANCHOR: reloader
@@ -257,8 +257,14 @@ pub struct Reloader {
     /// By [`Outcome::LABELS`].
     counts: [AtomicU64; 5],
     last: Mutex<Option<Last>>,
+    /// Told of each new listening socket a reload applied.
+    on_listen: OnceLock<ListenHook>,
 }
 // ANCHOR_END: reloader
+
+/// Called with a second descriptor for each listening socket a reload
+/// moves the balancer to (chapter 10's upgrade keeps it to hand over).
+pub type ListenHook = Box<dyn Fn(std::net::TcpListener) + Send + Sync>;
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -284,13 +290,20 @@ impl Reloader {
             wait: Mutex::new(()),
             counts: Default::default(),
             last: Mutex::new(None),
+            on_listen: OnceLock::new(),
         })
+    }
+
+    /// Calls `hook` with a second descriptor for each listening socket a
+    /// reload moves the balancer to (once set, it stays).
+    pub fn on_new_listener(&self, hook: ListenHook) {
+        let _ = self.on_listen.set(hook);
     }
 
     /// The running balancer's backend set, the algorithm options it was
     /// started with (a reload keeps them, with the new cookie name), and
     /// where its limiter and pool take new settings.
-    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options, tuners: Tuners) {
+    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options, tuners: Handles) {
         // What the command line could not say: the routes, into the first set.
         let routes = lock(&self.running).derived.routes.clone();
         if !routes.is_empty() {
@@ -408,6 +421,7 @@ impl Reloader {
                 Err(e) => return Outcome::Failed(format!("cannot listen on {}: {e}", derived.listen)),
             }
         };
+        let listener_copy = listener.as_ref().and_then(|l| l.try_clone().ok());
         let backends = derived.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
         let options = algorithm::Options { cookie_name: derived.cookie_name.clone(), ..target.options.clone() };
         let replacement = Replacement {
@@ -422,6 +436,9 @@ impl Reloader {
         };
         match target.current.replace(replacement) {
             Ok(generation) => {
+                if let (Some(copy), Some(hook)) = (listener_copy, self.on_listen.get()) {
+                    hook(copy);
+                }
                 limit(&target.current, &derived.max_connections);
                 // Taken by the limiter before its next decision, by the
                 // pool at its next use; posted even when unchanged, which
@@ -488,6 +505,7 @@ impl Reloader {
         });
         serde_json::json!({
             "file": self.path.display().to_string(),
+            "pid": std::process::id(),
             "generation": generation,
             "hash": format!("{hash:016x}"),
             "listen": running.derived.listen.to_string(),

@@ -706,3 +706,115 @@ fn log_file_alone_writes_a_timestamped_file_in_the_current_directory() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Sends `signal` to process `pid`.
+#[cfg(unix)]
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
+}
+
+/// The `pid` field of a JSON log line.
+fn pid_in(line: &str) -> u32 {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    u32::try_from(v["fields"]["pid"].as_u64().unwrap()).unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let path = temp_file("upgrade.yaml", &observed(&[a.addr(), b.addr()], 0));
+    let (mut old, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let config = |admin| -> serde_json::Value { serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap() };
+    assert_eq!(config(admin)["pid"], old.pid());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, retried) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for k in 0..5 {
+        let (stop, served, retried, addr) = (Arc::clone(&stop), Arc::clone(&served), Arc::clone(&retried), old.addr);
+        clients.push(std::thread::spawn(move || {
+            let mut conn: Option<BufReader<TcpStream>> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let answer = if k == 0 {
+                    // A new connection per request: a refused or reset one fails the test.
+                    get(addr, "/")
+                } else {
+                    let reused = conn.is_some();
+                    let c = conn.get_or_insert_with(|| BufReader::new(connect(addr).unwrap()));
+                    let mut answer = c
+                        .get_mut()
+                        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .and_then(|()| read_response(c, false));
+                    if answer.is_err() && reused {
+                        // An idle keep-alive connection the old process closed
+                        // as our request crossed it: sent again on a new
+                        // connection, as HTTP clients do (RFC 9112, 9.3.1).
+                        retried.fetch_add(1, Ordering::Relaxed);
+                        let c = conn.insert(BufReader::new(connect(addr).unwrap()));
+                        answer = c
+                            .get_mut()
+                            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                            .and_then(|()| read_response(c, false));
+                    }
+                    answer
+                };
+                match answer {
+                    Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
+                    Ok(r) => panic!("client {k}: {} {}", r.status, r.text()),
+                    Err(e) => panic!("client {k}: {e}"),
+                };
+            }
+        }));
+    }
+    let until = |n: u64| {
+        let deadline = Instant::now() + WAIT;
+        while served.load(Ordering::Relaxed) < n {
+            assert!(Instant::now() < deadline, "the load stalled at {}", served.load(Ordering::Relaxed));
+            std::thread::yield_now();
+        }
+    };
+    until(200);
+    signal(old.pid(), nix::sys::signal::Signal::SIGUSR2);
+    let line = old.wait_for_line(WAIT, |l| l.contains("upgrade: the new process serves")).expect("upgraded");
+    let new_pid = pid_in(&line);
+    assert_ne!(new_pid, old.pid());
+    // The old process drains and exits by itself.
+    let deadline = Instant::now() + WAIT;
+    while old.is_running() {
+        assert!(Instant::now() < deadline, "the old process never exited");
+        std::thread::yield_now();
+    }
+    let after = served.load(Ordering::Relaxed);
+    until(after + 200);
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("no client saw a failed request");
+    }
+    // The same addresses, the new process behind them.
+    assert_eq!(config(admin)["pid"], new_pid);
+    let r = retried.load(Ordering::Relaxed);
+    assert!(r <= 4, "at most one retry per keep-alive connection, when the old process closed it: {r}");
+    signal(new_pid, nix::sys::signal::Signal::SIGTERM);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_upgrade_whose_new_process_fails_leaves_the_old_one_serving() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("upgrade-broken.yaml", &observed(&[a.addr()], 0));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    // The new binary reads the file at start: a broken one stops it.
+    std::fs::write(&path, "backends: []\n").unwrap();
+    signal(lb.pid(), nix::sys::signal::Signal::SIGUSR2);
+    let line = lb.wait_for_line(WAIT, |l| l.contains("upgrade failed; this process serves on")).expect("reported");
+    assert!(line.contains("the new process exited before it was ready"), "{line}");
+    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
+    assert_eq!(config["pid"], lb.pid());
+    assert!(get(lb.addr, "/").unwrap().text().contains("alpha"));
+}

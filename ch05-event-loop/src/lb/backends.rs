@@ -288,7 +288,7 @@ impl Current {
         Ok(theirs)
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         for w in lock(&self.wakers).iter_mut() {
             // A full socket already holds a wake-up: nothing lost.
             let _ = w.write(&[1]);

@@ -296,7 +296,11 @@ pub struct Hooks<'a> {
 pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
     let Hooks { reuse, admission, observe } = hooks;
     listener.set_nonblocking(true)?;
-    shutdown.wake_listener(listener.local_addr()?);
+    // Shutdown wakes the loop through its own waker, not with a connection
+    // to the listener: a listening socket shared with a new process (an
+    // upgrade) could hand that connection to the other process.
+    let current = Arc::clone(&lb.current);
+    shutdown.on_trigger(move || current.wake());
     let mut poller = Poller::new(lb.config.poller)?;
     poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level)?;
     let waker = lb.current.waker()?;
@@ -378,6 +382,10 @@ impl Reactor<'_> {
 
     fn dispatch(&mut self, event: &Event) {
         match Token::decode(event.token) {
+            // Once stopping, accept nothing more: a connection accepted now
+            // would only be closed, and another process sharing the socket
+            // (an upgrade) can take it.
+            Token::Listener if self.shutdown.is_triggered() => {}
             Token::Listener => self.accept_all(),
             Token::Client(i) => self.drive(i, conn::Ready::client(event)),
             Token::Upstream(u) => match self.uplinks.get_mut(u).copied() {
@@ -451,7 +459,6 @@ impl Reactor<'_> {
         tracing::info!(addr = %addr, was = ?old.local_addr().ok(), "listening on the new address");
         self.lb.current.moved_to(addr);
         self.listener = Some(listener);
-        self.shutdown.wake_listener(addr);
     }
 
     /// The wake-up socket is readable: empty it (the wake-up itself was
@@ -576,8 +583,9 @@ impl Reactor<'_> {
         }
     }
 
-    /// On shutdown, connections waiting for a request are closed at once;
-    /// those in the middle of one are left to finish.
+    /// On shutdown, connections idle between two requests are closed at
+    /// once; those in the middle of one, or just accepted and waiting for
+    /// their first, are left to finish (within the drain timeout).
     fn close_idle(&mut self) {
         for i in self.conns.indices() {
             if self.conns.get_mut(i).is_some_and(|c| c.is_idle()) {

@@ -1,5 +1,6 @@
 //! `hot_reload_lb`: the capstone, started from a configuration file.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use ch08_metrics::serve::{Extra, MetricsArgs, serve};
 use ch10_hot_reload::config::{self, Config};
 use ch10_hot_reload::launch::flags;
 use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader, Tuning};
+#[cfg(target_os = "linux")]
+use ch10_hot_reload::upgrade;
 use ch10_hot_reload::watch::watching;
 use clap::builder::TypedValueParser;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -79,6 +82,21 @@ struct Args {
 
 fn main() -> anyhow::Result<ExitCode> {
     let mut argv: Vec<String> = std::env::args().collect();
+    // Started by an old process for an upgrade: its sockets, and SIGUSR2
+    // to upgrade again (both before any thread starts).
+    #[cfg(target_os = "linux")]
+    let (handover, sockets) = {
+        let handover = match upgrade::inherited() {
+            Ok(h) => h,
+            Err(why) => {
+                eprintln!("hot_reload_lb: cannot take over from the old process: {why}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let sockets = Arc::new(upgrade::Sockets::default());
+        upgrade::on_sigusr2(argv.clone(), Arc::clone(&sockets))?;
+        (handover, sockets)
+    };
     // `hot_reload_lb lb.json`: a first argument naming a file is `--config`.
     if let Some(first) = argv.get(1).filter(|a| is_config_file(a)).cloned() {
         argv.splice(1..2, ["--config".to_string(), first]);
@@ -147,10 +165,18 @@ fn main() -> anyhow::Result<ExitCode> {
         derived.routes = config.routes.iter().map(|r| (r.prefix.clone(), r.backends.clone())).collect();
         Ok((derived, tuning))
     });
+    let listen = derived(&args).map_err(anyhow::Error::msg)?.listen;
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
     let log = log_to_file(&args)?;
-    let extra = reloading(&reloader, path, watch, args.generation_header, log);
+    #[allow(unused_mut)]
+    let mut extra = reloading(&reloader, path, watch, args.generation_header, log);
+    #[cfg(target_os = "linux")]
+    {
+        let moved = Arc::clone(&sockets);
+        reloader.on_new_listener(Box::new(move |listener| moved.moved(listener)));
+        take_over(&mut extra, handover, sockets, listen);
+    }
     serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -224,6 +250,8 @@ fn reloading(
         })),
         generation_header,
         admin_listening: Some(admin_listening),
+        listener: None,
+        admin_listener: None,
     }
 }
 
@@ -291,6 +319,42 @@ fn export(reloader: &Arc<Reloader>, current: &Arc<Current>, metrics: &Metrics) -
     Ok(())
 }
 // ANCHOR_END: reloading
+
+/// Serves on the sockets the old process handed over (if this process was
+/// started for an upgrade), keeps this process's own sockets for the next
+/// upgrade, and tells the old process once this one serves.
+#[cfg(target_os = "linux")]
+fn take_over(
+    extra: &mut Extra,
+    handover: Option<upgrade::Handover>,
+    sockets: Arc<upgrade::Sockets>,
+    listen: SocketAddr,
+) {
+    let mut ready = None;
+    if let Some(h) = handover {
+        let same = h.listener.local_addr().is_ok_and(|a| listen.port() == 0 || a == listen);
+        if same {
+            extra.listener = Some(h.listener);
+        } else {
+            // The file moved the listener since the old process started.
+            tracing::warn!(%listen, "the file names another address than the socket handed over; listening anew");
+        }
+        extra.admin_listener = h.admin;
+        ready = Some(h.ready);
+    }
+    let Some(then) = extra.on_start.take() else { return };
+    extra.on_start = Some(Box::new(move |running, metrics, handles| {
+        if let Some(listener) = &running.listener {
+            sockets.set(Arc::clone(listener), handles.admin.clone());
+        }
+        then(running, metrics, handles)?;
+        if let Some(ready) = ready {
+            ready.send().context("cannot tell the old process that this one serves")?;
+            tracing::info!("upgrade: serving on the sockets handed over; the old process drains");
+        }
+        Ok(())
+    }));
+}
 
 /// With `--log-file`, sends the log there; the file, to reopen on SIGHUP.
 fn log_to_file(args: &Args) -> anyhow::Result<Option<LogFile>> {

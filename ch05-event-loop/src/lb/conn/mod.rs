@@ -315,9 +315,12 @@ impl Conn {
         &self.state
     }
 
-    /// Waiting for a request with nothing received: safe to close on shutdown.
+    /// Between two requests, with nothing of the next received: safe to
+    /// close on shutdown. A connection that has not carried a request yet
+    /// is not idle: its client has just connected, and its first request
+    /// may already be on the way.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head { .. }) && self.from_client.is_empty()
+        matches!(self.state, State::Head { .. }) && self.from_client.is_empty() && self.served > 0
     }
 
     /// Takes the state out to move on from it, leaving `Closing` behind:

@@ -36,7 +36,11 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// backend set, new weights, another algorithm or another port are
 /// swapped in between two requests, and requests under way finish on
 /// the set they started with; new rate limits and pool sizes apply from
-/// the next request. Only moving the admin listener needs a restart. `GET /config` on the admin port shows the
+/// the next request. Only moving the admin listener needs a restart.
+/// SIGUSR2 upgrades the binary in place (Linux): the running process
+/// starts the binary again with the same arguments, hands it the
+/// listening sockets, and drains once the new one serves; if the new one
+/// fails to start, the old one serves on and logs why. `GET /config` on the admin port shows the
 /// generation in use, the file's hash and how the last reload went.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,

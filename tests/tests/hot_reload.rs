@@ -782,6 +782,8 @@ fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
     signal(old.pid(), nix::sys::signal::Signal::SIGUSR2);
     let line = old.wait_for_line(WAIT, |l| l.contains("upgrade: the new process serves")).expect("upgraded");
     let new_pid = pid_in(&line);
+    // Not our child: stopped by hand, even when the test fails.
+    let _new = Stop(new_pid);
     assert_ne!(new_pid, old.pid());
     // The old process drains and exits by itself.
     let deadline = Instant::now() + WAIT;
@@ -799,7 +801,19 @@ fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
     assert_eq!(config(admin)["pid"], new_pid);
     let r = retried.load(Ordering::Relaxed);
     assert!(r <= 4, "at most one retry per keep-alive connection, when the old process closed it: {r}");
-    signal(new_pid, nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Kills a process that is not the test's child when dropped.
+#[cfg(target_os = "linux")]
+struct Stop(u32);
+
+#[cfg(target_os = "linux")]
+impl Drop for Stop {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -8,11 +8,13 @@ source "$(dirname "$0")/../lib.sh"
 need_ports 8080 8081 9001 9002
 W=/tmp/ch10-upgrade
 rm -rf "$W"; mkdir -p "$W"
-on_exit() { pkill -f "hot_reload_lb -c $W/lb.yaml" 2>/dev/null; rm -rf "$W"; }
+on_exit() { pkill -f "hot_reload_lb -c lb.yaml" 2>/dev/null; rm -rf "$W"; }
 printf 'backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\nhealth_check: {enabled: false}\n' > "$W/lb.yaml"
 target/debug/simple_http_backend --count 2 --base-port 9001 > "$OUT/backends.log" 2>&1 & started $!
 wait_port 9002
-lb() { target/debug/hot_reload_lb -c "$W/lb.yaml" >> "$OUT/$1" 2>&1 & L=$!; started $L; wait_log "$OUT/$1" "admin listening" 1; }
+# Run from the folder of lb.yaml, as the page shows it.
+cd "$W"
+lb() { "$ROOT/target/debug/hot_reload_lb" -c lb.yaml >> "$OUT/$1" 2>&1 & L=$!; started $L; wait_log "$OUT/$1" "admin listening" 1; }
 
 # --- an upgrade under load ----------------------------------------------------
 lb upgrade.log
@@ -20,28 +22,28 @@ snip upgrade
 run "curl -s localhost:8081/config | grep '\"pid\"'"
 # A client asking without pause, one new connection per request, while the upgrade runs.
 say "for i in \$(seq 400); do curl -s -o /dev/null -w '%{http_code}\\n' localhost:8080/; done | sort | uniq -c > codes.txt &"
-( for i in $(seq 400); do curl -s -o /dev/null -w '%{http_code}\n' localhost:8080/; done | sort | uniq -c > "$W/codes.txt" ) & C=$!
+( for i in $(seq 400); do curl -s -o /dev/null -w '%{http_code}\n' localhost:8080/; done | sort | uniq -c > codes.txt ) & C=$!
 sleep 0.3
-say 'kill -USR2 $(pgrep -x hot_reload_lb)'
+say "pkill -USR2 -f 'hot_reload_lb -c lb.yaml'"
 kill -USR2 "$L"
 wait_log "$OUT/upgrade.log" "this one stops accepting and drains" 1
 wait_gone "$L"
 wait "$C"
 say "wait; cat codes.txt"
-cat "$W/codes.txt" >> "$SNIP"
+cat codes.txt >> "$SNIP"
 run "curl -s localhost:8081/config | grep '\"pid\"'"
-run "pgrep -x hot_reload_lb | wc -l"
-NEW=$(pgrep -f "hot_reload_lb -c $W/lb.yaml")
+run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
+NEW=$(pgrep -f "hot_reload_lb -c lb.yaml")
 kill -INT "$NEW"; wait_gone "$NEW"
 
 # --- a new process that cannot start ---------------------------------------------
 lb failed.log
 snip failed
 say "printf 'backends: []\\n' > lb.yaml"
-printf 'backends: []\n' > "$W/lb.yaml"
-say 'kill -USR2 $(pgrep -x hot_reload_lb)'
+printf 'backends: []\n' > lb.yaml
+say "pkill -USR2 -f 'hot_reload_lb -c lb.yaml'"
 kill -USR2 "$L"
 wait_log "$OUT/failed.log" "upgrade failed" 1
 run "curl -s localhost:8080/"
-run "pgrep -x hot_reload_lb | wc -l"
+run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
 stop $L

@@ -133,9 +133,14 @@ async fn serve(
                 }
                 _ => None,
             };
-            let result = exchange(&mut client, &mut upstream, &mut buf, head.clone(), keep_alive, set_cookie, lb).await;
+            let mut moved = Moved::default();
+            let result =
+                exchange(&mut client, &mut upstream, &mut buf, head.clone(), keep_alive, set_cookie, lb, &mut moved)
+                    .await;
             match result {
                 Ok(keep) => {
+                    n.backend.bytes_out.fetch_add(moved.up, Relaxed);
+                    n.backend.bytes_in.fetch_add(moved.down, Relaxed);
                     // Complete: close with a reset, not a FIN, so this side keeps
                     // no TIME_WAIT (see high_perf_lb's `end_exchange`).
                     let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
@@ -168,6 +173,7 @@ async fn serve(
 
 /// Sends the request and relays the response; `Ok(true)`: keep the
 /// connection for the next request.
+#[allow(clippy::too_many_arguments, reason = "one exchange's parts, as the event loop's `Request` holds them")]
 async fn exchange(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
@@ -176,6 +182,7 @@ async fn exchange(
     keep_alive: bool,
     set_cookie: Option<String>,
     lb: &Twin,
+    moved: &mut Moved,
 ) -> Result<bool, ProxyError> {
     // We answer `Expect: 100-continue` ourselves, as chapter 2 does.
     if head.headers.has_token("expect", "100-continue") && head.framing != Framing::Empty {
@@ -184,7 +191,9 @@ async fn exchange(
     head.headers.remove("expect");
     let up_err = |e: io::Error| ProxyError::new(502, format!("backend: {e}"));
     let silent = |e: io::Error| ProxyError::backend_silent(502, format!("backend: {e}"));
-    upstream.write_all(&head.to_bytes()).await.map_err(silent)?;
+    let head_bytes = head.to_bytes();
+    upstream.write_all(&head_bytes).await.map_err(silent)?;
+    moved.up += head_bytes.len() as u64;
     // The request body: exactly what its framing says, no more.
     let mut body = BodyTracker::new(head.framing);
     while !body.is_done() {
@@ -194,6 +203,7 @@ async fn exchange(
         let n = body.feed(buf).map_err(|why| ProxyError::new(400, why))?;
         let n = n.min(buf.len());
         upstream.write_all(buf.get(..n).unwrap_or_default()).await.map_err(up_err)?;
+        moved.up += n as u64;
         buf.drain(..n);
     }
     // The response head, within the response timeout.
@@ -237,10 +247,12 @@ async fn exchange(
     // The response body, until its framing (or the backend) says it ends.
     let mut body = BodyTracker::new(response.framing);
     from_up.drain(..len);
+    moved.down += len as u64;
     loop {
         // The head is out: a failure now cannot be answered, only charged.
         let n = body.feed(&from_up).map_err(|why| ProxyError::backend_cut(format!("malformed body: {why}")))?;
         client.write_all(from_up.get(..n).unwrap_or(&from_up)).await.map_err(gone)?;
+        moved.down += n.min(from_up.len()) as u64;
         from_up.clear();
         if body.is_done() {
             return Ok(keep_alive);
@@ -256,6 +268,14 @@ async fn exchange(
     }
 }
 // ANCHOR_END: twin
+
+/// Bytes one exchange sent to the backend and received from it, as the
+/// event loop counts them (heads included).
+#[derive(Debug, Default)]
+struct Moved {
+    up: u64,
+    down: u64,
+}
 
 /// Reads until `buf` holds a complete head and takes it out of `buf`;
 /// `None` when the client closed before sending anything.

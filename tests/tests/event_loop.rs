@@ -105,6 +105,11 @@ fn sigterm_drains_a_slow_request_in_progress_then_exits() {
         // The statistics table comes at exit, after the drain.
         let table = server.wait_for_line(Duration::from_secs(20), |l| l.contains(title));
         assert!(table.is_some(), "{bin}: the statistics table is printed at exit");
+        // Its row counts the bytes both ways (the twin once counted none).
+        let row = server.wait_for_line(Duration::from_secs(20), |l| l.contains(&spec)).expect("the backend's row");
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        let (bytes_in, bytes_out): (u64, u64) = (columns[6].parse().unwrap(), columns[7].parse().unwrap());
+        assert!(bytes_in > 0 && bytes_out > 0, "{bin}: {row}");
         let status = server.wait_exit(Duration::from_secs(20)).expect("it exits after draining");
         assert!(status.success(), "{bin}: {status:?}");
     }

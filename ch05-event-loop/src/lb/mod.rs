@@ -269,6 +269,10 @@ pub(crate) struct Reactor<'a> {
     probing_rounds: bool,
 }
 
+/// How long shutdown waits for the first request of a connection
+/// accepted just before it (see [`conn::Conn::idle_from`]).
+pub const FRESH_GRACE: Duration = Duration::from_secs(1);
+
 // ANCHOR: run
 /// Runs the load balancer on `listener` until `shutdown` fires, then stops
 /// accepting and lets requests in progress finish (up to the drain
@@ -339,8 +343,9 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
             drain_until = Some(Instant::now() + r.cur.config.drain_timeout);
             r.stop_accepting();
         }
+        let mut fresh_until = None;
         if let Some(deadline) = drain_until {
-            r.close_idle();
+            fresh_until = r.close_idle(Instant::now());
             if r.conns.len() == 0 || Instant::now() >= deadline {
                 tracing::info!(left = r.conns.len(), "stopped");
                 if let Some(admission) = r.admission.as_deref_mut() {
@@ -351,7 +356,10 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
         }
         let mut timeout = r.timers.timeout(Instant::now());
         if let Some(deadline) = drain_until {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // Wake for the drain deadline, and for the first just-accepted
+            // connection whose grace ends before it.
+            let until = fresh_until.map_or(deadline, |f: Instant| f.min(deadline));
+            let left = until.saturating_duration_since(Instant::now());
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         r.poller.wait(&mut events, timeout)?;
@@ -584,14 +592,19 @@ impl Reactor<'_> {
     }
 
     /// On shutdown, connections idle between two requests are closed at
-    /// once; those in the middle of one, or just accepted and waiting for
-    /// their first, are left to finish (within the drain timeout).
-    fn close_idle(&mut self) {
+    /// once; those in the middle of one are left to finish (within the
+    /// drain timeout); those just accepted get [`FRESH_GRACE`] for their
+    /// first request to arrive. Returns when the next of those is due.
+    fn close_idle(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
         for i in self.conns.indices() {
-            if self.conns.get_mut(i).is_some_and(|c| c.is_idle()) {
-                self.close(i);
+            match self.conns.get_mut(i).and_then(|c| c.idle_from(FRESH_GRACE)) {
+                Some(from) if from <= now => self.close(i),
+                Some(from) => next = Some(next.map_or(from, |n| n.min(from))),
+                None => {}
             }
         }
+        next
     }
 
     /// Closes connection `i` and forgets it.

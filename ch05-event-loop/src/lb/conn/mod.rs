@@ -50,7 +50,7 @@ mod sockets;
 use std::net::{Shutdown as Half, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ch02_proxy::http::HeadScan;
 
@@ -315,12 +315,19 @@ impl Conn {
         &self.state
     }
 
-    /// Between two requests, with nothing of the next received: safe to
-    /// close on shutdown. A connection that has not carried a request yet
-    /// is not idle: its client has just connected, and its first request
-    /// may already be on the way.
-    pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head { .. }) && self.from_client.is_empty() && self.served > 0
+    /// From when shutdown may close it, if it is waiting for a request
+    /// with nothing of it received (`None`: a request is under way).
+    /// Between two requests: at once. Just accepted, before its first
+    /// request: after `grace`, since a client that has just connected may
+    /// have its request on the way (and another process sharing the
+    /// listening socket, in chapter 10's upgrade, is serving the others).
+    pub fn idle_from(&self, grace: Duration) -> Option<Instant> {
+        let waiting = matches!(self.state, State::Head { .. }) && self.from_client.is_empty();
+        match (waiting, self.served) {
+            (false, _) => None,
+            (true, 0) => Some(self.since + grace),
+            (true, _) => Some(self.since),
+        }
     }
 
     /// Takes the state out to move on from it, leaving `Closing` behind:

@@ -13,7 +13,7 @@
 #   wait_listen P          until something listens on port P (any protocol)
 #   wait_log FILE RE N     until FILE has N lines matching RE
 #   wait_gone PID          until PID has exited
-#   stop PID               SIGINT, then wait for it
+#   stop PID               SIGINT (SIGTERM if it is still running 5 s later), then wait
 set -u
 : "${OUT:?set OUT before sourcing lib.sh}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -44,4 +44,12 @@ wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "localhost:$1/" && re
 wait_listen() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 wait_log() { for _ in $(seq 400); do [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return; sleep 0.05; done; echo "$1: no '$2'" >&2; exit 1; }
 wait_gone() { for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; echo "pid $1 still running" >&2; exit 1; }
-stop() { kill -INT "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+# A script's background jobs start with SIGINT ignored: a program that
+# does not handle it itself (forward_proxy, say) would never stop. So
+# SIGTERM follows after 5 s.
+stop() {
+  kill -INT "$1" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  kill -TERM "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}

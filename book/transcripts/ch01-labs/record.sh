@@ -20,3 +20,14 @@ wait_log "$OUT/stamp.log" "\] bye$" 1
 # lab_server leaves SIGINT to its default action, which a background job of
 # a script ignores: SIGTERM stops it.
 kill $S; wait $S 2>/dev/null; true
+
+# --- lab 2 before any code: the stub's todo!() ---------------------------------
+# The stubs are what `--no-default-features` builds; built apart, so the
+# reference build in target/debug stays as it is.
+cargo build -q -p ch01-fundamentals --no-default-features --bin lab_server --target-dir "$ROOT/target/stubs" \
+  > "$OUT/stub-build.log" 2>&1 || { cat "$OUT/stub-build.log" >&2; exit 1; }
+"$ROOT/target/stubs/debug/lab_server" calc > "$OUT/stub.log" 2>&1 & S=$!; started $S
+wait_log "$OUT/stub.log" "lab server listening" 1
+printf '1 + 2\n' | nc -q 1 127.0.0.1 7000 > /dev/null 2>&1
+wait_log "$OUT/stub.log" "not yet implemented" 1
+kill $S; wait $S 2>/dev/null; true

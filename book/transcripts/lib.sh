@@ -14,6 +14,13 @@
 #   wait_log FILE RE N     until FILE has N lines matching RE
 #   wait_gone PID          until PID has exited
 #   stop PID               SIGINT (SIGTERM if it is still running 5 s later), then wait
+#   workdir NAME           a fresh /tmp/NAME as $WORK, removed at exit
+#   help_excerpt BIN FLAG  "$ target/debug/BIN -h", then its help down to
+#                          Usage, and from FLAG's line to before -h/--help
+#   report NAME PID LOG [RE]  SIGUSR1 to PID; the report it then prints in
+#                          LOG (its lines matching RE) goes to $OUT/NAME.txt
+#
+# RUST_BACKTRACE, RUST_LIB_BACKTRACE and RUST_LOG are unset: pages show what a user sees.
 set -u
 : "${OUT:?set OUT before sourcing lib.sh}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,11 +28,14 @@ cd "$ROOT"
 mkdir -p "$OUT"
 PIDS=()
 RUN_STDERR=${RUN_STDERR:-0}
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
+WORK=
 SNIP=/dev/null
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   if declare -F on_exit > /dev/null; then on_exit; fi
+  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 need_ports() {
@@ -52,4 +62,20 @@ stop() {
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
   kill -TERM "$1" 2>/dev/null
   wait "$1" 2>/dev/null
+}
+workdir() { WORK=/tmp/$1; rm -rf "$WORK"; mkdir -p "$WORK"; }
+report() {
+  local name=$1 pid=$2 log=$3 filter=${4:-.} before n size=-1
+  before=$(wc -l < "$log"); n=$(grep -c '^=== ' "$log")
+  kill -USR1 "$pid"
+  wait_log "$log" '^=== ' $((n + 1))
+  # The report is written a line at a time: wait until it stops growing.
+  while [ "$size" != "$(wc -c < "$log")" ]; do size=$(wc -c < "$log"); sleep 0.1; done
+  tail -n +$((before + 1)) "$log" | grep -v '^20[0-9][0-9]-' | grep -E "$filter" > "$OUT/$name.txt"
+}
+help_excerpt() {
+  say "target/debug/$1 -h"
+  "$ROOT/target/debug/$1" -h > "$OUT/help.full"
+  { sed -n '1,/^Usage:/p' "$OUT/help.full"; echo '...'
+    sed -n "/$2 </,/^  -h, --help/p" "$OUT/help.full" | grep -v '^  -h, --help'; echo '...'; } >> "$SNIP"
 }

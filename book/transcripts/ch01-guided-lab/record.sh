@@ -9,7 +9,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080
-unset RUST_BACKTRACE RUST_LOG
 # Descriptors this script inherited (flock's lock, for one) would be the
 # servers' too, and shift every number the page shows: close them.
 for fd in /proc/$$/fd/*; do
@@ -18,9 +17,8 @@ for fd in /proc/$$/fd/*; do
 done
 for tool in strace tcpdump nc ss; do command -v $tool > /dev/null || { echo "needs $tool" >&2; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "needs root (strace, tcpdump)" >&2; exit 1; }
-WORK=/tmp/ch01-guided-lab
-rm -rf "$WORK"; mkdir -p "$WORK"
-on_exit() { exec 7>&- 2>/dev/null; rm -rf "$WORK"; }
+workdir ch01-guided-lab
+on_exit() { exec 7>&- 2>/dev/null; }
 BIN=$ROOT/target/debug
 SOCKETS="( sport = :8080 or dport = :8080 )"
 

@@ -8,7 +8,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 7000
-unset RUST_BACKTRACE RUST_LOG
 BIN=$ROOT/target/debug
 
 # --- lab 1: the stamped echo ---------------------------------------------------

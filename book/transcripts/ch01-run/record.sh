@@ -8,10 +8,8 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 9000 7000 9
-unset RUST_BACKTRACE RUST_LOG
-WORK=/tmp/ch01-run
-rm -rf "$WORK"; mkdir -p "$WORK"
-on_exit() { exec 3>&- 2>/dev/null; rm -rf "$WORK"; }
+workdir ch01-run
+on_exit() { exec 3>&- 2>/dev/null; }
 BIN=$ROOT/target/debug
 
 # shown SHOWN ACTUAL: "$ SHOWN" in the snippet, then what ACTUAL prints.

@@ -8,10 +8,7 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 3128 8080 9001 9009
-unset RUST_BACKTRACE RUST_LOG
-WORK=/tmp/ch02-labs
-rm -rf "$WORK"; mkdir -p "$WORK"
-on_exit() { rm -rf "$WORK"; }
+workdir ch02-labs
 BIN=$ROOT/target/debug
 # The proxies leave SIGINT to its default action, which a background job of
 # a script ignores: they are stopped with SIGTERM.

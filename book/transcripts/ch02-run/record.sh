@@ -8,13 +8,11 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 3128 8080 9001 9002
-unset RUST_BACKTRACE RUST_LOG
-WORK=/tmp/ch02-run
-rm -rf "$WORK"; mkdir -p "$WORK"
+workdir ch02-run
 # The snippets hold what a terminal shows: no \r (a pty adds one to curl's
 # own CRLF), no trailing blanks, and curl's bold header names (it draws them
 # on a terminal) as plain text.
-on_exit() { sed -i 's/\x1b\[[0-9;]*m//g; s/[ \r]*$//' "$OUT"/*.txt; rm -rf "$WORK"; }
+on_exit() { sed -i 's/\x1b\[[0-9;]*m//g; s/[ \r]*$//' "$OUT"/*.txt; }
 BIN=$ROOT/target/debug
 export TIMEFORMAT=$'\nreal\t%3lR'   # `time` shows the wall-clock time only
 

@@ -8,8 +8,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 9001 9002 9003
-# an error is shown as a user sees it, without anyhow's backtrace
-export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0
 # say CMD, then run the equivalent ARGV... and append its stdout and stderr
 shown() { say "$1"; shift; "$@" >> "$SNIP" 2>&1 || true; }
 lb() { local log=$1; shift; target/debug/load_balancer "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "load balancer listening" 1; }

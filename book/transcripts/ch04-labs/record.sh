@@ -8,9 +8,7 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 9001 9002
-WORK=/tmp/ch04
-mkdir -p "$WORK"
-on_exit() { rm -rf "$WORK"; }
+workdir ch04
 backend() { target/debug/simple_http_backend -p "$1" >> "$OUT/backend-$1.log" 2>&1 & eval "B$1=$!"; started $!; wait_port "$1"; }
 lb() { local log=$1; shift; "$ROOT/target/debug/advanced_lb" "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "advanced load balancer listening" 1; }
 

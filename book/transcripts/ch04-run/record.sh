@@ -8,9 +8,7 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 9001 9002 9003
-WORK=/tmp/ch04-run
-rm -rf "$WORK"; mkdir -p "$WORK"
-on_exit() { rm -rf "$WORK"; }
+workdir ch04-run
 LB="$ROOT/target/debug/advanced_lb"
 # backend PORT LOG: a test backend on PORT, its log in $OUT/LOG, its pid in B<PORT>
 backend() { target/debug/simple_http_backend --port "$1" > "$OUT/$2" 2>&1 & eval "B$1=$!"; started $!; wait_port "$1"; }

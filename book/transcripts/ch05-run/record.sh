@@ -9,7 +9,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080
-export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0
 # a terminal shows no \r: the snippets hold what it shows
 on_exit() { sed -i 's/\r$//' "$OUT"/*.txt; }
 lb() { local log=$1; shift; target/debug/high_perf_lb "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "demo backends are running" 1; }

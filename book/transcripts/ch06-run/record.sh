@@ -10,9 +10,7 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 18080 18081 18001 18002 18003 9001 9002 9003
-WORK=/tmp/ch06
-rm -rf "$WORK"; mkdir -p "$WORK"
-on_exit() { rm -rf "$WORK"; }
+workdir ch06
 LB=$ROOT/target/debug/pooled_lb
 BACKENDS=(-b 127.0.0.1:18001 -b 127.0.0.1:18002 -b 127.0.0.1:18003)
 # backends [FLAGS]: the test backends on 18001-18003, in a process of their own.
@@ -22,15 +20,6 @@ backends() {
 }
 # lb LOG ARGS...: pooled_lb, its log to $OUT/LOG, until it listens.
 lb() { local log=$1; shift; "$LB" "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "pooled load balancer listening" 1; }
-# report NAME PID LOG [REGEX]: SIGUSR1 to PID; the report it prints in LOG
-# (the lines matching REGEX) goes to $OUT/NAME.txt.
-report() {
-  local name=$1 pid=$2 log=$3 filter=${4:-.} before n
-  before=$(wc -l < "$log"); n=$(grep -c '^=== ' "$log")
-  kill -USR1 "$pid"
-  wait_log "$log" '^=== ' $((n + 1))
-  tail -n +$((before + 1)) "$log" | grep -v '^20[0-9][0-9]-' | grep -E "$filter" > "$OUT/$name.txt"
-}
 POOL='^(backend connection pool|  evicted)'
 # no_conns P...: until pooled_lb holds no connection to the ports P.
 no_conns() {
@@ -41,12 +30,7 @@ no_conns() {
 
 # --- --help ------------------------------------------------------------------------
 snip help
-say "target/debug/pooled_lb -h"
-target/debug/pooled_lb -h > "$OUT/help.full"
-sed -n '1,/^Usage:/p' "$OUT/help.full" >> "$SNIP"
-echo '...' >> "$SNIP"
-sed -n '/--pool-max-idle </,/^  -h, --help/p' "$OUT/help.full" | grep -v '^  -h, --help' >> "$SNIP"
-echo '...' >> "$SNIP"
+help_excerpt pooled_lb --pool-max-idle
 
 # --- the demo ------------------------------------------------------------------------
 snip demo

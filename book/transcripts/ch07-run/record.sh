@@ -15,8 +15,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 18080 18001 18002 18003 9001 9002 9003
-# An error is shown as a terminal shows it, without a backtrace.
-unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 LB=$ROOT/target/debug/rate_limited_lb
 BACKENDS="-b 127.0.0.1:18001 -b 127.0.0.1:18002 -b 127.0.0.1:18003"
 # start LOG ARGS...: rate_limited_lb, its log to $OUT/LOG, until it listens.
@@ -35,15 +33,6 @@ lbs() {
   start "$name.log" -p 18080 $BACKENDS "$@"
   cat "$OUT/$name.log" >> "$SNIP"
 }
-# report NAME PID LOG [REGEX]: SIGUSR1 to PID; the report it prints in LOG
-# (the lines matching REGEX) goes to $OUT/NAME.txt.
-report() {
-  local name=$1 pid=$2 log=$3 filter=${4:-.} before n
-  before=$(wc -l < "$log"); n=$(grep -c '^=== ' "$log")
-  kill -USR1 "$pid"
-  wait_log "$log" '^=== ' $((n + 1))
-  tail -n +$((before + 1)) "$log" | grep -v '^20[0-9][0-9]-' | grep -E "$filter" > "$OUT/$name.txt"
-}
 LIMITS='^(rate limiting|  (client|global|route|keys))'
 # expect LINE: the snippet's last line is LINE.
 expect() { [ "$(tail -n 1 "$SNIP")" = "$1" ]; }
@@ -53,12 +42,7 @@ ten() { printf '200 %.0s' $(seq 10); }
 
 # --- --help ------------------------------------------------------------------------
 snip help
-say "target/debug/rate_limited_lb -h"
-target/debug/rate_limited_lb -h > "$OUT/help.full"
-sed -n '1,/^Usage:/p' "$OUT/help.full" >> "$SNIP"
-echo '...' >> "$SNIP"
-sed -n '/--rate </,/^  -h, --help/p' "$OUT/help.full" | grep -v '^  -h, --help' >> "$SNIP"
-echo '...' >> "$SNIP"
+help_excerpt rate_limited_lb --rate
 
 # --- the demo ------------------------------------------------------------------------
 demo() {

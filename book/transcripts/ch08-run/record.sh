@@ -8,8 +8,6 @@
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 18080 18081 18001 18002 18003
-# an error is shown as a user sees it, without anyhow's backtrace
-export RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0
 DEMO=/tmp/lbs-demo
 rm -rf "$DEMO"
 on_exit() { rm -rf "$DEMO"; }
@@ -17,17 +15,6 @@ LB=$ROOT/target/debug/metrics_lb
 BACKENDS="--backend 127.0.0.1:18001 --backend 127.0.0.1:18002 --backend 127.0.0.1:18003"
 # lb LOG ARGS...: metrics_lb, its output to $OUT/LOG, until its admin listener is up.
 lb() { local log=$1; shift; "$LB" "$@" > "$OUT/$log" 2>&1 & L=$!; started $L; wait_log "$OUT/$log" "admin listening" 1; }
-# report NAME PID LOG: SIGUSR1 to PID; the report it prints in LOG goes to $OUT/NAME.txt.
-report() {
-  local name=$1 pid=$2 log=$3 before n
-  before=$(wc -l < "$log"); n=$(grep -c '^=== ' "$log")
-  kill -USR1 "$pid"
-  wait_log "$log" '^=== ' $((n + 1))
-  # the report is written a line at a time: wait until it stops growing
-  local size=-1
-  while [ "$size" != "$(wc -c < "$log")" ]; do size=$(wc -c < "$log"); sleep 0.1; done
-  tail -n +$((before + 1)) "$log" | grep -v '^20[0-9][0-9]-' > "$OUT/$name.txt"
-}
 
 # --- --help ------------------------------------------------------------------------
 snip help

@@ -239,7 +239,7 @@ struct Last {
 struct Target {
     current: Arc<Current>,
     options: algorithm::Options,
-    tuners: Handles,
+    handles: Handles,
 }
 
 // ANCHOR: reloader
@@ -303,7 +303,7 @@ impl Reloader {
     /// The running balancer's backend set, the algorithm options it was
     /// started with (a reload keeps them, with the new cookie name), and
     /// where its limiter and pool take new settings.
-    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options, tuners: Handles) {
+    pub fn attach(&self, current: Arc<Current>, options: algorithm::Options, handles: Handles) {
         // What the command line could not say: the routes, into the first set.
         let routes = lock(&self.running).derived.routes.clone();
         if !routes.is_empty() {
@@ -325,7 +325,7 @@ impl Reloader {
         }
         {
             let _waiting = lock(&self.wait);
-            let _ = self.target.set(Target { current: Arc::clone(&current), options, tuners });
+            let _ = self.target.set(Target { current: Arc::clone(&current), options, handles });
             self.attached.notify_all();
         }
         // After any reload that was waiting for the target: its limits are the newest.
@@ -392,7 +392,7 @@ impl Reloader {
             Err(e) => return Outcome::Invalid(e),
         };
         // A pool cannot be added to a loop that started without one.
-        if tuning.pool.is_some() && target.tuners.pool.is_none() {
+        if tuning.pool.is_some() && target.handles.pool.is_none() {
             return Outcome::NeedsRestart(vec!["pool (the balancer started without one)"]);
         }
         let mut changed = differences(&running.derived, &derived);
@@ -443,8 +443,8 @@ impl Reloader {
                 // Taken by the limiter before its next decision, by the
                 // pool at its next use; posted even when unchanged, which
                 // costs them one comparison.
-                target.tuners.limits.post(limits.clone());
-                if let Some(tuner) = &target.tuners.pool {
+                target.handles.limits.post(limits.clone());
+                if let Some(tuner) = &target.handles.pool {
                     // No pool in the new file: keep nothing from now on.
                     let keep_nothing = PoolConfig { max_idle: 0, max_idle_total: 0, ..PoolConfig::default() };
                     tuner.post(pool.unwrap_or(keep_nothing));

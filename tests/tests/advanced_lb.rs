@@ -28,6 +28,29 @@ fn served(h: &BackendHandle) -> u64 {
     h.stats().requests_served.load(Ordering::SeqCst)
 }
 
+/// Backends a and b, and `advanced_lb` by round robin over them with `extra` flags.
+fn rr_over_a_and_b(extra: &[&str]) -> (BackendHandle, BackendHandle, tests::Server) {
+    let a = spawn(BackendConfig::named("a")).unwrap();
+    let b = spawn(BackendConfig::named("b")).unwrap();
+    let (sa, sb) = (a.addr().to_string(), b.addr().to_string());
+    let mut args = vec!["--algorithm", "rr", "--backend", &sa, "--backend", &sb];
+    args.extend_from_slice(extra);
+    let lb = advanced_lb(&args);
+    (a, b, lb)
+}
+
+/// Starts b again on `b_addr`, waits for the balancer's line saying
+/// `up_message` about it, and checks b takes its turn again: 5 of 10.
+fn b_comes_back(lb: &tests::Server, b_addr: SocketAddr, up_message: &str) -> BackendHandle {
+    let b = spawn(BackendConfig { addr: b_addr, ..BackendConfig::named("b") }).unwrap();
+    let sb = b_addr.to_string();
+    let up = lb.wait_for_line(Duration::from_secs(20), |l| l.contains(up_message) && l.contains(&sb));
+    assert!(up.is_some(), "b came back ({up_message})");
+    let after: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
+    assert_eq!(after.iter().filter(|n| *n == "b").count(), 5, "{after:?}");
+    b
+}
+
 #[test]
 fn wrr_with_weights_3_2_1_sends_exactly_300_200_100_of_600() {
     let hs: Vec<BackendHandle> = ["a", "b", "c"].iter().map(|n| spawn(BackendConfig::named(*n)).unwrap()).collect();
@@ -52,17 +75,7 @@ fn wrr_with_weights_3_2_1_sends_exactly_300_200_100_of_600() {
 
 #[test]
 fn a_backend_stopped_mid_run_loses_its_traffic_and_gets_it_back() {
-    let a = spawn(BackendConfig::named("a")).unwrap();
-    let b = spawn(BackendConfig::named("b")).unwrap();
-    let b_addr = b.addr();
-    let (sa, sb) = (a.addr().to_string(), b_addr.to_string());
-    let lb = advanced_lb(&[
-        "--algorithm",
-        "rr",
-        "--backend",
-        &sa,
-        "--backend",
-        &sb,
+    let (_a, b, lb) = rr_over_a_and_b(&[
         "--health-interval-ms",
         "20",
         "--unhealthy-threshold",
@@ -74,6 +87,7 @@ fn a_backend_stopped_mid_run_loses_its_traffic_and_gets_it_back() {
         "--max-fails",
         "1000",
     ]);
+    let (b_addr, sb) = (b.addr(), b.addr().to_string());
     let before: Vec<String> = (0..4).map(|_| name(lb.addr)).collect();
     assert!(before.contains(&"b".to_string()), "{before:?}");
 
@@ -83,11 +97,7 @@ fn a_backend_stopped_mid_run_loses_its_traffic_and_gets_it_back() {
     let during: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
     assert!(during.iter().all(|n| n == "a"), "{during:?}");
 
-    let _b = spawn(BackendConfig { addr: b_addr, ..BackendConfig::named("b") }).unwrap();
-    let up = lb.wait_for_line(Duration::from_secs(20), |l| l.contains("backend is UP") && l.contains(&sb));
-    assert!(up.is_some(), "b came back after the healthy threshold");
-    let after: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
-    assert_eq!(after.iter().filter(|n| *n == "b").count(), 5, "{after:?}");
+    let _b = b_comes_back(&lb, b_addr, "backend is UP");
 }
 
 #[test]
@@ -95,17 +105,7 @@ fn labs_4_3_and_4_4_take_a_dead_backend_out_and_bring_it_back() {
     // Lab 4.3's counter decides when real requests take a backend down,
     // lab 4.4's schedule probes it until it is back: the C curriculum's
     // passive health check, in the real binary.
-    let a = spawn(BackendConfig::named("a")).unwrap();
-    let b = spawn(BackendConfig::named("b")).unwrap();
-    let b_addr = b.addr();
-    let (sa, sb) = (a.addr().to_string(), b_addr.to_string());
-    let lb = advanced_lb(&[
-        "--algorithm",
-        "rr",
-        "--backend",
-        &sa,
-        "--backend",
-        &sb,
+    let (a, b, lb) = rr_over_a_and_b(&[
         "--failure-counting",
         "--max-fails",
         "2",
@@ -115,6 +115,7 @@ fn labs_4_3_and_4_4_take_a_dead_backend_out_and_bring_it_back() {
         "--healthy-threshold",
         "2",
     ]);
+    let (b_addr, sb) = (b.addr(), b.addr().to_string());
     drop(b);
     // Every request still succeeds (a refused connection fails over to a),
     // and two refusals in a row take b down.
@@ -124,11 +125,7 @@ fn labs_4_3_and_4_4_take_a_dead_backend_out_and_bring_it_back() {
     assert!(down.is_some(), "lab 4.3 took b down");
     assert!(down.unwrap().contains(r#""failures":2"#), "at the second failure in a row");
 
-    let _b = spawn(BackendConfig { addr: b_addr, ..BackendConfig::named("b") }).unwrap();
-    let up = lb.wait_for_line(Duration::from_secs(20), |l| l.contains("backend is UP (lab 4.4") && l.contains(&sb));
-    assert!(up.is_some(), "lab 4.4's probes brought b back");
-    let after: Vec<String> = (0..10).map(|_| name(lb.addr)).collect();
-    assert_eq!(after.iter().filter(|n| *n == "b").count(), 5, "{after:?}");
+    let _b = b_comes_back(&lb, b_addr, "backend is UP (lab 4.4");
     assert_eq!(served(&a), 6 + 5, "a, up all along, was never probed");
 }
 

@@ -149,21 +149,9 @@ impl<C: Liveness> Pool<C> {
         let Some(config) = self.retune.as_ref().and_then(|m| m.take()) else { return };
         self.config = config;
         for backend in 0..self.stacks.len() {
-            while self.idle_for(backend) > config.max_idle {
-                let oldest = self.stacks.get_mut(backend).and_then(|s| (!s.is_empty()).then(|| s.remove(0)));
-                match oldest.and_then(|id| self.take(id)) {
-                    Some(entry) => self.evicted(entry, Evicted::Lru, closed),
-                    None => break,
-                }
-            }
+            while self.idle_for(backend) > config.max_idle && self.evict_oldest(backend, closed) {}
         }
-        while self.idle > config.max_idle_total {
-            let before = self.idle;
-            self.evict_lru(closed);
-            if self.idle == before {
-                break;
-            }
-        }
+        while self.idle > config.max_idle_total && self.evict_lru(closed) {}
     }
     // ANCHOR_END: retune
 
@@ -254,10 +242,7 @@ impl<C: Liveness> Pool<C> {
         }
         // Room in this backend's stack: its oldest goes first.
         if self.idle_for(backend) >= self.config.max_idle {
-            let oldest = self.stacks.get_mut(backend).and_then(|s| (!s.is_empty()).then(|| s.remove(0)));
-            if let Some(entry) = oldest.and_then(|id| self.take(id)) {
-                self.evicted(entry, Evicted::Lru, closed);
-            }
+            self.evict_oldest(backend, closed);
         }
         // Room across backends: the least recently used anywhere goes.
         if self.idle >= self.config.max_idle_total {
@@ -328,17 +313,31 @@ impl<C: Liveness> Pool<C> {
         }
     }
 
-    /// Closes the least recently used idle connection of any backend.
-    fn evict_lru(&mut self, closed: &mut Vec<C>) {
+    /// Closes the oldest idle connection of `backend`; false if it had none.
+    fn evict_oldest(&mut self, backend: usize, closed: &mut Vec<C>) -> bool {
+        let oldest = self.stacks.get_mut(backend).and_then(|s| (!s.is_empty()).then(|| s.remove(0)));
+        match oldest.and_then(|id| self.take(id)) {
+            Some(entry) => {
+                self.evicted(entry, Evicted::Lru, closed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes the least recently used idle connection of any backend;
+    /// false if none is kept.
+    fn evict_lru(&mut self, closed: &mut Vec<C>) -> bool {
         let oldest = self
             .stacks
             .iter()
             .filter_map(|s| s.first())
             .filter_map(|&id| self.entries.get(id).and_then(Option::as_ref).map(|e| (e.idle_since, id)))
             .min();
-        if let Some((_, id)) = oldest {
-            self.remove(id, Evicted::Lru, closed);
-        }
+        let Some((_, id)) = oldest else { return false };
+        let before = self.idle;
+        self.remove(id, Evicted::Lru, closed);
+        self.idle < before
     }
     // ANCHOR_END: evict
 

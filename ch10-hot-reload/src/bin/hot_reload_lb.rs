@@ -230,8 +230,8 @@ fn reloading(
 ) -> Extra {
     let (on_hup, on_start) = (Arc::clone(reloader), Arc::clone(reloader));
     Extra {
-        on_start: Some(Box::new(move |running, metrics, tuners| {
-            on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone(), tuners);
+        on_start: Some(Box::new(move |running, metrics, handles| {
+            on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone(), handles);
             export(&on_start, &running.current, metrics)?;
             let admin = Arc::clone(&on_start);
             metrics.add_admin_routes(Routes(Arc::new(move |method, target| admin_route(&admin, method, target))));

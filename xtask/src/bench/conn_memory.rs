@@ -151,20 +151,25 @@ fn parse_threads(status: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix("Threads:"))?.trim().parse().ok()
 }
 
+/// One point's columns: connections, threads, VmRSS fresh, idle and after
+/// the echo (KiB), and KiB per connection idle and after the echo.
+type Row = (usize, u64, u64, u64, u64, f64, f64);
+
+fn rows(points: &[Point]) -> impl Iterator<Item = Row> + '_ {
+    points.iter().map(|p| {
+        let (idle, echoed) = p.per_connection_kib();
+        (p.connections, p.threads, p.fresh / 1024, p.idle / 1024, p.echoed / 1024, idle, echoed)
+    })
+}
+
 /// The printed table.
 fn table(points: &[Point]) -> String {
     let mut s =
         String::from("connections  threads  VmRSS fresh  idle      after echo  KiB/conn idle  KiB/conn echoed\n");
-    for p in points {
-        let (idle, echoed) = p.per_connection_kib();
+    for (n, threads, fresh, idle_rss, echoed_rss, idle, echoed) in rows(points) {
         let _ = writeln!(
             s,
-            "{:>11}  {:>7}  {:>8} KiB  {:>6} KiB  {:>6} KiB  {idle:>13.1}  {echoed:>15.1}",
-            p.connections,
-            p.threads,
-            p.fresh / 1024,
-            p.idle / 1024,
-            p.echoed / 1024
+            "{n:>11}  {threads:>7}  {fresh:>8} KiB  {idle_rss:>6} KiB  {echoed_rss:>6} KiB  {idle:>13.1}  {echoed:>15.1}"
         );
     }
     s
@@ -174,17 +179,8 @@ fn csv(points: &[Point]) -> String {
     let mut s = String::from(
         "connections,threads,rss_fresh_kib,rss_idle_kib,rss_echoed_kib,kib_per_conn_idle,kib_per_conn_echoed\n",
     );
-    for p in points {
-        let (idle, echoed) = p.per_connection_kib();
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{idle:.2},{echoed:.2}",
-            p.connections,
-            p.threads,
-            p.fresh / 1024,
-            p.idle / 1024,
-            p.echoed / 1024
-        );
+    for (n, threads, fresh, idle_rss, echoed_rss, idle, echoed) in rows(points) {
+        let _ = writeln!(s, "{n},{threads},{fresh},{idle_rss},{echoed_rss},{idle:.2},{echoed:.2}");
     }
     s
 }

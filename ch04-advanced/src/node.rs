@@ -178,6 +178,19 @@ impl Node {
         max > 0 && self.active() >= max
     }
 
+    /// Counts one more request in progress, unless it is at its limit:
+    /// one atomic step, so that two threads picking at once (chapter 10's
+    /// workers) cannot both take its last place. False: it is full.
+    pub fn try_begin(&self) -> bool {
+        let max = self.max_active();
+        let active = &self.backend.active;
+        if max == 0 {
+            active.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        active.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| (a < max).then_some(a + 1)).is_ok()
+    }
+
     /// Requests in progress.
     pub fn active(&self) -> u64 {
         self.backend.active.load(Ordering::Relaxed)
@@ -245,6 +258,23 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_racing_for_the_last_places_never_take_more_than_the_limit() {
+        let node = std::sync::Arc::new(Node::new(Backend::new("127.0.0.1:9", 1)));
+        node.set_max_active(3);
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let node = std::sync::Arc::clone(&node);
+                std::thread::spawn(move || node.try_begin())
+            })
+            .collect();
+        let taken = takers.into_iter().map(|t| t.join().unwrap()).filter(|&took| took).count();
+        assert_eq!((taken, node.active()), (3, 3));
+        assert!(node.is_full() && !node.try_begin());
+        node.backend.active.fetch_sub(1, Ordering::Relaxed);
+        assert!(node.try_begin(), "a place freed is taken again");
+    }
 
     #[test]
     fn latency_mean_and_p99() {

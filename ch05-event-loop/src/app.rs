@@ -21,7 +21,7 @@ use crate::lb::admit::Admission;
 use crate::lb::backends::Current;
 use crate::lb::observe::Observe;
 use crate::lb::reuse::Reuse;
-use crate::lb::{Config, Hooks, Lb, Stats, run_with};
+use crate::lb::{Config, Hooks, Lb, Stats, Worker, run_worker};
 use crate::poller;
 
 /// The flags of the event-loop balancer: chapter 5's shared ones, and
@@ -81,10 +81,36 @@ pub struct Program<'a> {
     /// A listening socket to serve on instead of binding one (chapter
     /// 10's upgrade: the old process hands its socket to the new one).
     pub listener: Option<TcpListener>,
+    /// How many loops to run, one per thread (chapter 10's `--workers`;
+    /// 1 before). The hooks above are the first loop's; each other loop
+    /// gets its own from [`more`](Self::more).
+    pub workers: usize,
+    /// Makes the hooks of loop `i` (from 1) when there are several: a
+    /// program with hooks must say how to make them for another loop, or
+    /// it runs one.
+    pub more: Option<MoreHooks<'a>>,
 }
 
 /// What [`Program::on_start`] is: called once, with the running balancer.
 pub type OnStart<'a> = Box<dyn FnOnce(&Running) -> anyhow::Result<()> + 'a>;
+
+/// What [`Program::more`] is: called on the main thread for each loop
+/// after the first, with its index.
+pub type MoreHooks<'a> = Box<dyn FnMut(usize) -> anyhow::Result<WorkerHooks> + 'a>;
+
+/// The hooks of a loop after the first: owned, since each goes to its
+/// own thread. A pool is a loop's own (its sockets are in that loop's
+/// poller); a limiter is shared, so that a client's limit is one limit
+/// whichever loop serves it.
+#[derive(Debug, Default)]
+pub struct WorkerHooks {
+    /// This loop's own kept connections.
+    pub reuse: Option<Box<dyn Reuse + Send>>,
+    /// Asked about each request this loop serves.
+    pub admission: Option<Box<dyn Admission + Send>>,
+    /// Told about each request this loop serves.
+    pub observe: Option<Box<dyn Observe + Send>>,
+}
 
 /// A balancer that has started: what a program can watch while it runs.
 #[derive(Debug, Clone)]
@@ -123,6 +149,8 @@ impl Program<'_> {
             fastest: None,
             generation_header: false,
             listener: None,
+            workers: 1,
+            more: None,
         }
     }
 }
@@ -186,6 +214,8 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         fastest,
         generation_header,
         listener: inherited,
+        workers,
+        more: mut make_hooks,
     } = program;
     logging::init(args.lb.log.log_format);
     let shutdown = Shutdown::new();
@@ -233,7 +263,63 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         };
         on_start(&running)?;
     }
-    run_with(listener, &lb, shutdown, Hooks { reuse, admission, observe })?;
+    let hooked = reuse.is_some() || admission.is_some() || observe.is_some();
+    let workers = if hooked && make_hooks.is_none() && workers > 1 {
+        tracing::warn!(workers, "{name} runs one loop: it cannot make its hooks for another");
+        1
+    } else {
+        workers.max(1)
+    };
+    // Every loop's hooks and listening descriptor are made before any
+    // loop starts: a failure stops the program before it serves.
+    let mut others = Vec::with_capacity(workers - 1);
+    for index in 1..workers {
+        let hooks = match make_hooks.as_mut() {
+            Some(make) => make(index)?,
+            None => crate::app::WorkerHooks::default(),
+        };
+        let copy = listener.try_clone().context("cannot duplicate the listening socket for a worker")?;
+        others.push((Worker { index, count: workers }, hooks, copy));
+    }
+    if workers > 1 {
+        tracing::info!(workers, "one loop per thread, all accepting from the one listening socket");
+    }
+    let first = Worker { index: 0, count: workers };
+    let lb = &lb;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut threads = Vec::with_capacity(others.len());
+        for (worker, mut hooks, copy) in others {
+            let shutdown = shutdown.clone();
+            let thread = std::thread::Builder::new().name(format!("worker-{}", worker.index)).spawn_scoped(
+                scope,
+                move || {
+                    let hooks = Hooks {
+                        reuse: hooks.reuse.as_deref_mut().map(|r| r as &mut dyn Reuse),
+                        admission: hooks.admission.as_deref_mut().map(|a| a as &mut dyn Admission),
+                        observe: hooks.observe.as_deref_mut().map(|o| o as &mut dyn Observe),
+                    };
+                    let result = run_worker(copy, lb, shutdown.clone(), hooks, worker);
+                    // One loop failing stops them all.
+                    if result.is_err() {
+                        shutdown.trigger();
+                    }
+                    result
+                },
+            )?;
+            threads.push(thread);
+        }
+        let first = run_worker(listener, lb, shutdown.clone(), Hooks { reuse, admission, observe }, first);
+        if first.is_err() {
+            shutdown.trigger();
+        }
+        for thread in threads {
+            match thread.join() {
+                Ok(result) => result?,
+                Err(_) => anyhow::bail!("a worker's thread panicked"),
+            }
+        }
+        Ok(first?)
+    })?;
     eprint!("{}", report(name, &lb.backends().pool, &lb.stats, started, &extra()));
     Ok(())
 }

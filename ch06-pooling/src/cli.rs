@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ch05_event_loop::app::{Program, ReactorArgs, serve};
+use anyhow::Context;
+use ch05_event_loop::app::{MoreHooks, Program, ReactorArgs, WorkerHooks, serve};
 use ch05_event_loop::lb::admit::Admission;
 use ch05_event_loop::lb::mailbox::Mailbox;
 use ch05_event_loop::lb::observe::Observe;
@@ -91,15 +92,52 @@ pub fn serve_pooled_and(
     let mut pool: Pool<Socket> = Pool::new(config);
     let stats = pool.shared_stats();
     seen(&stats, pool.retuner());
-    let Program { name, admission, observe, on_start, on_reload, report, fastest, generation_header, listener, .. } =
-        program;
+    let Program {
+        name,
+        admission,
+        observe,
+        on_start,
+        on_reload,
+        report,
+        fastest,
+        generation_header,
+        listener,
+        workers,
+        more,
+        ..
+    } = program;
+    // Each other loop gets a pool of its own beside this one (same
+    // settings and mailbox, shared counters), with the program's hooks.
+    let mut more = more;
+    let mut others: Vec<Pool<Socket>> = (1..workers).map(|_| Pool::beside(&mut pool)).collect();
+    let more: Option<MoreHooks<'_>> = Some(Box::new(move |index| {
+        let mut hooks = match more.as_mut() {
+            Some(make) => make(index)?,
+            None => WorkerHooks::default(),
+        };
+        let pool = others.pop().context("no pool was made for this worker")?;
+        hooks.reuse = Some(Box::new(pool));
+        Ok(hooks)
+    }));
     let report = Box::new(move || stats.snapshot().report() + &report());
     let reuse = Some(&mut pool as &mut dyn Reuse);
     // The hooks' lifetimes shortened to the pool's.
     let admission = admission.map(|a| a as &mut dyn Admission);
     let observe = observe.map(|o| o as &mut dyn Observe);
-    let program =
-        Program { name, reuse, admission, observe, on_start, on_reload, report, fastest, generation_header, listener };
+    let program = Program {
+        name,
+        reuse,
+        admission,
+        observe,
+        on_start,
+        on_reload,
+        report,
+        fastest,
+        generation_header,
+        listener,
+        workers,
+        more,
+    };
     serve(reactor, program)
 }
 // ANCHOR_END: serve_pooled

@@ -42,7 +42,7 @@ enum Message {
 }
 
 /// Where the lines go.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Sink {
     Log,
     File { to_writer: SyncSender<Message>, dropped: Arc<AtomicU64> },
@@ -97,6 +97,15 @@ impl AccessLog {
         let reopen = Reopen(to_writer.clone());
         let sink = Sink::File { to_writer, dropped: Arc::clone(&dropped) };
         Ok((Self { sink, format, prefix: id_prefix(), next: 0 }, reopen, dropped))
+    }
+
+    /// The same log for another loop of the program (chapter 10's
+    /// workers): the same file or target, and request ids of its own: the
+    /// prefix's top byte is changed by the loop's index (up to 256 loops),
+    /// so two loops never hand out the same id.
+    pub fn for_worker(&self, index: usize) -> Self {
+        let prefix = self.prefix ^ ((index as u32 & 0xff) << 24);
+        Self { sink: self.sink.clone(), format: self.format, prefix, next: 0 }
     }
 
     /// The next request id: 16 hex digits, unique within this process

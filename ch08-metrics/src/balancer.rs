@@ -395,6 +395,14 @@ impl Recorder {
         self.access = Some(log);
         self
     }
+
+    /// A recorder for another loop of the program (chapter 10's workers):
+    /// the same metrics (its counters are the same atomics, found by
+    /// their labels) and access log, with request ids of its own.
+    pub fn for_worker(&self, index: usize) -> Self {
+        let access = self.access.as_ref().map(|log| log.for_worker(index));
+        Self { access, ..Self::new(Arc::clone(&self.metrics)) }
+    }
 }
 
 impl Observe for Recorder {

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use ch04_advanced::algorithm::MakeAlgorithm;
-use ch05_event_loop::app::{Program, Running};
-use ch05_event_loop::lb::admit::Admission;
+use ch05_event_loop::app::{Program, Running, WorkerHooks};
+use ch05_event_loop::lb::admit::{Admission, Shared};
 use ch05_event_loop::lb::mailbox::Mailbox;
 use ch05_event_loop::lb::observe::Observe;
 use ch06_pooling::cli::serve_pooled_and;
@@ -60,6 +60,8 @@ pub struct Extra {
     pub listener: Option<TcpListener>,
     /// See `listener`.
     pub admin_listener: Option<TcpListener>,
+    /// How many loops serve, one per thread (0 or 1: one).
+    pub workers: usize,
 }
 
 impl std::fmt::Debug for Extra {
@@ -166,9 +168,23 @@ pub fn serve(
             }
         })),
     };
+    // With several loops: one limiter for all, a recorder each.
+    let workers = extra.workers.max(1);
+    let mut limiter = Shared::new(limiter);
+    let mut recorders: Vec<Recorder> = (1..workers).map(|i| recorder.for_worker(i)).collect();
+    let for_others = limiter.clone();
+    let more = Box::new(move |_| {
+        Ok(WorkerHooks {
+            admission: Some(Box::new(for_others.clone()) as Box<dyn Admission + Send>),
+            observe: recorders.pop().map(|r| Box::new(r) as Box<dyn Observe + Send>),
+            reuse: None,
+        })
+    });
     let program = Program {
         admission: Some(&mut limiter as &mut dyn Admission),
         observe: Some(&mut recorder as &mut dyn Observe),
+        workers,
+        more: Some(more),
         on_start: Some(Box::new(on_start)),
         on_reload,
         report: Box::new(move || limiter_stats.report()),

@@ -192,8 +192,8 @@ pub struct Current {
     /// The newest set's generation: what the loop compares with its own.
     generation: AtomicU64,
     registry: Mutex<Registry>,
-    /// A listening socket for the loop to take over, with the swap.
-    listener: Mutex<Option<TcpListener>>,
+    /// A listening socket for each loop to take over, with the swap.
+    listeners: Mutex<Vec<TcpListener>>,
     /// Where the loop listens, once a reload has moved it.
     listening: Mutex<Option<SocketAddr>>,
     /// One end of each loop's wake-up socket: a byte written there makes
@@ -222,7 +222,7 @@ impl Current {
             now: Mutex::new(Arc::new(first)),
             generation: AtomicU64::new(1),
             registry: Mutex::new(registry),
-            listener: Mutex::new(None),
+            listeners: Mutex::new(Vec::new()),
             listening: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
             asked: Mutex::new(None),
@@ -253,8 +253,21 @@ impl Current {
         let mut registry = lock(&self.registry);
         let generation = self.generation() + 1;
         let settings = config.map_or_else(|| Arc::clone(&self.load().config), Arc::new);
+        // A descriptor of the new listening socket for each loop.
+        let listeners = match listener {
+            Some(first) => {
+                let loops = lock(&self.wakers).len().max(1);
+                let mut all = (1..loops).map(|_| first.try_clone()).collect::<io::Result<Vec<_>>>()?;
+                all.push(first);
+                Some(all)
+            }
+            None => None,
+        };
         let next = build(&mut registry, (backends, routes), kind, &options, (slow_start, settings), generation)?;
-        *lock(&self.listener) = listener;
+        // A swap without a listener leaves one not yet taken where it is.
+        if let Some(listeners) = listeners {
+            *lock(&self.listeners) = listeners;
+        }
         *lock(&self.asked) = Some(asked);
         *lock(&self.now) = Arc::new(next);
         self.generation.store(generation, Ordering::Release);
@@ -305,9 +318,10 @@ impl Current {
         *lock(&self.listening) = Some(addr);
     }
 
-    /// The listening socket the newest swap brought, for a loop to take.
+    /// A descriptor of the listening socket the newest swap brought, for
+    /// a loop to take (each loop takes its own).
     pub(crate) fn take_listener(&self) -> Option<TcpListener> {
-        lock(&self.listener).take()
+        lock(&self.listeners).pop()
     }
 
     /// A loop serves with the newest set from now: how long that took

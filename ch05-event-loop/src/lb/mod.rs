@@ -267,7 +267,43 @@ pub(crate) struct Reactor<'a> {
     accepting: bool,
     /// Whether a round of health probes is scheduled.
     probing_rounds: bool,
+    /// Which of the program's loops this is.
+    worker: Worker,
+    /// Client connections this loop accepted.
+    accepted: u64,
 }
+
+// ANCHOR: worker
+/// Which of a program's loops this one is. A program may run several,
+/// one per thread, over the same [`Lb`] (chapter 10's `--workers`): each
+/// has its own poller, connections and hooks, and they share the backend
+/// set, its health and the counters. One listening socket serves them
+/// all, watched with [`Trigger::Exclusive`] so that a new connection
+/// wakes one loop, not every one; the first loop alone probes the
+/// backends, since their health is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Worker {
+    /// From 0.
+    pub index: usize,
+    /// How many loops the program runs.
+    pub count: usize,
+}
+
+impl Worker {
+    /// The only loop of a program that runs one (chapters 5 to 9).
+    pub const ONLY: Worker = Worker { index: 0, count: 1 };
+
+    /// Whether this loop runs the health probes.
+    fn probes(self) -> bool {
+        self.index == 0
+    }
+
+    /// How this loop watches the listening socket.
+    fn listen_trigger(self) -> Trigger {
+        if self.count > 1 { Trigger::Exclusive } else { Trigger::Level }
+    }
+}
+// ANCHOR_END: worker
 
 /// How long shutdown waits for the first request of a connection
 /// accepted just before it (see [`conn::Conn::idle_from`]).
@@ -298,6 +334,19 @@ pub struct Hooks<'a> {
 
 /// [`run`] with the [`Hooks`] given.
 pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
+    run_worker(listener, lb, shutdown, hooks, Worker::ONLY)
+}
+
+/// [`run_with`] as loop `worker` of several over the same `lb`, each on
+/// its own thread with its own `listener` descriptor for one listening
+/// socket (see [`Worker`]).
+pub fn run_worker(
+    listener: TcpListener,
+    lb: &Lb,
+    shutdown: Shutdown,
+    hooks: Hooks<'_>,
+    worker: Worker,
+) -> io::Result<()> {
     let Hooks { reuse, admission, observe } = hooks;
     listener.set_nonblocking(true)?;
     // Shutdown wakes the loop through its own waker, not with a connection
@@ -306,7 +355,7 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
     let current = Arc::clone(&lb.current);
     shutdown.on_trigger(move || current.wake());
     let mut poller = Poller::new(lb.config.poller)?;
-    poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level)?;
+    poller.register(&listener, Token::Listener.encode(), Interest::READABLE, worker.listen_trigger())?;
     let waker = lb.current.waker()?;
     poller.register(&waker, Token::Wake.encode(), Interest::READABLE, Trigger::Level)?;
     let cur = lb.backends();
@@ -331,8 +380,10 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
         listener: Some(listener),
         accepting: true,
         probing_rounds: false,
+        worker,
+        accepted: 0,
     };
-    if r.cur.config.health.probe != Probe::Off {
+    if worker.probes() && r.cur.config.health.probe != Probe::Off {
         r.timers.insert(Instant::now(), Due::HealthRound);
         r.probing_rounds = true;
     }
@@ -347,7 +398,16 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
         if let Some(deadline) = drain_until {
             fresh_until = r.close_idle(Instant::now());
             if r.conns.len() == 0 || Instant::now() >= deadline {
-                tracing::info!(left = r.conns.len(), "stopped");
+                if worker.count > 1 {
+                    tracing::info!(
+                        worker = worker.index,
+                        accepted = r.accepted,
+                        left = r.conns.len(),
+                        "worker stopped"
+                    );
+                } else {
+                    tracing::info!(left = r.conns.len(), "stopped");
+                }
                 if let Some(admission) = r.admission.as_deref_mut() {
                     admission.stopped();
                 }
@@ -431,7 +491,7 @@ impl Reactor<'_> {
             self.rebind(listener);
         }
         // A reload may have turned probes on.
-        if !self.probing_rounds && self.cur.config.health.probe != Probe::Off {
+        if self.worker.probes() && !self.probing_rounds && self.cur.config.health.probe != Probe::Off {
             self.timers.insert(Instant::now(), Due::HealthRound);
             self.probing_rounds = true;
         }
@@ -452,7 +512,9 @@ impl Reactor<'_> {
         };
         // Shutting down already: no new listener is wanted.
         let Some(old) = self.listener.take() else { return };
-        if let Err(e) = self.poller.register(&listener, Token::Listener.encode(), Interest::READABLE, Trigger::Level) {
+        if let Err(e) =
+            self.poller.register(&listener, Token::Listener.encode(), Interest::READABLE, self.worker.listen_trigger())
+        {
             self.listener = Some(old);
             return tracing::error!(error = %e, "cannot watch the new listening socket; listening where we were");
         }
@@ -492,7 +554,8 @@ impl Reactor<'_> {
             }
             Due::ResumeAccept => {
                 if let Some(l) = &self.listener {
-                    let _ = self.poller.reregister(l, Token::Listener.encode(), Interest::READABLE, Trigger::Level);
+                    let trigger = self.worker.listen_trigger();
+                    let _ = self.poller.register(l, Token::Listener.encode(), Interest::READABLE, trigger);
                     self.accepting = true;
                     self.accept_all();
                 }
@@ -538,21 +601,18 @@ impl Reactor<'_> {
 
     /// Stops accepting for 100 ms. The connections stay in the backlog, so
     /// the listener stays readable: a level-triggered loop would spin on
-    /// it, so it is not watched meanwhile.
+    /// it, so it is not watched meanwhile (deregistered: a socket watched
+    /// with `Trigger::Exclusive` cannot be re-registered).
     fn pause_accept(&mut self, why: &str) {
         let Some(listener) = &self.listener else { return };
         tracing::debug!(reason = why, "pausing accept for 100 ms");
-        let _ = self.poller.reregister(
-            listener,
-            Token::Listener.encode(),
-            Interest { readable: false, writable: false },
-            Trigger::Level,
-        );
+        let _ = self.poller.deregister(listener);
         self.accepting = false;
         self.timers.insert(Instant::now() + Duration::from_millis(100), Due::ResumeAccept);
     }
 
     fn add_client(&mut self, stream: TcpStream, peer: SocketAddr) {
+        self.accepted += 1;
         let stats = &self.lb.stats;
         Stats::add(&stats.accepted, 1);
         if self.conns.len() >= self.cur.config.max_connections {
@@ -659,6 +719,8 @@ mod tests {
             listener: None,
             accepting: false,
             probing_rounds: false,
+            worker: Worker::ONLY,
+            accepted: 0,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -27,13 +27,20 @@ fn flags(interest: Interest, trigger: Trigger) -> EpollFlags {
         // (backpressure) the loop would wake at once, do nothing and wait
         // again: a busy loop. (EPOLLHUP and EPOLLERR need no asking; the
         // kernel always reports them.)
-        f |= EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        f |= EpollFlags::EPOLLIN;
+        // (EPOLLEXCLUSIVE takes no RDHUP: EINVAL. A listening socket is
+        // never half-closed anyway.)
+        if trigger != Trigger::Exclusive {
+            f |= EpollFlags::EPOLLRDHUP;
+        }
     }
     if interest.writable {
         f |= EpollFlags::EPOLLOUT;
     }
-    if trigger == Trigger::Edge {
-        f |= EpollFlags::EPOLLET;
+    match trigger {
+        Trigger::Level => {}
+        Trigger::Edge => f |= EpollFlags::EPOLLET,
+        Trigger::Exclusive => f |= EpollFlags::EPOLLEXCLUSIVE,
     }
     f
 }

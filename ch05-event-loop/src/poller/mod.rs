@@ -78,6 +78,13 @@ pub enum Trigger {
     /// Once per change to ready (epoll's EPOLLET, kqueue's EV_CLEAR); poll(2)
     /// treats it as level.
     Edge,
+    /// Level, for a socket that several pollers watch (one listening
+    /// socket, a loop per thread): epoll's EPOLLEXCLUSIVE wakes only one of
+    /// them per event, not all. Only at registration: such a socket cannot
+    /// be re-registered, only deregistered and registered again. kqueue and
+    /// poll(2) treat it as level (every watcher wakes; all but one find
+    /// nothing to accept).
+    Exclusive,
 }
 
 /// One readiness report.

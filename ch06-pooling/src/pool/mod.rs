@@ -26,7 +26,7 @@ mod tcp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ch05_event_loop::lb::mailbox::Mailbox;
+use ch05_event_loop::lb::mailbox::{Mailbox, Reader};
 use ch05_event_loop::lb::reuse::Promise;
 pub use stats::{Evicted, PoolStats, Snapshot};
 pub use tcp::peek_liveness;
@@ -116,7 +116,9 @@ pub struct Pool<C> {
     idle: usize,
     stats: Arc<PoolStats>,
     /// New settings posted by a reload (chapter 10), taken by the loop.
-    retune: Option<Arc<Mailbox<PoolConfig>>>,
+    retune: Option<Reader<PoolConfig>>,
+    /// The mailbox itself, for [`retuner`](Self::retuner) to hand out.
+    mailbox: Option<Arc<Mailbox<PoolConfig>>>,
 }
 // ANCHOR_END: entry
 
@@ -131,6 +133,20 @@ impl<C: Liveness> Pool<C> {
             idle: 0,
             stats: Arc::new(PoolStats::default()),
             retune: None,
+            mailbox: None,
+        }
+    }
+
+    /// Another loop's pool beside `first` (chapter 10's workers): its own
+    /// connections, the same settings, counters shared with `first`'s, and
+    /// retuned by the same mailbox.
+    pub fn beside(first: &mut Self) -> Self {
+        let mailbox = first.retuner();
+        Self {
+            stats: Arc::clone(&first.stats),
+            retune: Some(mailbox.reader()),
+            mailbox: Some(mailbox),
+            ..Self::new(first.config)
         }
     }
 
@@ -141,12 +157,14 @@ impl<C: Liveness> Pool<C> {
     /// a new idle timeout applies to connections put back from then on
     /// (those already idle keep the deadline they were given).
     pub fn retuner(&mut self) -> Arc<Mailbox<PoolConfig>> {
-        Arc::clone(self.retune.get_or_insert_with(Mailbox::shared))
+        let mailbox = Arc::clone(self.mailbox.get_or_insert_with(Mailbox::shared));
+        self.retune.get_or_insert_with(|| mailbox.reader());
+        mailbox
     }
 
     /// Applies settings posted to the [`retuner`](Self::retuner), if any.
     fn retuned(&mut self, closed: &mut Vec<C>) {
-        let Some(config) = self.retune.as_ref().and_then(|m| m.take()) else { return };
+        let Some(config) = self.retune.as_mut().and_then(Reader::take) else { return };
         self.config = config;
         for backend in 0..self.stacks.len() {
             while self.idle_for(backend) > config.max_idle && self.evict_oldest(backend, closed) {}
@@ -266,7 +284,7 @@ impl<C: Liveness> Pool<C> {
             stack.push(id);
         }
         self.idle += 1;
-        self.stats.set_idle(self.idle);
+        self.stats.idle_changed(1);
         Some((id, expires))
     }
     // ANCHOR_END: put
@@ -357,7 +375,7 @@ impl<C: Liveness> Pool<C> {
         let entry = self.entries.get_mut(id)?.take()?;
         self.free.push(id);
         self.idle -= 1;
-        self.stats.set_idle(self.idle);
+        self.stats.idle_changed(-1);
         Some(entry)
     }
 

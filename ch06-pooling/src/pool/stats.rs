@@ -137,8 +137,14 @@ impl PoolStats {
         self.not_reusable.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn set_idle(&self, idle: usize) {
-        self.idle.store(idle as u64, Ordering::Relaxed);
+    /// One more or one fewer idle connection: added, not stored, since
+    /// the pools of several loops may share these counters.
+    pub(super) fn idle_changed(&self, by: i64) {
+        if by >= 0 {
+            self.idle.fetch_add(by.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.idle.fetch_sub(by.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     pub(super) fn evict(&self, reason: Evicted) {

@@ -271,3 +271,21 @@ fn a_pool_retuned_to_keep_nothing_closes_every_idle_connection() {
     assert_eq!(closed.len(), 3);
     assert!(pool.put(1, pooled(Fake::new(9)), Ok(()), t0, &mut closed).is_none(), "max_idle 0 keeps nothing");
 }
+
+#[test]
+fn pools_beside_each_other_share_counters_and_settings_but_not_connections() {
+    let (mut first, t0, mut closed) = (Pool::new(config()), Instant::now(), Vec::new());
+    let mut second = Pool::beside(&mut first);
+    first.put(1, pooled(Fake::new(1)), Ok(()), t0, &mut closed);
+    second.put(1, pooled(Fake::new(2)), Ok(()), t0, &mut closed);
+    assert_eq!(first.stats().idle, 2, "one set of counters for both loops");
+    // Each keeps its own: a connection is watched by its own loop's poller.
+    assert_eq!(first.get(1, t0, &mut closed).map(|p| p.conn.name), Some(1));
+    assert_eq!(second.stats().idle, 1);
+    // One post reaches both.
+    first.retuner().post(PoolConfig { max_idle: 0, ..config() });
+    assert!(second.get(2, t0, &mut closed).is_none());
+    assert_eq!(names(&closed), [2]);
+    assert!(first.put(1, pooled(Fake::new(3)), Ok(()), t0, &mut closed).is_none(), "max_idle 0 keeps nothing");
+    assert_eq!(first.stats().idle, 0);
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ch02_proxy::http::RequestHead;
 use ch05_event_loop::lb::admit::{Admission, Arrival, Verdict as Admit};
-use ch05_event_loop::lb::mailbox::Mailbox;
+use ch05_event_loop::lb::mailbox::{Mailbox, Reader};
 
 use crate::algorithm::{Algorithm, Decision, Gcra, Verdict};
 use crate::clock::{MonotonicClock, Nanos, nanos};
@@ -196,7 +196,7 @@ pub struct RateLimiter {
     /// What made it, to compare a reload's settings with.
     settings: Settings,
     /// New settings posted by a reload (chapter 10), taken by the loop.
-    retune: Option<Arc<Mailbox<Settings>>>,
+    retune: Option<(Arc<Mailbox<Settings>>, Reader<Settings>)>,
 }
 
 impl RateLimiter {
@@ -246,7 +246,12 @@ impl RateLimiter {
     /// Where another thread posts new settings (chapter 10's reload). The
     /// limiter takes them before it decides about the next request.
     pub fn retuner(&mut self) -> Arc<Mailbox<Settings>> {
-        Arc::clone(self.retune.get_or_insert_with(Mailbox::shared))
+        let (mailbox, _) = self.retune.get_or_insert_with(|| {
+            let mailbox = Mailbox::shared();
+            let reader = mailbox.reader();
+            (mailbox, reader)
+        });
+        Arc::clone(mailbox)
     }
 
     /// Becomes the limiter `settings` describe. A limit that is the same
@@ -424,7 +429,7 @@ impl RateLimiter {
 
 impl Admission for RateLimiter {
     fn admit(&mut self, arrival: &Arrival<'_>, now: Instant) -> Admit {
-        if let Some(settings) = self.retune.as_ref().and_then(|m| m.take()) {
+        if let Some(settings) = self.retune.as_mut().and_then(|(_, reader)| reader.take()) {
             self.retune(&settings);
         }
         let t = self.clock.at(now);

@@ -80,6 +80,12 @@ struct Args {
     /// `X-LB-Config-Gen` header (always on in the demo, with no file).
     #[arg(long)]
     generation_header: bool,
+    /// Event loops to run, one per thread. They share the listening
+    /// socket, the backends and their health, the counters and the rate
+    /// limits; each has its own connections and pool. Default: one per
+    /// core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -109,8 +115,13 @@ fn main() -> anyhow::Result<ExitCode> {
     let Some(path) = args.config.clone() else {
         let log = log_to_file(&args)?;
         let on_reload: Option<Box<dyn Fn() + Send + Sync>> = log.map(|log| Box::new(move || reopen(&log)) as _);
-        let extra =
-            Extra { admin_listening: Some(admin_listening), generation_header: true, on_reload, ..Extra::default() };
+        let extra = Extra {
+            admin_listening: Some(admin_listening),
+            generation_header: true,
+            on_reload,
+            workers: workers(&args),
+            ..Extra::default()
+        };
         serve(&args.metrics, "hot reload load balancer", Some(ch04_advanced::labs::fastest), extra)?;
         return Ok(ExitCode::SUCCESS);
     };
@@ -175,6 +186,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let log = log_to_file(&args)?;
     #[allow(unused_mut)]
     let mut extra = reloading(&reloader, path, watch, args.generation_header, log);
+    extra.workers = workers(&args);
     #[cfg(target_os = "linux")]
     {
         let moved = Arc::clone(&sockets);
@@ -256,7 +268,13 @@ fn reloading(
         admin_listening: Some(admin_listening),
         listener: None,
         admin_listener: None,
+        workers: 1,
     }
+}
+
+/// `--workers`, or one loop per core.
+fn workers(args: &Args) -> usize {
+    args.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
 /// `POST /reload` reloads and answers how it went; `GET /config` shows

@@ -64,12 +64,16 @@ impl Reactor<'_> {
                 }
                 _ => None,
             };
+            // Its place is taken in one atomic step: another loop (chapter
+            // 10's workers) may have taken the last one since the pick.
+            if !n.try_begin() {
+                continue;
+            }
             // A kept connection skips the handshake: straight to the exchange.
             if !req.fresh_only
                 && let Some(up) = self.take_kept(i, (key, index), now)
             {
                 n.backend.requests.fetch_add(1, Ordering::Relaxed);
-                n.backend.active.fetch_add(1, Ordering::Relaxed);
                 let response = Response::Head { bytes: Vec::new() };
                 req.connected = Some(now);
                 c.state = State::Exchange { req, up, sent_at: None, response };
@@ -83,17 +87,18 @@ impl Reactor<'_> {
                     let token = Token::Upstream(slot).encode();
                     if let Err(e) = self.poller.register(&stream, token, Interest::WRITABLE, Trigger::Level) {
                         self.uplinks.remove(slot);
+                        n.backend.active.fetch_sub(1, Ordering::Relaxed);
                         let detail = format!("cannot watch the backend socket: {e}");
                         return self.fail_with(c, Some(req), None, false, 500, &detail);
                     }
                     n.backend.requests.fetch_add(1, Ordering::Relaxed);
-                    n.backend.active.fetch_add(1, Ordering::Relaxed);
                     self.note_opened(key);
                     c.state = State::Connecting { req, up: Upstream::fresh(stream, (key, index), slot) };
                     c.since = now;
                     return;
                 }
                 Err(e) if ch01_fundamentals::net::is_out_of_descriptors(&e) => {
+                    n.backend.active.fetch_sub(1, Ordering::Relaxed);
                     // Every descriptor is in use: wait in line until one
                     // is released (`release_upstream`), up to the connect timeout.
                     if let Some(seen) = req.tried.get_mut(index) {
@@ -107,12 +112,16 @@ impl Reactor<'_> {
                     return;
                 }
                 Err(e) if ch01_fundamentals::net::is_local_shortage(&e) => {
+                    n.backend.active.fetch_sub(1, Ordering::Relaxed);
                     // Our shortage (ports, descriptors, memory), not the
                     // backend's fault: no passive-health mark against it.
                     let detail = format!("cannot open a connection to a backend: {e}");
                     return self.fail_with(c, Some(req), None, false, 503, &detail);
                 }
-                Err(e) => self.connect_failed(key, &e.to_string()),
+                Err(e) => {
+                    n.backend.active.fetch_sub(1, Ordering::Relaxed);
+                    self.connect_failed(key, &e.to_string());
+                }
             }
         }
     }

@@ -52,7 +52,29 @@ pub struct Answer {
     pub body: String,
     /// With a 405, the methods the path takes (`GET, HEAD` if `None`).
     pub allow: Option<&'static str>,
+    /// Runs once the answer has been written (and the connection closed):
+    /// for what would cut the answer off, such as chapter 10's upgrade,
+    /// whose old process stops once the new one serves.
+    pub then: Option<Then>,
 }
+
+/// What runs after an [`Answer`] is written.
+#[derive(Clone)]
+pub struct Then(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Then {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Then(..)")
+    }
+}
+
+impl PartialEq for Then {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Then {}
 
 /// Paths a program adds: called with the method and the path (no query)
 /// of every request before this module's own paths; `None` passes it on.
@@ -71,7 +93,7 @@ impl std::fmt::Debug for Routes {
 impl Answer {
     /// A plain-text answer.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: body.into(), allow: None }
+        Self { status, content_type: "text/plain; charset=utf-8", body: body.into(), allow: None, then: None }
     }
 }
 
@@ -90,17 +112,17 @@ pub fn route(metrics: &Metrics, method: &str, target: &str, accept: Option<&str>
         "/metrics" => {
             let format = Format::from_accept(accept);
             let body = metrics.registry.render_as(format);
-            Answer { status: 200, content_type: format.content_type(), body, allow: None }
+            Answer { status: 200, content_type: format.content_type(), body, allow: None, then: None }
         }
         "/lb-stats" => {
             let body = serde_json::to_string_pretty(&lb_stats(metrics)).unwrap_or_default() + "\n";
-            Answer { status: 200, content_type: "application/json", body, allow: None }
+            Answer { status: 200, content_type: "application/json", body, allow: None, then: None }
         }
         "/healthz" => Answer::text(200, "ok\n"),
         "/readyz" => readiness(metrics),
         "/" => {
             let body = DASHBOARD.to_string();
-            Answer { status: 200, content_type: "text/html; charset=utf-8", body, allow: None }
+            Answer { status: 200, content_type: "text/html; charset=utf-8", body, allow: None, then: None }
         }
         _ => Answer::text(404, "not found; try /metrics, /lb-stats, /healthz or /readyz\n"),
     }
@@ -206,6 +228,13 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
             && head.framing == Framing::Empty;
         let accept = head.headers.get("accept").map(String::from_utf8_lossy);
         let answer = route(metrics, &head.method, &head.target, accept.as_deref());
+        if let Some(Then(then)) = &answer.then {
+            // The last answer on this connection, written and closed first.
+            let written = write_answer(&mut stream, &answer, head.method == "HEAD", false);
+            drop(stream);
+            then();
+            return written;
+        }
         write_answer(&mut stream, &answer, head.method == "HEAD", keep)?;
         if !keep {
             return Ok(());

@@ -162,14 +162,56 @@ impl Sockets {
     }
 }
 
+// ANCHOR: upgrader
+/// Upgrades the running process: on SIGUSR2 and on the admin API's
+/// `POST /upgrade`, one at a time.
+#[derive(Debug)]
+pub struct Upgrader {
+    argv: Vec<String>,
+    sockets: Arc<Sockets>,
+    busy: Mutex<()>,
+}
+
+impl Upgrader {
+    /// Upgrades to `argv` (this program's own command line), handing over
+    /// `sockets`.
+    pub fn new(argv: Vec<String>, sockets: Arc<Sockets>) -> Self {
+        Self { argv, sockets, busy: Mutex::new(()) }
+    }
+
+    /// Starts the new process and hands it the sockets; `Ok` with its
+    /// pid once it serves. The caller then stops this process
+    /// ([`stop_this`](Self::stop_this)). `by` names what asked, for the log.
+    pub fn upgrade(&self, by: &str) -> Result<u32, String> {
+        let Ok(_one) = self.busy.try_lock() else {
+            return Err("an upgrade is already under way".into());
+        };
+        let Some((listener, admin)) = self.sockets.get() else {
+            return Err("nothing to upgrade (no configuration file, or not listening yet)".into());
+        };
+        tracing::info!(by, "upgrade: starting the new binary and handing it the listening sockets");
+        let started = start_new(&self.argv, &listener, admin.as_deref());
+        match &started {
+            Ok(pid) => tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains"),
+            Err(why) => tracing::error!(error = %why, "upgrade failed; this process serves on"),
+        }
+        started
+    }
+
+    /// Stops accepting and drains, as SIGTERM does (it is SIGTERM).
+    pub fn stop_this(&self) {
+        let _ = kill(Pid::this(), Signal::SIGTERM);
+    }
+}
+// ANCHOR_END: upgrader
+
 // ANCHOR: on_sigusr2
 /// Blocks SIGUSR2 (call it first in `main`, before any other thread
 /// starts, so that every thread inherits the mask) and starts the thread
-/// that waits for it. Each SIGUSR2 starts `argv` as the new process and
-/// hands it `sockets`; once it is ready, this process sends itself
-/// SIGTERM, which stops accepting and drains. If the upgrade fails, this
+/// that waits for it. Each SIGUSR2 upgrades; once the new process serves,
+/// this one stops accepting and drains. If the upgrade fails, this
 /// process serves on and the log says why.
-pub fn on_sigusr2(argv: Vec<String>, sockets: Arc<Sockets>) -> std::io::Result<()> {
+pub fn on_sigusr2(upgrader: Arc<Upgrader>) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGUSR2);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)?;
@@ -186,18 +228,9 @@ pub fn on_sigusr2(argv: Vec<String>, sockets: Arc<Sockets>) -> std::io::Result<(
             if set.wait().is_err() {
                 continue; // EINTR: wait again
             }
-            let Some((listener, admin)) = sockets.get() else {
-                tracing::warn!("SIGUSR2: nothing to upgrade (no configuration file, or not listening yet)");
-                continue;
-            };
-            tracing::info!("SIGUSR2: starting the new binary and handing it the listening sockets");
-            match start_new(&argv, &listener, admin.as_deref()) {
-                Ok(pid) => {
-                    tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains");
-                    let _ = kill(Pid::this(), Signal::SIGTERM);
-                    return;
-                }
-                Err(why) => tracing::error!(error = %why, "upgrade failed; this process serves on"),
+            if upgrader.upgrade("SIGUSR2").is_ok() {
+                upgrader.stop_this();
+                return;
             }
         }
     })?;

@@ -242,7 +242,7 @@ pub(crate) struct Reactor<'a> {
     pub(crate) cur: Arc<Backends>,
     /// Readable when a reload published a new set (or listener).
     waker: Option<UnixStream>,
-    shutdown: Shutdown,
+    pub(crate) shutdown: Shutdown,
     pub(crate) poller: Poller,
     pub(crate) timers: Timers<Due>,
     pub(crate) conns: Slab<Conn>,
@@ -305,9 +305,10 @@ impl Worker {
 }
 // ANCHOR_END: worker
 
-/// How long shutdown waits for the first request of a connection
-/// accepted just before it (see [`conn::Conn::idle_from`]).
-pub const FRESH_GRACE: Duration = Duration::from_secs(1);
+/// How long shutdown waits for the next request of a connection that
+/// was accepted, or had its last answer, just before (see
+/// [`conn::Conn::idle_from`]).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 // ANCHOR: run
 /// Runs the load balancer on `listener` until `shutdown` fires, then stops
@@ -651,14 +652,16 @@ impl Reactor<'_> {
         }
     }
 
-    /// On shutdown, connections idle between two requests are closed at
-    /// once; those in the middle of one are left to finish (within the
-    /// drain timeout); those just accepted get [`FRESH_GRACE`] for their
-    /// first request to arrive. Returns when the next of those is due.
+    /// On shutdown, connections waiting for a request are closed once they
+    /// have waited [`DRAIN_GRACE`] since they were accepted or last
+    /// answered (at once, if they have been idle that long already); those
+    /// in the middle of a request are left to finish (within the drain
+    /// timeout), and every answer from now on says `Connection: close`.
+    /// Returns when the next idle one is due.
     fn close_idle(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         for i in self.conns.indices() {
-            match self.conns.get_mut(i).and_then(|c| c.idle_from(FRESH_GRACE)) {
+            match self.conns.get_mut(i).and_then(|c| c.idle_from(DRAIN_GRACE)) {
                 Some(from) if from <= now => self.close(i),
                 Some(from) => next = Some(next.map_or(from, |n| n.min(from))),
                 None => {}

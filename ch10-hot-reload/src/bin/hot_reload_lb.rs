@@ -11,7 +11,7 @@ use ch01_fundamentals::cli::DEFAULT_PORT;
 use ch01_fundamentals::logging::{self, LogFile};
 use ch04_advanced::node::Backend;
 use ch05_event_loop::lb::backends::Current;
-use ch08_metrics::admin::{Answer, Routes};
+use ch08_metrics::admin::{Answer, Routes, Then};
 use ch08_metrics::balancer::Metrics;
 use ch08_metrics::scraped::Scraped;
 use ch08_metrics::serve::{Extra, MetricsArgs, serve};
@@ -37,11 +37,13 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// swapped in between two requests, and requests under way finish on
 /// the set they started with; new rate limits and pool sizes apply from
 /// the next request. Only moving the admin listener needs a restart.
-/// SIGUSR2 upgrades the binary in place (Linux): the running process
-/// starts the binary again with the same arguments, hands it the
-/// listening sockets, and drains once the new one serves; if the new one
-/// fails to start, the old one serves on and logs why. `GET /config` on the admin port shows the
+/// SIGUSR2, or `curl -X POST localhost:8081/upgrade`, upgrades the
+/// binary in place (Linux): the running process starts the binary again
+/// with the same arguments, hands it the listening sockets, and drains
+/// once the new one serves; if the new one fails to start, the old one
+/// serves on and says why. `GET /config` on the admin port shows the
 /// generation in use, the file's hash and how the last reload went.
+/// `--workers` loops (one per core by default) share the work.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
 /// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/configs/lb.yaml`
@@ -95,7 +97,7 @@ fn main() -> anyhow::Result<ExitCode> {
     // Started by an old process for an upgrade: its sockets, and SIGUSR2
     // to upgrade again (both before any thread starts).
     #[cfg(target_os = "linux")]
-    let (handover, sockets) = {
+    let (handover, sockets, upgrader) = {
         let handover = match upgrade::inherited() {
             Ok(h) => h,
             Err(why) => {
@@ -104,9 +106,14 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         };
         let sockets = Arc::new(upgrade::Sockets::default());
-        upgrade::on_sigusr2(argv.clone(), Arc::clone(&sockets))?;
-        (handover, sockets)
+        let upgrader = Arc::new(upgrade::Upgrader::new(argv.clone(), Arc::clone(&sockets)));
+        upgrade::on_sigusr2(Arc::clone(&upgrader))?;
+        (handover, sockets, upgrader)
     };
+    #[cfg(target_os = "linux")]
+    let upgrading: Upgrading = Some(upgrader);
+    #[cfg(not(target_os = "linux"))]
+    let upgrading: Upgrading = None;
     // `hot_reload_lb lb.json`: a first argument naming a file is `--config`.
     if let Some(first) = argv.get(1).filter(|a| is_config_file(a)).cloned() {
         argv.splice(1..2, ["--config".to_string(), first]);
@@ -185,7 +192,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
     let log = log_to_file(&args)?;
     #[allow(unused_mut)]
-    let mut extra = reloading(&reloader, path, watch, args.generation_header, log);
+    let mut extra = reloading(&reloader, path, watch, args.generation_header, log, upgrading);
     extra.workers = workers(&args);
     #[cfg(target_os = "linux")]
     {
@@ -239,6 +246,7 @@ fn reloading(
     watch: Option<Duration>,
     generation_header: bool,
     log: Option<LogFile>,
+    upgrading: Upgrading,
 ) -> Extra {
     let (on_hup, on_start) = (Arc::clone(reloader), Arc::clone(reloader));
     Extra {
@@ -246,7 +254,9 @@ fn reloading(
             on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone(), handles);
             export(&on_start, &running.current, metrics)?;
             let admin = Arc::clone(&on_start);
-            metrics.add_admin_routes(Routes(Arc::new(move |method, target| admin_route(&admin, method, target))));
+            metrics.add_admin_routes(Routes(Arc::new(move |method, target| {
+                admin_route(&admin, &upgrading, method, target)
+            })));
             if let Some(every) = watch {
                 let (file, reloader) = (path, on_start);
                 std::thread::Builder::new().name("watch".into()).spawn(move || {
@@ -277,10 +287,20 @@ fn workers(args: &Args) -> usize {
     args.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
-/// `POST /reload` reloads and answers how it went; `GET /config` shows
-/// the generation in use, the file's hash and the reloads so far.
-fn admin_route(reloader: &Reloader, method: &str, target: &str) -> Option<Answer> {
+/// What `POST /upgrade` upgrades with (Linux only).
+#[cfg(target_os = "linux")]
+type Upgrading = Option<Arc<upgrade::Upgrader>>;
+#[cfg(not(target_os = "linux"))]
+type Upgrading = Option<std::convert::Infallible>;
+
+/// `POST /reload` reloads and answers how it went; `POST /upgrade`
+/// upgrades the binary and answers once the new process serves; `GET
+/// /config` shows the generation in use, the file's hash and the reloads
+/// so far.
+fn admin_route(reloader: &Reloader, upgrading: &Upgrading, method: &str, target: &str) -> Option<Answer> {
     match (method, target) {
+        ("POST", "/upgrade") => Some(upgrade_now(upgrading)),
+        (_, "/upgrade") => Some(Answer { allow: Some("POST"), ..Answer::text(405, "POST /upgrade upgrades\n") }),
         ("POST", "/reload") => {
             let outcome = reloader.reload(Instant::now());
             let status = match outcome {
@@ -294,11 +314,32 @@ fn admin_route(reloader: &Reloader, method: &str, target: &str) -> Option<Answer
         (_, "/reload") => Some(Answer { allow: Some("POST"), ..Answer::text(405, "POST /reload reloads\n") }),
         ("GET" | "HEAD", "/config") => {
             let body = serde_json::to_string_pretty(&reloader.status()).unwrap_or_default() + "\n";
-            Some(Answer { status: 200, content_type: "application/json", body, allow: None })
+            Some(Answer { status: 200, content_type: "application/json", body, allow: None, then: None })
         }
         _ => None,
     }
 }
+
+// ANCHOR: upgrade_now
+/// Upgrades, and answers once the new process serves. This process stops
+/// only after the answer is written (`then`): stopping first could end
+/// the process before the client heard how it went.
+fn upgrade_now(upgrading: &Upgrading) -> Answer {
+    #[cfg(target_os = "linux")]
+    if let Some(upgrader) = upgrading {
+        return match upgrader.upgrade("POST /upgrade") {
+            Ok(pid) => {
+                let stop = Arc::clone(upgrader);
+                let text = format!("upgraded: process {pid} serves; this one ({}) drains\n", std::process::id());
+                Answer { then: Some(Then(Arc::new(move || stop.stop_this()))), ..Answer::text(200, text) }
+            }
+            Err(why) => Answer::text(500, format!("upgrade failed; this process serves on: {why}\n")),
+        };
+    }
+    let _ = upgrading;
+    Answer::text(501, "upgrading the binary in place needs Linux (SCM_RIGHTS hand-over)\n")
+}
+// ANCHOR_END: upgrade_now
 
 /// The reloads as metrics: by outcome, the generation in use, and how
 /// long swaps took to serve.
@@ -414,7 +455,7 @@ fn is_config_file(arg: &str) -> bool {
 /// Where the admin listener listens: logged from here, so that the line
 /// carries this binary's name.
 fn admin_listening(addr: std::net::SocketAddr) {
-    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz, /config, /reload)");
+    tracing::info!(addr = %addr, "admin listening (/metrics, /lb-stats, /healthz, /readyz, /config, /reload, /upgrade)");
 }
 
 #[cfg(test)]

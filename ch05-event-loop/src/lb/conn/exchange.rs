@@ -112,7 +112,10 @@ impl Reactor<'_> {
         };
         c.from_client.consume(len);
         Stats::add(&self.lb.stats.requests, 1);
-        let keep_alive = head.version == Version::Http11 && !head.headers.has_token("connection", "close");
+        // Shutting down: this is the connection's last request.
+        let keep_alive = head.version == Version::Http11
+            && !head.headers.has_token("connection", "close")
+            && !self.shutdown.is_triggered();
         // The client behind our trusted proxies, before we add ourselves.
         let client = client_ip(c.peer.ip(), &head.headers, &self.cur.config.trusted_proxies);
         // ANCHOR: admit
@@ -348,7 +351,11 @@ impl Reactor<'_> {
             // end of its own, the whole request went up (a backend may
             // answer early; the rest of the body must not be read as the
             // next request), and the client has not left.
-            if head.framing == Framing::UntilClose || !req.body.is_done() || (c.client_eof && c.from_client.is_empty())
+            // And not when shutting down: the answer tells the client so.
+            if head.framing == Framing::UntilClose
+                || !req.body.is_done()
+                || (c.client_eof && c.from_client.is_empty())
+                || self.shutdown.is_triggered()
             {
                 req.keep_alive = false;
             }

@@ -316,18 +316,16 @@ impl Conn {
     }
 
     /// From when shutdown may close it, if it is waiting for a request
-    /// with nothing of it received (`None`: a request is under way).
-    /// Between two requests: at once. Just accepted, before its first
-    /// request: after `grace`, since a client that has just connected may
-    /// have its request on the way (and another process sharing the
-    /// listening socket, in chapter 10's upgrade, is serving the others).
+    /// with nothing of it received (`None`: a request is under way):
+    /// `grace` after it was accepted or its last response ended. A client
+    /// that has just connected, or just had an answer on a kept-alive
+    /// connection, may have its next request on the way: closing now would
+    /// cross it, and the client would see its request fail. Given the
+    /// grace, the request arrives and is served, its answer saying
+    /// `Connection: close`. A client quiet for longer is really idle.
     pub fn idle_from(&self, grace: Duration) -> Option<Instant> {
         let waiting = matches!(self.state, State::Head { .. }) && self.from_client.is_empty();
-        match (waiting, self.served) {
-            (false, _) => None,
-            (true, 0) => Some(self.since + grace),
-            (true, _) => Some(self.since),
-        }
+        waiting.then(|| self.since + grace)
     }
 
     /// Takes the state out to move on from it, leaving `Closing` behind:

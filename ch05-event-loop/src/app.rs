@@ -263,6 +263,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         };
         on_start(&running)?;
     }
+    // ANCHOR: workers
     let hooked = reuse.is_some() || admission.is_some() || observe.is_some();
     let workers = if hooked && make_hooks.is_none() && workers > 1 {
         tracing::warn!(workers, "{name} runs one loop: it cannot make its hooks for another");
@@ -320,6 +321,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         }
         Ok(first?)
     })?;
+    // ANCHOR_END: workers
     eprint!("{}", report(name, &lb.backends().pool, &lb.stats, started, &extra()));
     Ok(())
 }

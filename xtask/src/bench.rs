@@ -113,10 +113,17 @@ pub enum LbKey {
     /// Chapter 8's metrics_lb: rate_limited_lb (the same limits) with every
     /// request counted and timed, to measure what the metrics cost.
     Metrics,
+    /// Chapter 10's hot_reload_lb, configured by a file as an operator
+    /// runs it (pool, TCP health checks, metrics; no rate limit), one loop.
+    Capstone,
+    /// The same with `--workers 2`.
+    Capstone2,
     /// nginx with one worker process, a backend connection per request.
     Nginx,
     /// nginx with one worker process and upstream `keepalive 64`.
     NginxKeepalive,
+    /// nginx with two worker processes and upstream `keepalive 64`.
+    Nginx2Keepalive,
     /// HAProxy with one thread, `option http-server-close`.
     Haproxy,
     /// HAProxy with one thread, `http-reuse always`.
@@ -128,7 +135,7 @@ pub enum LbKey {
 
 impl LbKey {
     /// Every server, in ladder order.
-    const LADDER: [LbKey; 12] = [
+    const LADDER: [LbKey; 15] = [
         LbKey::Ch03,
         LbKey::Ch04,
         LbKey::Ch05,
@@ -136,8 +143,11 @@ impl LbKey {
         LbKey::Pooled,
         LbKey::Limited,
         LbKey::Metrics,
+        LbKey::Capstone,
+        LbKey::Capstone2,
         LbKey::Nginx,
         LbKey::NginxKeepalive,
+        LbKey::Nginx2Keepalive,
         LbKey::Haproxy,
         LbKey::HaproxyReuse,
         LbKey::Direct,
@@ -153,8 +163,11 @@ impl LbKey {
             LbKey::Pooled => "ch06 pooled_lb",
             LbKey::Limited => "ch07 rate_limited_lb",
             LbKey::Metrics => "ch08 metrics_lb",
+            LbKey::Capstone => "ch10 hot_reload_lb",
+            LbKey::Capstone2 => "ch10 hot_reload_lb x2",
             LbKey::Nginx => "nginx",
             LbKey::NginxKeepalive => "nginx keepalive",
+            LbKey::Nginx2Keepalive => "nginx keepalive x2",
             LbKey::Haproxy => "HAProxy",
             LbKey::HaproxyReuse => "HAProxy http-reuse",
             LbKey::Direct => "direct (one backend)",
@@ -171,13 +184,34 @@ impl LbKey {
             LbKey::Pooled => Some(("ch06-pooling", "pooled_lb")),
             LbKey::Limited => Some(("ch07-rate-limit", "rate_limited_lb")),
             LbKey::Metrics => Some(("ch08-metrics", "metrics_lb")),
-            LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse | LbKey::Direct => None,
+            LbKey::Capstone | LbKey::Capstone2 => Some(("ch10-hot-reload", "hot_reload_lb")),
+            LbKey::Nginx
+            | LbKey::NginxKeepalive
+            | LbKey::Nginx2Keepalive
+            | LbKey::Haproxy
+            | LbKey::HaproxyReuse
+            | LbKey::Direct => None,
         }
+    }
+
+    /// Whether it is nginx.
+    fn is_nginx(self) -> bool {
+        matches!(self, LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Nginx2Keepalive)
     }
 
     /// Whether it keeps backend connections between requests.
     pub fn pools(self) -> bool {
-        matches!(self, LbKey::Pooled | LbKey::Limited | LbKey::Metrics | LbKey::NginxKeepalive | LbKey::HaproxyReuse)
+        matches!(
+            self,
+            LbKey::Pooled
+                | LbKey::Limited
+                | LbKey::Metrics
+                | LbKey::Capstone
+                | LbKey::Capstone2
+                | LbKey::NginxKeepalive
+                | LbKey::Nginx2Keepalive
+                | LbKey::HaproxyReuse
+        )
     }
 
     /// Whether the many-connections check applies: the event-loop servers.
@@ -420,7 +454,7 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
             }
             None if key == LbKey::Direct => Some(backend_bin.clone()),
             None => {
-                let name = if matches!(key, LbKey::Nginx | LbKey::NginxKeepalive) { "nginx" } else { "haproxy" };
+                let name = if key.is_nginx() { "nginx" } else { "haproxy" };
                 let found = find_program(name);
                 if found.is_none() {
                     notes.push(format!("{}: skipped, not installed (sudo apt-get install {name})", key.label()));
@@ -453,9 +487,7 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
         ));
         held = false;
     }
-    let third_party = ladder
-        .iter()
-        .any(|(k, _)| matches!(k, LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Haproxy | LbKey::HaproxyReuse));
+    let third_party = ladder.iter().any(|(k, _)| k.is_nginx() || matches!(k, LbKey::Haproxy | LbKey::HaproxyReuse));
     if held && third_party && hard < 2 * HELD as u64 + FD_MARGIN {
         notes.push(format!(
             "open-file limit {hard}: a proxy holding 10,000 clients may also hold up to as many backend sockets; \
@@ -646,6 +678,9 @@ fn measure(key: LbKey, program: &Path, run: &Run, checks: bool) -> Result<Measur
             LbKey::Nginx | LbKey::NginxKeepalive => {
                 servers::children_of(server.pid()).first().copied().context("no nginx worker process found")
             }
+            // Its connections are spread over two processes: one process's
+            // memory would say nothing.
+            LbKey::Nginx2Keepalive => Err(anyhow::anyhow!("two worker processes: measured with one worker instead")),
             _ => Ok(server.pid()),
         };
         pid.and_then(|pid| checks::idle_memory(addr, pid, IDLE)).map_err(|e| format!("{e:#}"))
@@ -782,16 +817,27 @@ fn start(key: LbKey, program: &Path, port: u16, run: &Run) -> Result<Server> {
     let tmp = &run.tmp;
     let log = |name: &str| tmp.join(format!("{name}.log"));
     match key {
-        LbKey::Nginx | LbKey::NginxKeepalive => {
+        LbKey::Nginx | LbKey::NginxKeepalive | LbKey::Nginx2Keepalive => {
             let config = tmp.join("nginx.conf");
             fs::create_dir_all(tmp.join("nginx-temp"))?;
-            let keepalive = key == LbKey::NginxKeepalive;
-            write(&config, &servers::nginx_config(tmp, port, &run.backends, run.nofile, keepalive))?;
+            let keepalive = key != LbKey::Nginx;
+            let workers = if key == LbKey::Nginx2Keepalive { 2 } else { 1 };
+            write(&config, &servers::nginx_config(tmp, port, &run.backends, run.nofile, keepalive, workers))?;
             let mut args = vec!["-p".to_string(), tmp.display().to_string(), "-c".into(), config.display().to_string()];
             if servers::nginx_takes_e(program) {
                 args.extend(["-e".to_string(), log("nginx").display().to_string()]);
             }
             Server::spawn(key.label(), program, &args, addr, log("nginx"))
+        }
+        LbKey::Capstone | LbKey::Capstone2 => {
+            // As an operator runs it: from a file (which turns off the
+            // demo's generation header), the workers on the command line.
+            let config = tmp.join("capstone.yaml");
+            write(&config, &servers::capstone_config(port, &run.backends))?;
+            let workers = if key == LbKey::Capstone2 { "2" } else { "1" };
+            let args: Vec<String> =
+                ["-c", &config.display().to_string(), "--workers", workers].iter().map(|s| s.to_string()).collect();
+            Server::spawn(key.label(), program, &args, addr, log(if workers == "2" { "capstone2" } else { "capstone" }))
         }
         LbKey::Haproxy | LbKey::HaproxyReuse => {
             let config = tmp.join("haproxy.cfg");

@@ -228,6 +228,54 @@ pub fn targets(all: &[Measured], nginx_absent: Option<&str>, held_target: usize,
     let _ = writeln!(out, "  {name}: {line}");
     out.push_str(&pooled_targets(all));
     out.push_str(&limited_targets(all));
+    out.push_str(&capstone_targets(all));
+    out
+}
+
+/// Chapter 10's targets: hot_reload_lb at least 1.10 x nginx keepalive
+/// with as many workers (one, and two), p99 no worse; its memory per idle
+/// connection no more than nginx's.
+pub fn capstone_targets(all: &[Measured]) -> String {
+    let mut out = faster_than(all, (LbKey::Capstone, LbKey::NginxKeepalive), 1.10);
+    out.push_str(&faster_than(all, (LbKey::Capstone2, LbKey::Nginx2Keepalive), 1.10));
+    let idle = |key| all.iter().find(|m| m.key == key).and_then(|m| m.idle.as_ref()?.as_ref().ok()?.per_connection());
+    let ours = idle(LbKey::Capstone);
+    let theirs = idle(LbKey::NginxKeepalive).or_else(|| idle(LbKey::Nginx));
+    let line = match (ours, theirs) {
+        (Some(o), Some(n)) => format!("{} ({o} vs {n} bytes)", verdict(o <= n)),
+        _ => "n/a (hot_reload_lb and nginx were not both measured)".to_string(),
+    };
+    let _ = writeln!(out, "  hot_reload_lb idle memory per connection <= nginx's: {line}");
+    out
+}
+
+/// At each connection count `ours` ran at: its req/s at least `min` x
+/// `base`'s, and its p99 no worse.
+fn faster_than(all: &[Measured], (ours, base): (LbKey, LbKey), min: f64) -> String {
+    let mut out = String::new();
+    let find = |key| all.iter().find(|m| m.key == key);
+    let (ours_m, base_m) = (find(ours), find(base));
+    let mut counts: Vec<usize> = ours_m.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
+    counts.dedup();
+    for c in &counts {
+        let name = format!("{} req/s at {c} conns >= {min:.2} x {}, p99 no worse", ours.label(), base.label());
+        let line = match (ours_m.and_then(|m| m.run_at(*c)), base_m.and_then(|m| m.run_at(*c))) {
+            (Some(p), Some(n)) if n.requests_per_sec > 0.0 => {
+                let ratio = p.requests_per_sec / n.requests_per_sec;
+                let p99_ok = match (p.p99_ms, n.p99_ms) {
+                    (Some(a), Some(b)) => a <= b,
+                    _ => false,
+                };
+                let p99 = format!("p99 {} vs {} ms", opt_ms(p.p99_ms), opt_ms(n.p99_ms));
+                format!("{} ({ratio:.2}; {p99})", verdict(ratio >= min && p99_ok))
+            }
+            _ => format!("n/a ({} and {} were not both measured)", ours.label(), base.label()),
+        };
+        let _ = writeln!(out, "  {name}: {line}");
+    }
+    if counts.is_empty() {
+        let _ = writeln!(out, "  {} vs {}: n/a ({} was not measured)", ours.label(), base.label(), ours.label());
+    }
     out
 }
 
@@ -270,25 +318,7 @@ pub fn pooled_targets(all: &[Measured]) -> String {
     let (pooled, nginx) = (find(LbKey::Pooled), find(LbKey::NginxKeepalive));
     let mut counts: Vec<usize> = pooled.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
     counts.dedup();
-    for c in &counts {
-        let name = format!("pooled_lb req/s at {c} conns >= 1.0 x nginx keepalive, p99 no worse");
-        let line = match (pooled.and_then(|m| m.run_at(*c)), nginx.and_then(|m| m.run_at(*c))) {
-            (Some(p), Some(n)) if n.requests_per_sec > 0.0 => {
-                let ratio = p.requests_per_sec / n.requests_per_sec;
-                let p99_ok = match (p.p99_ms, n.p99_ms) {
-                    (Some(a), Some(b)) => a <= b,
-                    _ => false,
-                };
-                let p99 = format!("p99 {} vs {} ms", opt_ms(p.p99_ms), opt_ms(n.p99_ms));
-                format!("{} ({ratio:.2}; {p99})", verdict(ratio >= 1.0 && p99_ok))
-            }
-            _ => "n/a (pooled_lb and nginx keepalive were not both measured)".to_string(),
-        };
-        let _ = writeln!(out, "  {name}: {line}");
-    }
-    if counts.is_empty() {
-        let _ = writeln!(out, "  pooled_lb vs nginx keepalive: n/a (pooled_lb was not measured)");
-    }
+    out.push_str(&faster_than(all, (LbKey::Pooled, LbKey::NginxKeepalive), 1.0));
     for c in &counts {
         let name = format!("pooled_lb backend connection reuse at {c} conns >= 99.9 %");
         let line = match pooled.and_then(|m| m.reuse(*c)) {
@@ -734,13 +764,46 @@ mod tests {
             m(LbKey::Direct, run(200_000.0, 1.0), seen(64, 2_000_000)),
         ];
         let t = pooled_targets(&all);
-        assert!(t.contains(">= 1.0 x nginx keepalive, p99 no worse: PASS (1.12; p99 2.00 vs 3.00 ms)"), "{t}");
+        assert!(t.contains(">= 1.00 x nginx keepalive, p99 no worse: PASS (1.12; p99 2.00 vs 3.00 ms)"), "{t}");
         assert!(t.contains("reuse at 64 conns >= 99.9 %: PASS (99.997 %)"), "{t}");
         assert!(t.contains("nginx keepalive backend connection reuse (for comparison): 99.900 % at 64"), "{t}");
         assert!(t.contains("2 x the best balancer: PASS (2.22 x ch06 pooled_lb's best)"), "{t}");
         let slower = vec![m(LbKey::Pooled, run(70_000.0, 2.0), seen(2_000, 700_000)), all[1].clone()];
         let t = pooled_targets(&slower);
         assert!(t.contains("FAIL (0.88; p99 2.00 vs 3.00 ms)") && t.contains("FAIL (99.714 %)"), "{t}");
+    }
+
+    #[test]
+    fn capstone_targets_compare_each_worker_count_with_nginx_and_memory() {
+        let run = |rps, p99| vec![(64, result(rps, Some(p99), 0))];
+        let idle = |after| Some(Ok(IdleResult { opened: 1000, held: 1000, before: 0, after, took: Duration::ZERO }));
+        let m = |key, runs, idle| Measured {
+            key,
+            runs,
+            held: None,
+            idle,
+            log: PathBuf::new(),
+            backend: Vec::new(),
+            pooled_memory: None,
+        };
+        let all = vec![
+            m(LbKey::Capstone, run(90_000.0, 2.0), idle(500_000)),
+            m(LbKey::Capstone2, run(100_000.0, 4.0), None),
+            m(LbKey::NginxKeepalive, run(80_000.0, 3.0), idle(600_000)),
+            m(LbKey::Nginx2Keepalive, run(95_000.0, 3.0), None),
+        ];
+        let t = capstone_targets(&all);
+        assert!(
+            t.contains("ch10 hot_reload_lb req/s at 64 conns >= 1.10 x nginx keepalive, p99 no worse: PASS (1.12;"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "ch10 hot_reload_lb x2 req/s at 64 conns >= 1.10 x nginx keepalive x2, p99 no worse: FAIL (1.05;"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("idle memory per connection <= nginx's: PASS (500 vs 600 bytes)"), "{t}");
     }
 
     #[test]

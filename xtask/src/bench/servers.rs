@@ -179,7 +179,14 @@ impl Drop for Server {
 /// ours do too. With it, nginx as operators run it in front of HTTP/1.1
 /// backends: `keepalive 64` in the upstream, HTTP/1.1 and an empty
 /// `Connection` header towards the backends (chapter 6's comparison).
-pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64, keepalive: bool) -> String {
+pub fn nginx_config(
+    dir: &Path,
+    port: u16,
+    backends: &[SocketAddr],
+    nofile: u64,
+    keepalive: bool,
+    workers: usize,
+) -> String {
     let d = dir.display();
     let mut servers: String = backends.iter().map(|b| format!("        server {b};\n")).collect();
     let mut location = String::new();
@@ -193,8 +200,8 @@ pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64,
     let nofile = nofile.min(65_535);
     let connections = nofile.min(20_000);
     format!(
-        "# Written by `cargo xtask bench`: nginx with one worker, beside the book's load balancers.\n\
-         worker_processes 1;\n\
+        "# Written by `cargo xtask bench`: nginx with {workers} worker(s), beside the book's load balancers.\n\
+         worker_processes {workers};\n\
          worker_rlimit_nofile {nofile};\n\
          daemon off;\n\
          pid \"{d}/nginx.pid\";\n\
@@ -232,6 +239,24 @@ pub fn nginx_config(dir: &Path, port: u16, backends: &[SocketAddr], nofile: u64,
 /// a backend connection per request, like chapter 5's balancers. With it,
 /// `http-reuse always`: idle backend connections are shared by every
 /// client (chapter 6's comparison).
+/// hot_reload_lb's file for the ladder: round robin over `backends`, TCP
+/// health checks every 10 s, a pool as large as nginx keepalive's
+/// (64 idle per backend), metrics on a port of the kernel's choosing, no
+/// rate limit (nginx has none either).
+pub fn capstone_config(port: u16, backends: &[SocketAddr]) -> String {
+    let list: String = backends.iter().map(|b| format!("  - \"{b}\"\n")).collect();
+    format!(
+        "# Written by `cargo xtask bench`: the capstone as an operator runs it.\n\
+         listen: {{address: 127.0.0.1, port: {port}}}\n\
+         algorithm: round-robin\n\
+         backends:\n{list}\
+         health_check: {{interval: 10s}}\n\
+         pool: {{max_size: 64, ttl: 60s}}\n\
+         metrics: {{enabled: true, port: 0}}\n\
+         drain_timeout: 1s\n"
+    )
+}
+
 pub fn haproxy_config(port: u16, backends: &[SocketAddr], reuse: bool) -> String {
     let servers: String = backends.iter().enumerate().map(|(i, b)| format!("    server b{} {b}\n", i + 1)).collect();
     let mode = if reuse {
@@ -377,9 +402,9 @@ mod tests {
     #[test]
     fn configs_name_every_backend_and_the_port() {
         let backends = [localhost(9101), localhost(9102), localhost(9103)];
-        let nginx = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, false);
+        let nginx = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, false, 1);
         assert!(!nginx.contains("keepalive"));
-        let pooled = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, true);
+        let pooled = nginx_config(Path::new("/tmp/b"), 8123, &backends, 20_000, true, 1);
         assert!(pooled.contains("keepalive 64;") && pooled.contains("proxy_http_version 1.1;"));
         assert!(pooled.contains("proxy_set_header Connection \"\";"));
         assert_eq!(pooled.matches('{').count(), pooled.matches('}').count());

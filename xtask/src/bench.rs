@@ -833,7 +833,7 @@ fn start(key: LbKey, program: &Path, port: u16, run: &Run) -> Result<Server> {
             // As an operator runs it: from a file (which turns off the
             // demo's generation header), the workers on the command line.
             let config = tmp.join("capstone.yaml");
-            write(&config, &servers::capstone_config(port, &run.backends))?;
+            write(&config, &servers::capstone_config(port, free_port()?, &run.backends))?;
             let workers = if key == LbKey::Capstone2 { "2" } else { "1" };
             let args: Vec<String> =
                 ["-c", &config.display().to_string(), "--workers", workers].iter().map(|s| s.to_string()).collect();

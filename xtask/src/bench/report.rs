@@ -315,7 +315,7 @@ fn ratio_targets(all: &[Measured], (ours, base): (LbKey, LbKey), min: f64, what:
 pub fn pooled_targets(all: &[Measured]) -> String {
     let mut out = String::new();
     let find = |key| all.iter().find(|m| m.key == key);
-    let (pooled, nginx) = (find(LbKey::Pooled), find(LbKey::NginxKeepalive));
+    let pooled = find(LbKey::Pooled);
     let mut counts: Vec<usize> = pooled.map(|m| m.runs.iter().map(|(c, _)| *c).collect()).unwrap_or_default();
     counts.dedup();
     out.push_str(&faster_than(all, (LbKey::Pooled, LbKey::NginxKeepalive), 1.0));

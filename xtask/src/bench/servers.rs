@@ -241,9 +241,9 @@ pub fn nginx_config(
 /// client (chapter 6's comparison).
 /// hot_reload_lb's file for the ladder: round robin over `backends`, TCP
 /// health checks every 10 s, a pool as large as nginx keepalive's
-/// (64 idle per backend), metrics on a port of the kernel's choosing, no
-/// rate limit (nginx has none either).
-pub fn capstone_config(port: u16, backends: &[SocketAddr]) -> String {
+/// (64 idle per backend), metrics on `admin`, no rate limit (nginx has
+/// none either).
+pub fn capstone_config(port: u16, admin: u16, backends: &[SocketAddr]) -> String {
     let list: String = backends.iter().map(|b| format!("  - \"{b}\"\n")).collect();
     format!(
         "# Written by `cargo xtask bench`: the capstone as an operator runs it.\n\
@@ -252,7 +252,7 @@ pub fn capstone_config(port: u16, backends: &[SocketAddr]) -> String {
          backends:\n{list}\
          health_check: {{interval: 10s}}\n\
          pool: {{max_size: 64, ttl: 60s}}\n\
-         metrics: {{enabled: true, port: 0}}\n\
+         metrics: {{enabled: true, port: {admin}}}\n\
          drain_timeout: 1s\n"
     )
 }

@@ -149,7 +149,7 @@ impl Reactor<'_> {
         let cookie_value =
             group.algorithm.cookie_name().and_then(|name| cookie(&head.headers, name)).map(str::to_string);
         let tried = vec![false; group.pool.nodes.len()];
-        let mut req = Request {
+        let mut req = Box::new(Request {
             method: head.method.clone(),
             target: head.target.clone(),
             body: BodyTracker::new(head.framing),
@@ -169,7 +169,7 @@ impl Reactor<'_> {
             bytes_down: 0,
             connected: None,
             first_byte: None,
-        };
+        });
         if head.headers.get("host").is_none() {
             head.headers.set("Host", "backend");
         }
@@ -506,7 +506,7 @@ impl Reactor<'_> {
     pub(super) fn fail_with(
         &mut self,
         c: &mut Conn,
-        req: Option<Request>,
+        req: Option<Box<Request>>,
         up: Option<Upstream>,
         started_response: bool,
         status: u16,

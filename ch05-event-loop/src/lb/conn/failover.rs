@@ -23,7 +23,7 @@ impl Reactor<'_> {
     /// tried yet, for `req` (which the state no longer holds). A refusal
     /// (at once or later) tries the next one: nothing has been sent, so
     /// any request may be retried.
-    pub(super) fn connect_next(&mut self, i: usize, c: &mut Conn, mut req: Request, now: Instant) {
+    pub(super) fn connect_next(&mut self, i: usize, c: &mut Conn, mut req: Box<Request>, now: Instant) {
         let backends = Arc::clone(&req.backends);
         let group = backends.group(req.route);
         let pool = group.pool;

@@ -75,28 +75,32 @@ pub enum State {
     /// Held back by the admission hook (chapter 7's rate limiter in delay
     /// mode) until `until`, then on to a backend like any other request.
     Held {
-        /// The request.
-        req: Request,
+        /// The request (boxed: an idle connection, in `Head`, should not
+        /// pay for the size of one under way).
+        req: Box<Request>,
         /// When it may go.
         until: Instant,
     },
     /// Waiting for a file descriptor to connect with (all in use): the
     /// request waits in line, as in HAProxy's queue, rather than failing.
     Queued {
-        /// The request.
-        req: Request,
+        /// The request (boxed: an idle connection, in `Head`, should not
+        /// pay for the size of one under way).
+        req: Box<Request>,
     },
     /// A non-blocking connect to a backend is in progress.
     Connecting {
-        /// The request.
-        req: Request,
+        /// The request (boxed: an idle connection, in `Head`, should not
+        /// pay for the size of one under way).
+        req: Box<Request>,
         /// The socket being connected.
         up: Upstream,
     },
     /// The request goes up, the response comes down.
     Exchange {
-        /// The request.
-        req: Request,
+        /// The request (boxed: an idle connection, in `Head`, should not
+        /// pay for the size of one under way).
+        req: Box<Request>,
         /// The connected backend.
         up: Upstream,
         /// When the last request byte went to the backend.
@@ -545,5 +549,16 @@ impl Reactor<'_> {
         if !self.waiting.is_empty() {
             self.resume_one_waiting();
         }
+    }
+}
+#[cfg(test)]
+mod size {
+    /// Every connection, idle ones too, is a `Conn` in the slab: what a
+    /// request under way needs lives in a `Box` only while it is under
+    /// way, so that ten thousand idle clients do not each pay for one.
+    #[test]
+    fn an_idle_connection_does_not_carry_the_size_of_a_request() {
+        assert!(std::mem::size_of::<super::Request>() > 300);
+        assert!(std::mem::size_of::<super::Conn>() <= 400, "{}", std::mem::size_of::<super::Conn>());
     }
 }

@@ -348,6 +348,13 @@ pub struct BenchArgs {
     /// Seconds of the reload test.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     reload_secs: u64,
+    /// With --reload, also upgrade the binary (`POST /upgrade`) every SECS
+    /// seconds: chapter 10's torture test is `--reload --upgrade-every 10`.
+    #[arg(long, value_name = "SECS", requires = "reload")]
+    upgrade_every: Option<u64>,
+    /// With --reload, hot_reload_lb's --workers [default: its own, one per core].
+    #[arg(long, value_name = "N", requires = "reload")]
+    lb_workers: Option<u16>,
     /// Instead of the ladder, chapter 4's cost of one backend selection
     /// (criterion, every algorithm, pools of 3, 30 and 300 backends),
     /// drawn against the pool's size.
@@ -394,7 +401,9 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
         return conn_memory::run(root, counts, (!args.quick).then(|| root.join("book/src/figures/ch01")).as_deref());
     }
     if args.reload {
-        return run_reload(root, if args.quick { 5 } else { args.reload_secs.max(3) }, !args.quick);
+        let upgrades = args.upgrade_every.map(|s| Duration::from_secs(s.max(1)));
+        let secs = if args.quick { 5 } else { args.reload_secs.max(3) };
+        return run_reload(root, secs, (upgrades, args.lb_workers), !args.quick);
     }
     let (duration, connections, rounds) =
         if args.quick { (3, vec![64], 1) } else { (args.duration, args.connections.clone(), args.rounds) };
@@ -618,12 +627,18 @@ fn run_churn(root: &Path, secs: u64) -> Result<()> {
 
 /// `--reload`: builds, runs the reload torture test, writes its figures
 /// (a full run only).
-fn run_reload(root: &Path, secs: u64, figures: bool) -> Result<()> {
+fn run_reload(
+    root: &Path,
+    secs: u64,
+    (upgrades, workers): (Option<Duration>, Option<u16>),
+    figures: bool,
+) -> Result<()> {
     build_release(root, &["backends", "ch10-hot-reload"])?;
     let tmp = temp_dir()?;
     eprintln!("[bench] logs go to {}", tmp.display());
     let dir = root.join("book/src/figures/ch10");
-    if !reload::run(&target_dir(root).join("release"), &tmp, secs, figures.then_some(dir.as_path()))? {
+    let bin_dir = target_dir(root).join("release");
+    if !reload::run(&bin_dir, &tmp, secs, (upgrades, workers), figures.then_some(dir.as_path()))? {
         bail!("the reload test failed (logs in {})", tmp.display());
     }
     Ok(())

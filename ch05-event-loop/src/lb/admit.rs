@@ -93,7 +93,13 @@ impl<A: Admission> Admission for Shared<A> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).admit(arrival, now)
     }
 
-    // No `expect`: a prefetch through a lock costs more than it saves.
+    fn expect(&mut self, peer: IpAddr) {
+        // A prefetch is worth no wait: only when no other loop holds the
+        // lock (always, with one loop).
+        if let Ok(mut admission) = self.0.try_lock() {
+            admission.expect(peer);
+        }
+    }
 
     fn stopped(&mut self) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).stopped();

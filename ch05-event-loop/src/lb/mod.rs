@@ -427,7 +427,12 @@ pub fn run_worker(
         // A reload may have published a new backend set while we waited:
         // the requests these events bring are served by it.
         r.adopt_newest();
-        for event in &events {
+        for (n, event) in events.iter().enumerate() {
+            // A long round (up to 1,024 events) looks again now and then:
+            // one atomic load, so a reload need not wait for the round's end.
+            if n % 64 == 63 {
+                r.adopt_newest();
+            }
             r.dispatch(event);
         }
         let now = Instant::now();

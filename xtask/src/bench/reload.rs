@@ -113,8 +113,82 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Runs the torture test for `secs`; writes its figures to `figures` if given.
-pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Result<bool> {
+/// One upgrade as measured.
+#[derive(Debug, Clone, Copy)]
+struct Upgrade {
+    /// Seconds since the load started.
+    at: f64,
+    /// From `POST /upgrade` to its answer: the new process serves.
+    answered: Duration,
+    /// From the answer to the old process gone (drained and exited).
+    drained: Option<Duration>,
+}
+
+/// Upgrades through the admin listener; the new process's pid and how
+/// long the answer took.
+fn upgrade(admin: SocketAddr) -> Result<(u32, Duration)> {
+    let asked = Instant::now();
+    let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.write_all(b"POST /upgrade HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let took = asked.elapsed();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // "upgraded: process N serves; ..."
+    let pid = body.strip_prefix("upgraded: process ").and_then(|r| r.split_whitespace().next()?.parse().ok());
+    let pid = pid.with_context(|| format!("the upgrade failed: {}", body.trim()))?;
+    Ok((pid, took))
+}
+
+/// The larger of two figures either of which may be missing.
+fn worst(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie: it has exited, not yet
+/// reaped by its parent).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits (up to 40 s) for `pid` to be gone; how long it took.
+fn wait_gone(pid: u32) -> Option<Duration> {
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(40) {
+        if gone(pid) {
+            return Some(since.elapsed());
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+/// What one process counted before it was upgraded away: reloads
+/// applied and refused, and its swap p99.
+fn counted(admin: SocketAddr) -> Result<(usize, usize, Option<f64>)> {
+    let page = get_text(admin, "/metrics")?;
+    let applied = metric(&page, "lb_config_reloads_total{result=\"applied\"}").unwrap_or(0.0) as usize;
+    let invalid = metric(&page, "lb_config_reloads_total{result=\"invalid\"}").unwrap_or(0.0) as usize;
+    Ok((applied, invalid, metric(&page, "lb_config_swap_seconds{percentile=\"99\"}")))
+}
+
+/// Runs the torture test for `secs`, with an upgrade every `upgrades` if
+/// given and the balancer's `--workers` if given; writes its figures to
+/// `figures` if given.
+pub fn run(
+    bin_dir: &Path,
+    tmp: &Path,
+    secs: u64,
+    (upgrades, workers): (Option<Duration>, Option<u16>),
+    figures: Option<&Path>,
+) -> Result<bool> {
     let backend_bin = bin_dir.join("simple_http_backend");
     let mut backends = Vec::new();
     for i in 1..=BACKENDS {
@@ -131,17 +205,21 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
     let (port, admin_port) = (free_port()?, free_port()?);
     let file = tmp.join("reload.yaml");
     std::fs::write(&file, config(port, admin_port, &addrs, sets[0]))?;
-    let args: Vec<String> =
+    let mut args: Vec<String> =
         ["-c", &file.display().to_string(), "--generation-header"].iter().map(|s| s.to_string()).collect();
+    if let Some(n) = workers {
+        args.extend(["--workers".to_string(), n.to_string()]);
+    }
     let mut lb =
         Server::spawn("hot_reload_lb", &bin_dir.join("hot_reload_lb"), &args, localhost(port), tmp.join("lb.log"))?;
     lb.wait_ready()?;
     let (addr, admin) = (lb.addr, localhost(admin_port));
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(lb.pid()).context("pid")?);
+    let mut pid = nix::unistd::Pid::from_raw(i32::try_from(lb.pid()).context("pid")?);
 
     eprintln!(
-        "[bench] reload: {CONNECTIONS} keep-alive connections and a new-connection client for {secs} s, a reload every {} ms",
-        EVERY.as_millis()
+        "[bench] reload: {CONNECTIONS} keep-alive connections and a new-connection client for {secs} s, a reload every {} ms{}",
+        EVERY.as_millis(),
+        upgrades.map_or_else(String::new, |u| format!(", an upgrade every {} s", u.as_secs()))
     );
     let duration = Duration::from_secs(secs);
     let generator = find_program("wrk").map_or(Generator::Builtin, Generator::Wrk);
@@ -171,6 +249,11 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
     let (mut generation, mut good) = (1u64, 0usize);
     let mut last_set = sets[0];
     let mut missed = 0;
+    let mut upgraded: Vec<Upgrade> = Vec::new();
+    let mut drains = Vec::new();
+    // What the processes upgraded away counted: applied, refused, worst swap p99.
+    let mut before = (0usize, 0usize, None::<f64>);
+    let mut next_upgrade = upgrades.map(|every| start + every);
     // Leave a second at the end for the load to see the last set.
     while start.elapsed() + EVERY + Duration::from_secs(1) < duration {
         let slot = Instant::now();
@@ -200,6 +283,20 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
             }
         }
         reloads.push(Reload { at: signalled.duration_since(start).as_secs_f64(), valid, seen });
+        // An upgrade right after a good file: the new process reads it.
+        if valid && let Some(due) = next_upgrade.filter(|due| Instant::now() >= *due) {
+            let (applied, invalid, p99) = counted(admin)?;
+            before = (before.0 + applied, before.1 + invalid, worst(before.2, p99));
+            let old = pid.as_raw().unsigned_abs();
+            let at = start.elapsed().as_secs_f64();
+            let (new, answered) = upgrade(admin)?;
+            pid = nix::unistd::Pid::from_raw(i32::try_from(new).context("pid")?);
+            // The new process starts at generation 1 with the file as it is.
+            generation = 1;
+            drains.push(thread::spawn(move || wait_gone(old)));
+            upgraded.push(Upgrade { at, answered, drained: None });
+            next_upgrade = upgrades.map(|every| due + every);
+        }
         if let Some(rest) = EVERY.checked_sub(slot.elapsed()) {
             thread::sleep(rest);
         }
@@ -218,11 +315,22 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
         }
     }
     let page = get_text(admin, "/metrics")?;
-    let applied = metric(&page, "lb_config_reloads_total{result=\"applied\"}").unwrap_or(0.0) as usize;
-    let invalid = metric(&page, "lb_config_reloads_total{result=\"invalid\"}").unwrap_or(0.0) as usize;
+    let applied = before.0 + metric(&page, "lb_config_reloads_total{result=\"applied\"}").unwrap_or(0.0) as usize;
+    let invalid = before.1 + metric(&page, "lb_config_reloads_total{result=\"invalid\"}").unwrap_or(0.0) as usize;
     let adopt = |p: &str| metric(&page, &format!("lb_config_swap_seconds{{percentile=\"{p}\"}}"));
-    let (adopt_p50, adopt_p99, adopt_max) = (adopt("50"), adopt("99"), adopt("100"));
-    lb.stop()?;
+    // The p99 is the worst of every process's (the last one's p50 and max).
+    let (adopt_p50, adopt_p99, adopt_max) = (adopt("50"), worst(adopt("99"), before.2), adopt("100"));
+    for (u, d) in upgraded.iter_mut().zip(drains) {
+        u.drained = d.join().ok().flatten();
+    }
+    if upgraded.is_empty() {
+        lb.stop()?;
+    } else {
+        // The process started here was upgraded away; stop the newest.
+        drop(lb);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")?;
+        wait_gone(pid.as_raw().unsigned_abs()).context("the last process did not stop")?;
+    }
     for b in backends {
         b.stop()?;
     }
@@ -238,6 +346,17 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
         loaded.errors
     );
     println!("  new connections: {fresh_ok} requests, {fresh_failed} failed");
+    if upgrades.is_some() {
+        let show = |d: Option<Duration>| d.map_or("-".to_string(), ms);
+        let answered: Vec<Duration> = upgraded.iter().map(|u| u.answered).collect();
+        let drained: Vec<Duration> = upgraded.iter().filter_map(|u| u.drained).collect();
+        println!(
+            "  upgrades: {}; POST /upgrade to the new process serving: max {}; then the old one gone: max {}",
+            upgraded.len(),
+            show(answered.iter().max().copied()),
+            show(drained.iter().max().copied())
+        );
+    }
     println!(
         "  reloads: {} ({good} good files: {applied} applied; {bad} broken: {invalid} refused); {missed} never seen",
         reloads.len()
@@ -263,18 +382,28 @@ pub fn run(bin_dir: &Path, tmp: &Path, secs: u64, figures: Option<&Path>) -> Res
         println!("  first failed new-connection request: {first}");
     }
     let p99_ok = secs_opt(adopt_p99).is_some_and(|d| d <= TARGET);
+    let all_upgraded = upgraded.iter().all(|u| u.drained.is_some());
     let lossless = loaded.errors == 0
         && fresh_failed == 0
+        && all_upgraded
         && applied == good
         && invalid == bad
         && missed == 0
         && strays.is_empty();
     println!("Targets");
-    println!("  {} no failed request, every reload as its file says, only the last set answers", verdict(lossless));
+    let what = if upgrades.is_some() { ", every upgrade done" } else { "" };
+    println!(
+        "  {} no failed request, every reload as its file says{what}, only the last set answers",
+        verdict(lossless)
+    );
     println!("  {} p99 from signal to serving <= {}", verdict(p99_ok), ms(TARGET));
     let pass = lossless && p99_ok;
     if let Some(dir) = figures {
-        write_figures(dir, &reloads, &seen, [adopt_p50, adopt_p99, adopt_max], secs)?;
+        if upgraded.is_empty() {
+            write_figures(dir, &reloads, &seen, [adopt_p50, adopt_p99, adopt_max], secs)?;
+        } else {
+            write_upgrade_figures(dir, &upgraded, secs, reloads.len())?;
+        }
     }
     Ok(pass)
 }
@@ -322,6 +451,45 @@ fn write_figures(dir: &Path, reloads: &[Reload], seen: &[Duration], adopt: [Opti
     };
     std::fs::write(dir.join("reload-delay.svg"), svg(&chart))?;
     eprintln!("[bench] wrote {}/reloads.csv and reload-delay.svg", dir.display());
+    Ok(())
+}
+
+/// The CSV of every upgrade and its timeline chart.
+fn write_upgrade_figures(dir: &Path, upgraded: &[Upgrade], secs: u64, reloads: usize) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut csv = String::from("at_s,post_to_new_serving_ms,then_old_gone_ms\n");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for u in upgraded {
+        let drained = u.drained.map_or(String::new(), |d| format!("{:.3}", ms(d)));
+        csv.push_str(&format!("{:.3},{:.3},{drained}\n", u.at, ms(u.answered)));
+    }
+    std::fs::write(dir.join("upgrades.csv"), csv)?;
+    let chart = Chart {
+        rows: "upgrade".into(),
+        title: "One upgrade after another: how long each step took".into(),
+        axis: "milliseconds".into(),
+        series: vec![
+            "POST /upgrade until the new process serves".into(),
+            "then until the old process has drained and exited".into(),
+        ],
+        groups: upgraded
+            .iter()
+            .map(|u| (format!("at {:.0} s", u.at), vec![Some(ms(u.answered)), u.drained.map(ms)]))
+            .collect(),
+        decimals: 1,
+        footnote: vec![
+            format!(
+                "cargo xtask bench --reload --upgrade-every, {}: {} upgrades and {reloads} reloads in {secs} s under",
+                super::report::today(),
+                upgraded.len()
+            ),
+            format!(
+                "{CONNECTIONS} keep-alive connections and a new-connection client, on one 2-core machine. The data: upgrades.csv."
+            ),
+        ],
+    };
+    std::fs::write(dir.join("upgrade-timeline.svg"), svg(&chart))?;
+    eprintln!("[bench] wrote {}/upgrades.csv and upgrade-timeline.svg", dir.display());
     Ok(())
 }
 

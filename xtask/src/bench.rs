@@ -30,6 +30,7 @@
 mod checks;
 mod churn;
 mod conn_memory;
+mod handover;
 mod limiter;
 mod load;
 mod picks;

@@ -223,6 +223,8 @@ pub fn run(
     );
     let duration = Duration::from_secs(secs);
     let generator = find_program("wrk").map_or(Generator::Builtin, Generator::Wrk);
+    // The lesson's comparison, with plain sockets, before the load starts.
+    let compared = upgrades.map(|_| super::handover::compare()).transpose()?;
     let load = thread::spawn(move || generator.run(addr, CONNECTIONS, duration));
     let stop = Arc::new(AtomicBool::new(false));
     let (fresh_ok, fresh_failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -346,6 +348,17 @@ pub fn run(
         loaded.errors
     );
     println!("  new connections: {fresh_ok} requests, {fresh_failed} failed");
+    if let Some((same, reuse)) = compared {
+        println!(
+            "  {} connections queued when the old listener goes: handed over (one socket), {} served and {} lost; \
+             a second socket with SO_REUSEPORT, {} served and {} lost",
+            super::handover::CLIENTS,
+            same.served,
+            same.lost,
+            reuse.served,
+            reuse.lost
+        );
+    }
     if upgrades.is_some() {
         let show = |d: Option<Duration>| d.map_or("-".to_string(), ms);
         let answered: Vec<Duration> = upgraded.iter().map(|u| u.answered).collect();

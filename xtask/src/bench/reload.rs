@@ -224,7 +224,7 @@ pub fn run(
     let duration = Duration::from_secs(secs);
     let generator = find_program("wrk").map_or(Generator::Builtin, Generator::Wrk);
     // The lesson's comparison, with plain sockets, before the load starts.
-    let compared = upgrades.map(|_| super::handover::compare()).transpose()?;
+    let compared = upgrades.map(|_| super::handover::compare(super::handover::CLIENTS)).transpose()?;
     let load = thread::spawn(move || generator.run(addr, CONNECTIONS, duration));
     let stop = Arc::new(AtomicBool::new(false));
     let (fresh_ok, fresh_failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -183,6 +183,15 @@ impl Upgrader {
     /// pid once it serves. The caller then stops this process
     /// ([`stop_this`](Self::stop_this)). `by` names what asked, for the log.
     pub fn upgrade(&self, by: &str) -> Result<u32, String> {
+        let started = self.start(by);
+        match &started {
+            Ok(pid) => tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains"),
+            Err(why) => tracing::error!(by, error = %why, "upgrade failed; this process serves on"),
+        }
+        started
+    }
+
+    fn start(&self, by: &str) -> Result<u32, String> {
         let Ok(_one) = self.busy.try_lock() else {
             return Err("an upgrade is already under way".into());
         };
@@ -190,12 +199,7 @@ impl Upgrader {
             return Err("nothing to upgrade (no configuration file, or not listening yet)".into());
         };
         tracing::info!(by, "upgrade: starting the new binary and handing it the listening sockets");
-        let started = start_new(&self.argv, &listener, admin.as_deref());
-        match &started {
-            Ok(pid) => tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains"),
-            Err(why) => tracing::error!(error = %why, "upgrade failed; this process serves on"),
-        }
-        started
+        start_new(&self.argv, &listener, admin.as_deref())
     }
 
     /// Stops accepting and drains, as SIGTERM does (it is SIGTERM).

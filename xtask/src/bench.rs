@@ -38,6 +38,7 @@ mod plot;
 mod reload;
 mod report;
 mod servers;
+mod spread;
 mod static_files;
 mod transfers;
 mod zero_copy;
@@ -353,6 +354,12 @@ pub struct BenchArgs {
     /// seconds: chapter 10's torture test is `--reload --upgrade-every 10`.
     #[arg(long, value_name = "SECS", requires = "reload")]
     upgrade_every: Option<u64>,
+    /// Instead of the ladder, chapter 10's spread of new connections over
+    /// two event loops: one listening socket watched by both with
+    /// EPOLLEXCLUSIVE (hot_reload_lb --workers) against a socket each with
+    /// SO_REUSEPORT, under light and heavy load.
+    #[arg(long)]
+    spread: bool,
     /// With --reload, hot_reload_lb's --workers [default: its own, one per core].
     #[arg(long, value_name = "N", requires = "reload")]
     lb_workers: Option<u16>,
@@ -400,6 +407,14 @@ pub fn bench(root: &Path, args: BenchArgs) -> Result<()> {
     if args.conn_memory {
         let counts: &[usize] = if args.quick { &[10, 100] } else { &[10, 30, 100, 300, 1000, 3000] };
         return conn_memory::run(root, counts, (!args.quick).then(|| root.join("book/src/figures/ch01")).as_deref());
+    }
+    if args.spread {
+        println!(
+            "cargo xtask bench --spread, {}: 4,000 connections over two loops, 50 us of work each",
+            report::today()
+        );
+        print!("{}", spread::report()?);
+        return Ok(());
     }
     if args.reload {
         let upgrades = args.upgrade_every.map(|s| Duration::from_secs(s.max(1)));

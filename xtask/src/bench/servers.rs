@@ -240,9 +240,10 @@ pub fn nginx_config(
 /// `http-reuse always`: idle backend connections are shared by every
 /// client (chapter 6's comparison).
 /// hot_reload_lb's file for the ladder: round robin over `backends`, TCP
-/// health checks every 10 s, a pool as large as nginx keepalive's
-/// (64 idle per backend), metrics on `admin`, no rate limit (nginx has
-/// none either).
+/// health checks every 10 s, a pool of up to 1,024 idle connections per
+/// backend (pooled_lb's default: with 64, as many as nginx keepalive
+/// keeps, 1,000 clients make it close and open backend connections all
+/// the time), metrics on `admin`, no rate limit (nginx has none either).
 pub fn capstone_config(port: u16, admin: u16, backends: &[SocketAddr]) -> String {
     let list: String = backends.iter().map(|b| format!("  - \"{b}\"\n")).collect();
     format!(
@@ -251,7 +252,7 @@ pub fn capstone_config(port: u16, admin: u16, backends: &[SocketAddr]) -> String
          algorithm: round-robin\n\
          backends:\n{list}\
          health_check: {{interval: 10s}}\n\
-         pool: {{max_size: 64, ttl: 60s}}\n\
+         pool: {{max_size: 1024, ttl: 60s}}\n\
          metrics: {{enabled: true, port: {admin}}}\n\
          drain_timeout: 1s\n"
     )

@@ -169,19 +169,25 @@ pub fn serve(
         })),
     };
     // With several loops: one limiter for all, a recorder each.
+    // One loop asks the limiter itself, as chapter 7 does; several share it
+    // behind a lock.
     let workers = extra.workers.max(1);
-    let mut limiter = Shared::new(limiter);
+    let (mut alone, mut shared) = if workers > 1 { (None, Some(Shared::new(limiter))) } else { (Some(limiter), None) };
     let mut recorders: Vec<Recorder> = (1..workers).map(|i| recorder.for_worker(i)).collect();
-    let for_others = limiter.clone();
+    let for_others = shared.clone();
     let more = Box::new(move |_| {
         Ok(WorkerHooks {
-            admission: Some(Box::new(for_others.clone()) as Box<dyn Admission + Send>),
+            admission: for_others.clone().map(|s| Box::new(s) as Box<dyn Admission + Send>),
             observe: recorders.pop().map(|r| Box::new(r) as Box<dyn Observe + Send>),
             reuse: None,
         })
     });
+    let admission: Option<&mut dyn Admission> = match (alone.as_mut(), shared.as_mut()) {
+        (Some(limiter), _) => Some(limiter),
+        (None, shared) => shared.map(|s| s as &mut dyn Admission),
+    };
     let program = Program {
-        admission: Some(&mut limiter as &mut dyn Admission),
+        admission,
         observe: Some(&mut recorder as &mut dyn Observe),
         workers,
         more: Some(more),

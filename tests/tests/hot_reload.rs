@@ -790,8 +790,7 @@ fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
     let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
     let path = temp_file("upgrade.yaml", &observed(&[a.addr(), b.addr()], 0));
     let (mut old, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
-    let config = |admin| -> serde_json::Value { serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap() };
-    assert_eq!(config(admin)["pid"], old.pid());
+    assert_eq!(serving_pid(admin), old.pid());
 
     let stop = Arc::new(AtomicBool::new(false));
     let (served, retried) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -852,11 +851,7 @@ fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
     let _new = Stop(new_pid);
     assert_ne!(new_pid, old.pid());
     // The old process drains and exits by itself.
-    let deadline = Instant::now() + WAIT;
-    while old.is_running() {
-        assert!(Instant::now() < deadline, "the old process never exited");
-        std::thread::yield_now();
-    }
+    drained(&mut old);
     let after = served.load(Ordering::Relaxed);
     until(after + 200);
     stop.store(true, Ordering::Relaxed);
@@ -864,10 +859,29 @@ fn sigusr2_upgrades_the_binary_under_load_and_no_request_fails() {
         c.join().expect("no client saw a failed request");
     }
     // The same addresses, the new process behind them.
-    assert_eq!(config(admin)["pid"], new_pid);
+    assert_eq!(serving_pid(admin), new_pid);
     // Every kept-alive client was told `Connection: close` with an answer,
     // never closed on while its next request was on the way.
     assert_eq!(retried.load(Ordering::Relaxed), 0, "requests that crossed the old process closing their connection");
+}
+
+/// The pid `GET /config` on `admin` names.
+#[cfg(target_os = "linux")]
+fn serving_pid(admin: SocketAddr) -> serde_json::Value {
+    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
+    config["pid"].clone()
+}
+
+/// Waits (bounded) for the old process of an upgrade to have drained and
+/// exited. Not `wait_exit`: the new process writes to the same stderr
+/// pipe, which stays open.
+#[cfg(target_os = "linux")]
+fn drained(old: &mut tests::Server) {
+    let deadline = Instant::now() + WAIT;
+    while old.is_running() {
+        assert!(Instant::now() < deadline, "the old process never exited");
+        std::thread::yield_now();
+    }
 }
 
 /// Kills a process that is not the test's child when dropped.
@@ -895,8 +909,7 @@ fn an_upgrade_whose_new_process_fails_leaves_the_old_one_serving() {
     signal(lb.pid(), nix::sys::signal::Signal::SIGUSR2);
     let line = lb.wait_for_line(WAIT, |l| l.contains("upgrade failed; this process serves on")).expect("reported");
     assert!(line.contains("the new process exited before it was ready"), "{line}");
-    let config: serde_json::Value = serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap();
-    assert_eq!(config["pid"], lb.pid());
+    assert_eq!(serving_pid(admin), lb.pid());
     assert!(get(lb.addr, "/").unwrap().text().contains("alpha"));
 }
 
@@ -907,7 +920,6 @@ fn post_upgrade_answers_once_the_new_process_serves_and_a_failed_one_changes_not
     let a = spawn(BackendConfig::named("alpha")).unwrap();
     let path = temp_file("upgrade-admin.yaml", &observed(&[a.addr()], 0));
     let (mut old, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
-    let pid_of = |admin| -> serde_json::Value { serde_json::from_slice(&get(admin, "/config").unwrap().body).unwrap() };
     assert_eq!(get(admin, "/upgrade").unwrap().status, 405, "only POST upgrades");
 
     // A broken file stops the new binary at start: 500, and this one serves on.
@@ -916,7 +928,7 @@ fn post_upgrade_answers_once_the_new_process_serves_and_a_failed_one_changes_not
     let failed = post(admin, "/upgrade");
     assert_eq!(failed.status, 500, "{}", failed.text());
     assert!(failed.text().contains("the new process exited before it was ready"), "{}", failed.text());
-    assert_eq!(pid_of(admin)["pid"], old.pid());
+    assert_eq!(serving_pid(admin), old.pid());
 
     // The answer arrives whole, written before the old process stops.
     std::fs::write(&path, good).unwrap();
@@ -925,13 +937,8 @@ fn post_upgrade_answers_once_the_new_process_serves_and_a_failed_one_changes_not
     let new_pid: u32 = done.text().split_whitespace().nth(2).and_then(|p| p.parse().ok()).expect("the new pid");
     let _new = Stop(new_pid);
     assert!(done.text().contains(&format!("this one ({}) drains", old.pid())), "{}", done.text());
-    // (Not `wait_exit`: the new process writes to the same stderr pipe.)
-    let deadline = Instant::now() + WAIT;
-    while old.is_running() {
-        assert!(Instant::now() < deadline, "the old process never exited");
-        std::thread::yield_now();
-    }
+    drained(&mut old);
     // The same admin address and balancer address, the new process behind them.
-    assert_eq!(pid_of(admin)["pid"], new_pid);
+    assert_eq!(serving_pid(admin), new_pid);
     assert!(get(old.addr, "/").unwrap().text().contains("alpha"));
 }

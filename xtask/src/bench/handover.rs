@@ -35,7 +35,8 @@ pub struct Outcome {
     pub lost: usize,
 }
 
-fn listener(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener> {
+/// A listening socket on `addr` (backlog 4096), with `SO_REUSEPORT` if asked.
+pub fn listener(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(reuse_port)?;

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
-use socket2::{Domain, Socket, Type};
 
 /// Time a loop spends on each connection it accepts.
 const WORK: Duration = Duration::from_micros(50);
@@ -34,12 +33,7 @@ pub enum Way {
 }
 
 fn bound(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(reuse_port)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    let listener: TcpListener = socket.into();
+    let listener = super::handover::listener(addr, reuse_port)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }

@@ -306,14 +306,17 @@ fn in_loop_health_checks_take_a_failing_backend_out_and_bring_it_back() {
 }
 
 #[test]
-fn shutdown_closes_idle_clients_and_lets_a_request_in_flight_finish() {
+fn shutdown_answers_next_requests_with_close_lets_one_in_flight_finish_and_closes_quiet_clients() {
     let b = backends(1);
     let lb = Running::start(&addrs(&b), config(Mechanism::best()));
-    // Idle between two requests: closed at once on shutdown.
-    let mut idle = BufReader::new(client(lb.addr));
-    assert_eq!(exchange(&mut idle, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
-    // Connected, first request not sent yet: it may be on the way, so it is served.
+    // Kept alive, just answered: its next request may be on the way.
+    let mut kept = BufReader::new(client(lb.addr));
+    assert_eq!(exchange(&mut kept, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+    // Connected, first request not sent yet: it may be on the way too.
     let mut fresh = BufReader::new(client(lb.addr));
+    // Answered, then quiet: it will send nothing more.
+    let mut quiet = BufReader::new(client(lb.addr));
+    assert_eq!(exchange(&mut quiet, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
     let mut busy = BufReader::new(client(lb.addr));
     busy.get_mut().write_all(b"GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     // Make sure the loop has accepted the others before stopping.
@@ -323,10 +326,15 @@ fn shutdown_closes_idle_clients_and_lets_a_request_in_flight_finish() {
     let thread = lb.thread.take().unwrap();
     lb.shutdown.trigger();
     let mut buf = [0u8; 1];
-    assert_eq!(idle.read(&mut buf).unwrap(), 0, "the idle client was closed");
-    assert_eq!(exchange(&mut fresh, "GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200, "the new client was served");
-    assert_eq!(fresh.read(&mut buf).unwrap(), 0, "then closed");
+    // Within the grace, each is served once more, told the connection closes, and closed.
+    for (conn, who) in [(&mut kept, "the kept-alive client"), (&mut fresh, "the new client")] {
+        let r = exchange(conn, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.header("connection")), (200, Some("close")), "{who}");
+        assert_eq!(conn.read(&mut buf).unwrap(), 0, "{who}: then closed");
+    }
     let r = read_response(&mut busy, false).unwrap();
-    assert_eq!(r.status, 200, "the request in flight finished");
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")), "the request in flight finished");
+    // The quiet one is closed once the grace is over, without an answer.
+    assert_eq!(quiet.read(&mut buf).unwrap(), 0, "the quiet client was closed");
     thread.join().unwrap().unwrap();
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Records the transcripts of book/src/ch10/upgrade.md from the real debug
 # binaries (cargo xtask transcripts ch10-upgrade builds them first): an
-# upgrade by SIGUSR2 under a stream of requests, and one whose new process
-# fails. Needs ports 8080, 8081, 9001 and 9002 free.
+# upgrade by SIGUSR2 under a stream of requests, one asked for by POST
+# /upgrade on the admin listener, and one whose new process fails (by
+# both). The balancer runs two loops (--workers 2) whatever the machine's
+# cores, so that its log has the same lines everywhere. Needs ports 8080,
+# 8081, 9001 and 9002 free.
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 8081 9001 9002
@@ -14,7 +17,7 @@ target/debug/simple_http_backend --count 2 --base-port 9001 > "$OUT/backends.log
 wait_port 9002
 # Run from the folder of lb.yaml, as the page shows it.
 cd "$W"
-lb() { "$ROOT/target/debug/hot_reload_lb" -c lb.yaml >> "$OUT/$1" 2>&1 & L=$!; started $L; wait_log "$OUT/$1" "admin listening" 1; }
+lb() { "$ROOT/target/debug/hot_reload_lb" -c lb.yaml --workers 2 >> "$OUT/$1" 2>&1 & L=$!; started $L; wait_log "$OUT/$1" "one loop per thread" 1; }
 
 # --- an upgrade under load ----------------------------------------------------
 lb upgrade.log
@@ -36,6 +39,20 @@ run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
 NEW=$(pgrep -f "hot_reload_lb -c lb.yaml")
 kill -INT "$NEW"; wait_gone "$NEW"
 
+# --- an upgrade asked for on the admin listener -----------------------------------
+lb post.log
+snip post
+run "curl -s localhost:8081/config | grep '\"pid\"'"
+run "curl -s -w '%{http_code}\n' localhost:8081/upgrade"
+run "curl -s -X POST localhost:8081/upgrade"
+# Until the old process has drained and exited, it still accepts on the
+# admin socket it shares with the new one: the page says so.
+wait_gone "$L"
+run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
+run "curl -s localhost:8081/config | grep '\"pid\"'"
+NEW=$(pgrep -f "hot_reload_lb -c lb.yaml")
+kill -INT "$NEW"; wait_gone "$NEW"
+
 # --- a new process that cannot start ---------------------------------------------
 lb failed.log
 snip failed
@@ -45,5 +62,6 @@ say "pkill -USR2 -f 'hot_reload_lb -c lb.yaml'"
 kill -USR2 "$L"
 wait_log "$OUT/failed.log" "upgrade failed" 1
 run "curl -s localhost:8080/"
+run "curl -s -X POST localhost:8081/upgrade"
 run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
 stop $L

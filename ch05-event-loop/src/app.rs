@@ -3,8 +3,8 @@
 //! plugged in, so both call [`serve`].
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -21,7 +21,7 @@ use crate::lb::admit::Admission;
 use crate::lb::backends::Current;
 use crate::lb::observe::Observe;
 use crate::lb::reuse::Reuse;
-use crate::lb::{Config, Hooks, Lb, Stats, Worker, run_worker};
+use crate::lb::{Config, Hooks, Lb, Stats, Worker, prepare, run_prepared};
 use crate::poller;
 
 /// The flags of the event-loop balancer: chapter 5's shared ones, and
@@ -271,8 +271,11 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     } else {
         workers.max(1)
     };
-    // Every loop's hooks and listening descriptor are made before any
-    // loop starts: a failure stops the program before it serves.
+    // Every loop makes its descriptors (poller, wake-up socket) on its own
+    // thread, then waits until all have: once one loop accepts, clients
+    // can take every descriptor the process may open, and a loop that
+    // failed then would stop the program while it serves. Made first, a
+    // failure stops it before it has a client.
     let mut others = Vec::with_capacity(workers - 1);
     for index in 1..workers {
         let hooks = match make_hooks.as_mut() {
@@ -285,43 +288,108 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     if workers > 1 {
         tracing::info!(workers, "one loop per thread, all accepting from the one listening socket");
     }
-    let first = Worker { index: 0, count: workers };
     let lb = &lb;
+    let gate = Gate::new(workers);
+    // Prepares loop `worker`, waits for the others, and serves only if
+    // every loop could be prepared (the one that failed reports why).
+    let start = |listener, worker: Worker, hooks: Hooks<'_>| -> anyhow::Result<()> {
+        let prepared = prepare(listener, lb, worker);
+        let all_ready = gate.arrive(prepared.is_ok());
+        let prepared = prepared.with_context(|| format!("cannot make loop {}'s poller", worker.index))?;
+        if !all_ready {
+            return Ok(());
+        }
+        let result = run_prepared(prepared, lb, shutdown.clone(), hooks);
+        // One loop failing stops them all.
+        if result.is_err() {
+            shutdown.trigger();
+        }
+        Ok(result?)
+    };
+    let start = &start;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut threads = Vec::with_capacity(others.len());
         for (worker, mut hooks, copy) in others {
-            let shutdown = shutdown.clone();
-            let thread = std::thread::Builder::new().name(format!("worker-{}", worker.index)).spawn_scoped(
-                scope,
-                move || {
+            let thread =
+                std::thread::Builder::new().name(format!("worker-{}", worker.index)).spawn_scoped(scope, move || {
                     let hooks = Hooks {
                         reuse: hooks.reuse.as_deref_mut().map(|r| r as &mut dyn Reuse),
                         admission: hooks.admission.as_deref_mut().map(|a| a as &mut dyn Admission),
                         observe: hooks.observe.as_deref_mut().map(|o| o as &mut dyn Observe),
                     };
-                    let result = run_worker(copy, lb, shutdown.clone(), hooks, worker);
-                    // One loop failing stops them all.
-                    if result.is_err() {
-                        shutdown.trigger();
-                    }
-                    result
-                },
-            )?;
-            threads.push(thread);
+                    start(copy, worker, hooks)
+                });
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    // The loops already started must not wait for this one.
+                    gate.arrive(false);
+                    return Err(e).context("cannot start a worker's thread");
+                }
+            }
         }
-        let first = run_worker(listener, lb, shutdown.clone(), Hooks { reuse, admission, observe }, first);
-        if first.is_err() {
-            shutdown.trigger();
-        }
+        let first = start(listener, Worker { index: 0, count: workers }, Hooks { reuse, admission, observe });
         for thread in threads {
             match thread.join() {
                 Ok(result) => result?,
                 Err(_) => anyhow::bail!("a worker's thread panicked"),
             }
         }
-        Ok(first?)
+        first
     })?;
     // ANCHOR_END: workers
     eprint!("{}", report(name, &lb.backends().pool, &lb.stats, started, &extra()));
     Ok(())
+}
+
+// ANCHOR: gate
+/// Where the loops wait until every one has made its descriptors: the
+/// last to arrive lets all go; one that failed sends all home at once.
+struct Gate {
+    /// Loops yet to arrive, and whether one failed.
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn new(loops: usize) -> Self {
+        Self { state: Mutex::new((loops, false)), changed: Condvar::new() }
+    }
+
+    /// Arrives (`ok`: this loop is ready) and waits; true when every loop
+    /// was ready, false as soon as one was not.
+    fn arrive(&self, ok: bool) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(1);
+        state.1 |= !ok;
+        self.changed.notify_all();
+        while state.0 > 0 && !state.1 {
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        !state.1
+    }
+}
+// ANCHOR_END: gate
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+
+    #[test]
+    fn the_gate_opens_when_every_loop_is_ready_and_at_once_when_one_is_not() {
+        let gate = Gate::new(3);
+        std::thread::scope(|s| {
+            let others: Vec<_> = (0..2).map(|_| s.spawn(|| gate.arrive(true))).collect();
+            assert!(gate.arrive(true));
+            assert!(others.into_iter().all(|t| t.join().unwrap()));
+        });
+        // Three loops, one ready and waiting, one failing: both go home
+        // without waiting for the third.
+        let gate = Gate::new(3);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| gate.arrive(true));
+            assert!(!gate.arrive(false));
+            assert!(!waiting.join().unwrap());
+        });
+    }
 }

@@ -330,6 +330,10 @@ impl Target {
         let name = self.name();
         self.drain_log();
         assert!(self.server.is_running(), "{name}: the process exited after {attack}");
+        if let Err(e) = TcpStream::connect_timeout(&self.addr(), IO_TIMEOUT) {
+            let tail = &self.log[self.log.len().saturating_sub(20)..];
+            panic!("{name}: cannot connect after {attack}: {e}; the log ends:\n{tail:#?}");
+        }
         let answer = exchange(self.addr(), &self.get("/", "Connection: close\r\n"), false);
         match &answer {
             Answer::Response(r) if r.status == 200 => {}
@@ -932,7 +936,14 @@ fn with_64_descriptors_a_hundred_clients_wait_or_are_refused_cleanly() {
     each_in_parallel(&ALL, |bin| {
         let mut t = Target::start_with_nofile(bin, &[backend.addr()], &["--header-timeout-ms", "3000"], 64);
         let name = t.name();
-        let idle: Vec<TcpStream> = (0..100).map(|_| connect(t.addr())).collect();
+        let idle: Vec<TcpStream> = (0..100)
+            .map(|i| {
+                TcpStream::connect_timeout(&t.addr(), IO_TIMEOUT).unwrap_or_else(|e| {
+                    t.drain_log();
+                    panic!("{name}: idle client {i} of 100 cannot connect: {e}; the log:\n{:#?}", t.log)
+                })
+            })
+            .collect();
         assert!(t.server.is_running(), "{name}: exited holding 100 idle clients under 64 descriptors");
         drop(idle);
         t.check("100 idle clients under 64 descriptors");

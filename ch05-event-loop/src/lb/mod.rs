@@ -340,7 +340,7 @@ pub fn run_with(listener: TcpListener, lb: &Lb, shutdown: Shutdown, hooks: Hooks
 
 /// [`run_with`] as loop `worker` of several over the same `lb`, each on
 /// its own thread with its own `listener` descriptor for one listening
-/// socket (see [`Worker`]).
+/// socket (see [`Worker`]). It is [`prepare`], then [`run_prepared`].
 pub fn run_worker(
     listener: TcpListener,
     lb: &Lb,
@@ -348,17 +348,42 @@ pub fn run_worker(
     hooks: Hooks<'_>,
     worker: Worker,
 ) -> io::Result<()> {
-    let Hooks { reuse, admission, observe } = hooks;
+    run_prepared(prepare(listener, lb, worker)?, lb, shutdown, hooks)
+}
+
+/// One loop's own descriptors, made before it serves: its poller,
+/// watching the listening socket and the loop's wake-up socket.
+#[derive(Debug)]
+pub struct Prepared {
+    listener: TcpListener,
+    poller: Poller,
+    waker: UnixStream,
+    worker: Worker,
+}
+
+/// Makes loop `worker`'s descriptors. A program with several loops makes
+/// every loop's before any serves: once one loop accepts clients, they can
+/// take every descriptor the process may open, and a loop that could not
+/// make its poller then would stop the program; made first, a failure
+/// stops it before it has a client.
+pub fn prepare(listener: TcpListener, lb: &Lb, worker: Worker) -> io::Result<Prepared> {
     listener.set_nonblocking(true)?;
+    let mut poller = Poller::new(lb.config.poller)?;
+    poller.register(&listener, Token::Listener.encode(), Interest::READABLE, worker.listen_trigger())?;
+    let waker = lb.current.waker()?;
+    poller.register(&waker, Token::Wake.encode(), Interest::READABLE, Trigger::Level)?;
+    Ok(Prepared { listener, poller, waker, worker })
+}
+
+/// Runs a prepared loop until `shutdown` fires and it has drained.
+pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
+    let Prepared { listener, poller, waker, worker } = prepared;
+    let Hooks { reuse, admission, observe } = hooks;
     // Shutdown wakes the loop through its own waker, not with a connection
     // to the listener: a listening socket shared with a new process (an
     // upgrade) could hand that connection to the other process.
     let current = Arc::clone(&lb.current);
     shutdown.on_trigger(move || current.wake());
-    let mut poller = Poller::new(lb.config.poller)?;
-    poller.register(&listener, Token::Listener.encode(), Interest::READABLE, worker.listen_trigger())?;
-    let waker = lb.current.waker()?;
-    poller.register(&waker, Token::Wake.encode(), Interest::READABLE, Trigger::Level)?;
     let cur = lb.backends();
     let mut r = Reactor {
         lb,

@@ -768,6 +768,39 @@ fn workers_share_the_listening_socket_the_rate_limit_and_the_counters() {
     assert!(lb.wait_exit(WAIT).is_some_and(|s| s.success()));
 }
 
+/// A burst of keep-alive clients, all arriving before a second loop is
+/// even scheduled, still ends up spread evenly: the loop that accepts
+/// hands each connection to the loop with the fewest (chapter 5's
+/// `lb::handoff`), so three loops hold exactly 10 of 30 each.
+#[test]
+fn a_burst_of_kept_connections_is_spread_evenly_over_the_loops() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("burst.yaml", &observed(&[a.addr()], 0));
+    let (mut lb, _admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json", "--workers", "3"]);
+    let request = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", lb.addr);
+    // All 30 connect first, then each asks once and stays open.
+    let mut kept: Vec<_> = (0..30).map(|_| BufReader::new(connect(lb.addr).unwrap())).collect();
+    for conn in &mut kept {
+        conn.get_mut().write_all(request.as_bytes()).unwrap();
+    }
+    for conn in &mut kept {
+        assert_eq!(read_response(conn, false).unwrap().status, 200);
+    }
+    signal(lb.pid(), nix::sys::signal::Signal::SIGTERM);
+    let mut taken = std::collections::BTreeMap::new();
+    let mut handed = 0;
+    while taken.len() < 3 {
+        let line = lb.wait_for_line(WAIT, |l| l.contains("worker stopped")).expect("every loop stops");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        taken.insert(v["fields"]["worker"].as_u64().unwrap(), v["fields"]["accepted"].as_u64().unwrap());
+        handed += v["fields"]["handed"].as_u64().unwrap();
+    }
+    assert_eq!(taken.values().copied().collect::<Vec<_>>(), [10, 10, 10], "handed over: {handed}");
+    drop(kept);
+    assert!(lb.wait_exit(WAIT).is_some_and(|s| s.success()));
+}
+
 /// Sends `signal` to process `pid`.
 #[cfg(unix)]
 fn signal(pid: u32, signal: nix::sys::signal::Signal) {

@@ -15,7 +15,7 @@
 //! what the pool of kept connections (chapter 6) and the metrics (chapter
 //! 8) file things under, so both survive a reload too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ch04_advanced::algorithm::{self, Algorithm, Kind};
-use ch04_advanced::node::{Backend, Latency, Node, Pool};
+use ch04_advanced::node::{Backend, Node, Pool};
 
 use super::Config;
 
@@ -202,9 +202,48 @@ pub struct Current {
     /// When the newest swap was asked for.
     asked: Mutex<Option<Instant>>,
     /// From a swap being asked for to a loop serving with it.
-    pub swap_latency: Latency,
+    pub swap_latency: SwapTimes,
 }
 // ANCHOR_END: current
+
+/// How long swaps took, each kept exactly: a few a second at most, so
+/// the newest [`SwapTimes::KEPT`] of them cost 64 KiB and give true
+/// percentiles, where power-of-two buckets could only say "between 4 and
+/// 8 ms" of a 5 ms target.
+#[derive(Debug, Default)]
+pub struct SwapTimes {
+    /// The newest durations, oldest first, and how many were recorded in all.
+    kept: Mutex<(VecDeque<Duration>, u64)>,
+}
+
+impl SwapTimes {
+    /// How many durations are kept: the percentiles are over these.
+    pub const KEPT: usize = 4096;
+
+    /// Records one swap's duration, forgetting the oldest beyond `KEPT`.
+    pub fn record(&self, took: Duration) {
+        let mut kept = lock(&self.kept);
+        if kept.0.len() == Self::KEPT {
+            kept.0.pop_front();
+        }
+        kept.0.push_back(took);
+        kept.1 += 1;
+    }
+
+    /// How many swaps were recorded since the start.
+    pub fn count(&self) -> u64 {
+        lock(&self.kept).1
+    }
+
+    /// The `q` quantile (0 to 1, nearest rank) of the kept durations;
+    /// `None` before the first.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = lock(&self.kept).0.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = (sorted.len() as f64 * q.clamp(0.0, 1.0)).ceil().max(1.0) as usize;
+        sorted.get(rank.checked_sub(1)?).copied()
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -226,7 +265,7 @@ impl Current {
             listening: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
             asked: Mutex::new(None),
-            swap_latency: Latency::default(),
+            swap_latency: SwapTimes::default(),
         })
     }
 
@@ -292,13 +331,15 @@ impl Current {
         Ok(())
     }
 
-    /// A loop's wake-up socket: the loop watches the returned end.
-    pub(crate) fn waker(&self) -> io::Result<UnixStream> {
+    /// A loop's wake-up socket: the loop watches the first end returned;
+    /// a byte written to the second (or by a reload) wakes it.
+    pub(crate) fn waker(&self) -> io::Result<(UnixStream, UnixStream)> {
         let (ours, theirs) = UnixStream::pair()?;
         ours.set_nonblocking(true)?;
         theirs.set_nonblocking(true)?;
+        let writer = ours.try_clone()?;
         lock(&self.wakers).push(ours);
-        Ok(theirs)
+        Ok((theirs, writer))
     }
 
     pub(crate) fn wake(&self) {
@@ -436,6 +477,27 @@ fn build(
 mod tests {
     use super::*;
 
+    #[test]
+    fn swap_times_are_exact_and_only_the_newest_are_kept() {
+        let times = SwapTimes::default();
+        assert_eq!(times.quantile(0.99), None);
+        let ms = Duration::from_millis;
+        for n in 1..=100 {
+            times.record(ms(n));
+        }
+        assert_eq!(times.count(), 100);
+        assert_eq!(times.quantile(0.5), Some(ms(50)));
+        assert_eq!(times.quantile(0.99), Some(ms(99)));
+        assert_eq!(times.quantile(1.0), Some(ms(100)));
+        assert_eq!(times.quantile(0.0), Some(ms(1)));
+        // KEPT more of 1 ms push every earlier one out.
+        for _ in 0..SwapTimes::KEPT {
+            times.record(ms(1));
+        }
+        assert_eq!(times.count(), 100 + SwapTimes::KEPT as u64);
+        assert_eq!(times.quantile(1.0), Some(ms(1)));
+    }
+
     /// A round-robin set of `backends` with `routes`, nothing else changed.
     fn replacement(backends: &[&str], routes: Vec<(String, Vec<String>)>) -> Replacement {
         Replacement {
@@ -529,7 +591,7 @@ mod tests {
         use std::io::Read;
         let options = Config::default();
         let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &options).unwrap();
-        let (mut a, mut b) = (current.waker().unwrap(), current.waker().unwrap());
+        let (mut a, mut b) = (current.waker().unwrap().0, current.waker().unwrap().0);
         swap(&current, &[("127.0.0.1:9002", 1)]).unwrap();
         let mut byte = [0u8; 8];
         assert_eq!(a.read(&mut byte).unwrap(), 1);

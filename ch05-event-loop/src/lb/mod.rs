@@ -34,6 +34,7 @@
 pub mod admit;
 pub mod backends;
 pub mod conn;
+pub mod handoff;
 pub mod mailbox;
 pub mod observe;
 pub mod probe;
@@ -152,6 +153,8 @@ pub struct Lb {
     pub config: Config,
     /// The counters.
     pub stats: Arc<Stats>,
+    /// Where loops hand each other connections (several loops only).
+    pub(crate) handoff: handoff::Handoff,
 }
 
 impl Lb {
@@ -160,7 +163,7 @@ impl Lb {
     /// only thread, so each is resolved once, here.
     pub fn new(backends: Vec<Backend>, kind: Kind, config: Config) -> io::Result<Self> {
         let current = Arc::new(Current::new(backends, kind, &config)?);
-        Ok(Self { current, config, stats: Arc::new(Stats::default()) })
+        Ok(Self { current, config, stats: Arc::new(Stats::default()), handoff: handoff::Handoff::default() })
     }
 
     /// The backend set in use now.
@@ -240,8 +243,11 @@ pub(crate) struct Reactor<'a> {
     /// The backend set new requests are served by: the newest this loop
     /// has adopted.
     pub(crate) cur: Arc<Backends>,
-    /// Readable when a reload published a new set (or listener).
+    /// Readable when a reload published a new set (or listener), or
+    /// another loop handed this one a connection.
     waker: Option<UnixStream>,
+    /// This loop's place in the hand-off (several loops only).
+    inbox: Option<Arc<handoff::Inbox>>,
     pub(crate) shutdown: Shutdown,
     pub(crate) poller: Poller,
     pub(crate) timers: Timers<Due>,
@@ -269,8 +275,11 @@ pub(crate) struct Reactor<'a> {
     probing_rounds: bool,
     /// Which of the program's loops this is.
     worker: Worker,
-    /// Client connections this loop accepted.
+    /// Client connections this loop took on (accepted and kept, or
+    /// handed to it by another loop).
     accepted: u64,
+    /// Connections this loop accepted and handed to another.
+    handed: u64,
 }
 
 // ANCHOR: worker
@@ -358,6 +367,7 @@ pub struct Prepared {
     listener: TcpListener,
     poller: Poller,
     waker: UnixStream,
+    inbox: Option<Arc<handoff::Inbox>>,
     worker: Worker,
 }
 
@@ -370,14 +380,16 @@ pub fn prepare(listener: TcpListener, lb: &Lb, worker: Worker) -> io::Result<Pre
     listener.set_nonblocking(true)?;
     let mut poller = Poller::new(lb.config.poller)?;
     poller.register(&listener, Token::Listener.encode(), Interest::READABLE, worker.listen_trigger())?;
-    let waker = lb.current.waker()?;
+    let (waker, writer) = lb.current.waker()?;
     poller.register(&waker, Token::Wake.encode(), Interest::READABLE, Trigger::Level)?;
-    Ok(Prepared { listener, poller, waker, worker })
+    // With several loops, connections are handed between them.
+    let inbox = (worker.count > 1).then(|| lb.handoff.join(writer));
+    Ok(Prepared { listener, poller, waker, inbox, worker })
 }
 
 /// Runs a prepared loop until `shutdown` fires and it has drained.
 pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
-    let Prepared { listener, poller, waker, worker } = prepared;
+    let Prepared { listener, poller, waker, inbox, worker } = prepared;
     let Hooks { reuse, admission, observe } = hooks;
     // Shutdown wakes the loop through its own waker, not with a connection
     // to the listener: a listening socket shared with a new process (an
@@ -390,6 +402,7 @@ pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hook
         probing: vec![false; cur.registry.nodes.len()],
         cur,
         waker: Some(waker),
+        inbox,
         shutdown: shutdown.clone(),
         poller,
         timers: Timers::new(),
@@ -408,6 +421,7 @@ pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hook
         probing_rounds: false,
         worker,
         accepted: 0,
+        handed: 0,
     };
     if worker.probes() && r.cur.config.health.probe != Probe::Off {
         r.timers.insert(Instant::now(), Due::HealthRound);
@@ -423,11 +437,18 @@ pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hook
         let mut fresh_until = None;
         if let Some(deadline) = drain_until {
             fresh_until = r.close_idle(Instant::now());
-            if r.conns.len() == 0 || Instant::now() >= deadline {
+            let over = Instant::now() >= deadline;
+            // Connections another loop handed this one meanwhile are
+            // served before it stops; once it has, they go back.
+            if (r.conns.len() == 0 || over) && !r.close_inbox(over) {
+                continue;
+            }
+            if r.conns.len() == 0 || over {
                 if worker.count > 1 {
                     tracing::info!(
                         worker = worker.index,
                         accepted = r.accepted,
+                        handed = r.handed,
                         left = r.conns.len(),
                         "worker stopped"
                     );
@@ -563,11 +584,43 @@ impl Reactor<'_> {
     }
 
     /// The wake-up socket is readable: empty it (the wake-up itself was
-    /// the point; `adopt_newest` has already run).
+    /// the point; `adopt_newest` has already run), and take on the
+    /// connections other loops handed this one.
     fn drain_waker(&mut self) {
         let Some(w) = &mut self.waker else { return };
         let mut sink = [0u8; 64];
         while matches!(io::Read::read(w, &mut sink), Ok(n) if n > 0) {}
+        if let Some(inbox) = self.inbox.clone() {
+            for (stream, peer) in inbox.take() {
+                self.add_client(stream, peer);
+            }
+        }
+    }
+
+    /// Before stopping: closes the inbox and returns true, or, when
+    /// connections wait in it and not `force`, takes them on and returns
+    /// false (the loop goes on to serve them).
+    fn close_inbox(&mut self, force: bool) -> bool {
+        let Some(inbox) = self.inbox.clone() else { return true };
+        let waiting = inbox.close(force);
+        if waiting.is_empty() || force {
+            for _ in &waiting {
+                inbox.left();
+            }
+            return true;
+        }
+        for (stream, peer) in waiting {
+            self.add_client(stream, peer);
+        }
+        false
+    }
+
+    /// One client connection fewer on this loop (closed, or refused as it
+    /// arrived), for the hand-off's count.
+    pub(crate) fn client_left(&self) {
+        if let Some(inbox) = &self.inbox {
+            inbox.left();
+        }
     }
 
     fn on_timer(&mut self, due: Due, now: Instant) {
@@ -625,7 +678,21 @@ impl Reactor<'_> {
                     continue;
                 }
             };
-            self.add_client(stream, peer);
+            // With several loops, the one with the fewest connections gets
+            // it (see `handoff`).
+            match self.inbox.as_ref().and_then(|own| self.lb.handoff.place(own)) {
+                Some(other) => match other.hand(stream, peer) {
+                    Ok(()) => self.handed += 1,
+                    // That loop has stopped: this one serves it.
+                    Err((stream, peer)) => {
+                        if let Some(own) = &self.inbox {
+                            own.arrived();
+                        }
+                        self.add_client(stream, peer);
+                    }
+                },
+                None => self.add_client(stream, peer),
+            }
         }
     }
     // ANCHOR_END: accept
@@ -654,11 +721,11 @@ impl Reactor<'_> {
             let body = ch02_proxy::proxy::error_response(503, "too many connections; try again later");
             let _ = io::Write::write(&mut s, &body);
             Stats::add(&stats.errors, 1);
-            return;
+            return self.client_left();
         }
         if let Err(e) = stream.set_nonblocking(true).and_then(|()| stream.set_nodelay(true)) {
             tracing::debug!(%peer, error = %e, "cannot set up the client socket");
-            return;
+            return self.client_left();
         }
         let now = Instant::now();
         let slot = self.conns.insert(Conn::new(stream, peer, now));
@@ -668,7 +735,7 @@ impl Reactor<'_> {
         {
             tracing::warn!(%peer, error = %e, "cannot watch the client socket");
             self.conns.remove(slot);
-            return;
+            return self.client_left();
         }
         c.client_interest = Interest::READABLE;
         Stats::add(&stats.open, 1);
@@ -736,6 +803,7 @@ mod tests {
             lb: &lb,
             cur: lb.backends(),
             waker: None,
+            inbox: None,
             shutdown: Shutdown::new(),
             poller: Poller::new(lb.config.poller).unwrap(),
             timers: Timers::new(),
@@ -754,6 +822,7 @@ mod tests {
             probing_rounds: false,
             worker: Worker::ONLY,
             accepted: 0,
+            handed: 0,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

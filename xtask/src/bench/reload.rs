@@ -171,12 +171,13 @@ fn wait_gone(pid: u32) -> Option<Duration> {
 }
 
 /// What one process counted before it was upgraded away: reloads
-/// applied and refused, and its swap p99.
-fn counted(admin: SocketAddr) -> Result<(usize, usize, Option<f64>)> {
+/// applied and refused, and its swap p99 and largest.
+fn counted(admin: SocketAddr) -> Result<(usize, usize, Option<f64>, Option<f64>)> {
     let page = get_text(admin, "/metrics")?;
     let applied = metric(&page, "lb_config_reloads_total{result=\"applied\"}").unwrap_or(0.0) as usize;
     let invalid = metric(&page, "lb_config_reloads_total{result=\"invalid\"}").unwrap_or(0.0) as usize;
-    Ok((applied, invalid, metric(&page, "lb_config_swap_seconds{percentile=\"99\"}")))
+    let swap = |p: &str| metric(&page, &format!("lb_config_swap_seconds{{percentile=\"{p}\"}}"));
+    Ok((applied, invalid, swap("99"), swap("100")))
 }
 
 /// Runs the torture test for `secs`, with an upgrade every `upgrades` if
@@ -254,7 +255,7 @@ pub fn run(
     let mut upgraded: Vec<Upgrade> = Vec::new();
     let mut drains = Vec::new();
     // What the processes upgraded away counted: applied, refused, worst swap p99.
-    let mut before = (0usize, 0usize, None::<f64>);
+    let mut before = (0usize, 0usize, None::<f64>, None::<f64>);
     let mut next_upgrade = upgrades.map(|every| start + every);
     // Leave a second at the end for the load to see the last set.
     while start.elapsed() + EVERY + Duration::from_secs(1) < duration {
@@ -287,8 +288,8 @@ pub fn run(
         reloads.push(Reload { at: signalled.duration_since(start).as_secs_f64(), valid, seen });
         // An upgrade right after a good file: the new process reads it.
         if valid && let Some(due) = next_upgrade.filter(|due| Instant::now() >= *due) {
-            let (applied, invalid, p99) = counted(admin)?;
-            before = (before.0 + applied, before.1 + invalid, worst(before.2, p99));
+            let (applied, invalid, p99, max) = counted(admin)?;
+            before = (before.0 + applied, before.1 + invalid, worst(before.2, p99), worst(before.3, max));
             let old = pid.as_raw().unsigned_abs();
             let at = start.elapsed().as_secs_f64();
             let (new, answered) = upgrade(admin)?;
@@ -320,8 +321,9 @@ pub fn run(
     let applied = before.0 + metric(&page, "lb_config_reloads_total{result=\"applied\"}").unwrap_or(0.0) as usize;
     let invalid = before.1 + metric(&page, "lb_config_reloads_total{result=\"invalid\"}").unwrap_or(0.0) as usize;
     let adopt = |p: &str| metric(&page, &format!("lb_config_swap_seconds{{percentile=\"{p}\"}}"));
-    // The p99 is the worst of every process's (the last one's p50 and max).
-    let (adopt_p50, adopt_p99, adopt_max) = (adopt("50"), worst(adopt("99"), before.2), adopt("100"));
+    // The p99 and the largest are the worst of every process's; the p50
+    // is the last one's.
+    let (adopt_p50, adopt_p99, adopt_max) = (adopt("50"), worst(adopt("99"), before.2), worst(adopt("100"), before.3));
     for (u, d) in upgraded.iter_mut().zip(drains) {
         u.drained = d.join().ok().flatten();
     }
@@ -383,7 +385,7 @@ pub fn run(
     );
     let secs_opt = |v: Option<f64>| v.map(Duration::from_secs_f64);
     println!(
-        "  signal to the loop serving with it (lb_config_swap_seconds, bucket bounds): p50 {}, p99 {}, max {}",
+        "  signal to the loop serving with it (lb_config_swap_seconds, exact): p50 {}, p99 {}, max {}",
         show(secs_opt(adopt_p50)),
         show(secs_opt(adopt_p99)),
         show(secs_opt(adopt_max))

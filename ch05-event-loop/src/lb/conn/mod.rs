@@ -543,6 +543,7 @@ impl Reactor<'_> {
         stats.open.fetch_sub(1, Ordering::Relaxed);
         stats.buffered.fetch_sub(c.buffered as u64, Ordering::Relaxed);
         self.conns.release(i);
+        self.client_left();
         // Dropping `c` closes the client socket: one descriptor free for a
         // request waiting in line.
         drop(c);

@@ -359,7 +359,7 @@ impl Gate {
     /// Arrives (`ok`: this loop is ready) and waits; true when every loop
     /// was ready, false as soon as one was not.
     fn arrive(&self, ok: bool) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = crate::lb::backends::lock(&self.state);
         state.0 = state.0.saturating_sub(1);
         state.1 |= !ok;
         self.changed.notify_all();

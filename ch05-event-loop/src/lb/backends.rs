@@ -245,7 +245,9 @@ impl SwapTimes {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A mutex's contents, even if a thread panicked holding it (the data it
+/// guards stays consistent: every change is one assignment).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -573,7 +573,13 @@ impl Reactor<'_> {
         let _ = self.poller.deregister(&old);
         loop {
             match old.accept() {
-                Ok((stream, peer)) => self.add_client(stream, peer),
+                Ok((stream, peer)) => {
+                    // Kept here, and counted here for the hand-off.
+                    if let Some(own) = &self.inbox {
+                        own.arrived();
+                    }
+                    self.add_client(stream, peer);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }

@@ -252,6 +252,18 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
     tracing::info!(addr = %local, backends = setup.addrs.len(), algorithm = ?args.lb.algorithm.algorithm,
         poller = %args.poller, fd_limit = fds, pooled, "{name} listening");
     setup.chosen.announce(local.port());
+    // ANCHOR: workers
+    let hooked = reuse.is_some() || admission.is_some() || observe.is_some();
+    let workers = if hooked && make_hooks.is_none() && workers > 1 {
+        tracing::warn!(workers, "{name} runs one loop: it cannot make its hooks for another");
+        1
+    } else {
+        workers.max(1)
+    };
+    // A reload waits until every loop serves what it brought; the loops
+    // are counted before the first reload can come (the start hook).
+    lb.current.expect_loops(workers);
+    // ANCHOR_END: workers
     if let Some(on_start) = on_start {
         let running = Running {
             addr: local,
@@ -263,14 +275,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         };
         on_start(&running)?;
     }
-    // ANCHOR: workers
-    let hooked = reuse.is_some() || admission.is_some() || observe.is_some();
-    let workers = if hooked && make_hooks.is_none() && workers > 1 {
-        tracing::warn!(workers, "{name} runs one loop: it cannot make its hooks for another");
-        1
-    } else {
-        workers.max(1)
-    };
+    // ANCHOR: loops
     // Every loop makes its descriptors (poller, wake-up socket) on its own
     // thread, then waits until all have: once one loop accepts, clients
     // can take every descriptor the process may open, and a loop that
@@ -337,7 +342,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
         }
         first
     })?;
-    // ANCHOR_END: workers
+    // ANCHOR_END: loops
     eprint!("{}", report(name, &lb.backends().pool, &lb.stats, started, &extra()));
     Ok(())
 }

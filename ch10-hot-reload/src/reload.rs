@@ -128,6 +128,11 @@ impl Outcome {
     }
 }
 
+/// How long a reload waits for every loop to serve its set: a loop takes
+/// it between two rounds of events, so well within a millisecond unless
+/// the machine is starved; the answer does not wait longer than this.
+const SERVED_WITHIN: Duration = Duration::from_secs(1);
+
 /// Settings a reload applies to the running balancer.
 pub const LIVE: [&str; 11] = [
     "backends",
@@ -338,13 +343,25 @@ impl Reloader {
         // A signal can come between the balancer's listening and its
         // attaching: wait for it first, holding nothing (attaching takes
         // the running configuration's lock).
-        let outcome = match self.target() {
+        let target = self.target();
+        let outcome = match target {
             Some(target) => {
                 let mut running = lock(&self.running);
                 self.attempt(target, &mut running, asked)
             }
             None => Outcome::Failed("the balancer did not finish starting".into()),
         };
+        // Applied means served: the answer (and the log line) waits until
+        // every loop serves the new set and listens where it says.
+        if let (Some(target), Outcome::Applied { generation, .. }) = (target, &outcome) {
+            if !target.current.wait_served(*generation, SERVED_WITHIN) {
+                tracing::warn!(
+                    generation,
+                    within_ms = SERVED_WITHIN.as_millis(),
+                    "not every loop serves the new set yet; it will at its next round of events"
+                );
+            }
+        }
         let running = lock(&self.running);
         let file = self.path.display();
         match &outcome {

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ch04_advanced::algorithm::{self, Algorithm, Kind};
@@ -192,13 +192,21 @@ pub struct Current {
     /// The newest set's generation: what the loop compares with its own.
     generation: AtomicU64,
     registry: Mutex<Registry>,
-    /// A listening socket for each loop to take over, with the swap.
-    listeners: Mutex<Vec<TcpListener>>,
+    /// The listening socket the newest move brought, and its number
+    /// (from 1): every loop listens on a duplicate of it. Kept here, so a
+    /// loop that starts after the move still finds it.
+    moved: Mutex<Option<(u64, TcpListener)>>,
+    /// How many moves there were: what a loop compares with its own.
+    moves: AtomicU64,
     /// Where the loop listens, once a reload has moved it.
     listening: Mutex<Option<SocketAddr>>,
     /// One end of each loop's wake-up socket: a byte written there makes
     /// a loop waiting for readiness return at once.
     wakers: Mutex<Vec<UnixStream>>,
+    /// The generation each loop serves (0: not started; `u64::MAX`:
+    /// stopped), so that a reload can wait until every loop serves it.
+    serving: Mutex<Vec<u64>>,
+    served: Condvar,
     /// When the newest swap was asked for.
     asked: Mutex<Option<Instant>>,
     /// From a swap being asked for to a loop serving with it.
@@ -263,9 +271,12 @@ impl Current {
             now: Mutex::new(Arc::new(first)),
             generation: AtomicU64::new(1),
             registry: Mutex::new(registry),
-            listeners: Mutex::new(Vec::new()),
+            moved: Mutex::new(None),
+            moves: AtomicU64::new(0),
             listening: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
+            serving: Mutex::new(Vec::new()),
+            served: Condvar::new(),
             asked: Mutex::new(None),
             swap_latency: SwapTimes::default(),
         })
@@ -294,20 +305,13 @@ impl Current {
         let mut registry = lock(&self.registry);
         let generation = self.generation() + 1;
         let settings = config.map_or_else(|| Arc::clone(&self.load().config), Arc::new);
-        // A descriptor of the new listening socket for each loop.
-        let listeners = match listener {
-            Some(first) => {
-                let loops = lock(&self.wakers).len().max(1);
-                let mut all = (1..loops).map(|_| first.try_clone()).collect::<io::Result<Vec<_>>>()?;
-                all.push(first);
-                Some(all)
-            }
-            None => None,
-        };
         let next = build(&mut registry, (backends, routes), kind, &options, (slow_start, settings), generation)?;
-        // A swap without a listener leaves one not yet taken where it is.
-        if let Some(listeners) = listeners {
-            *lock(&self.listeners) = listeners;
+        // Published before the set: a loop that sees the set sees the move.
+        if let Some(listener) = listener {
+            let mut moved = lock(&self.moved);
+            let number = self.moves.load(Ordering::Acquire) + 1;
+            *moved = Some((number, listener));
+            self.moves.store(number, Ordering::Release);
         }
         *lock(&self.asked) = Some(asked);
         *lock(&self.now) = Arc::new(next);
@@ -361,17 +365,58 @@ impl Current {
         *lock(&self.listening) = Some(addr);
     }
 
-    /// A descriptor of the listening socket the newest swap brought, for
-    /// a loop to take (each loop takes its own).
-    pub(crate) fn take_listener(&self) -> Option<TcpListener> {
-        lock(&self.listeners).pop()
+    /// How many times a reload moved the listening socket.
+    pub(crate) fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Acquire)
     }
 
-    /// A loop serves with the newest set from now: how long that took
-    /// since it was asked for is recorded.
-    pub(crate) fn adopted(&self, at: Instant) {
+    /// A duplicate of the listening socket the newest move brought, for a
+    /// loop to listen on, with the move's number; `None` before any move.
+    pub(crate) fn moved_listener(&self) -> Option<(u64, io::Result<TcpListener>)> {
+        lock(&self.moved).as_ref().map(|(number, listener)| (*number, listener.try_clone()))
+    }
+
+    /// The program runs `loops` loops (numbered from 0): a reload waits
+    /// for each of them in [`wait_served`](Current::wait_served). Called
+    /// before the first reload can come.
+    pub fn expect_loops(&self, loops: usize) {
+        *lock(&self.serving) = vec![0; loops];
+    }
+
+    /// Loop `slot` serves set `generation` from now (`u64::MAX`: it has
+    /// stopped and serves nothing more).
+    pub(crate) fn serving(&self, slot: usize, generation: u64) {
+        if let Some(serves) = lock(&self.serving).get_mut(slot) {
+            *serves = generation;
+        }
+        self.served.notify_all();
+    }
+
+    /// Loop `slot` serves with the newest set from now: how long that
+    /// took since it was asked for is recorded.
+    pub(crate) fn adopted(&self, slot: usize, generation: u64, at: Instant) {
         if let Some(asked) = *lock(&self.asked) {
             self.swap_latency.record(at.saturating_duration_since(asked));
+        }
+        self.serving(slot, generation);
+    }
+
+    /// Waits up to `within` until every loop the program said it runs
+    /// serves set `generation` or a newer one (or has stopped): after
+    /// that, no request starts on an older set and the listening socket
+    /// is where the set says. False when the time ran out first.
+    pub fn wait_served(&self, generation: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut serving = lock(&self.serving);
+        loop {
+            if serving.iter().all(|&serves| serves >= generation) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            serving = self.served.wait_timeout(serving, left).map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
     }
 }
@@ -598,5 +643,56 @@ mod tests {
         let mut byte = [0u8; 8];
         assert_eq!(a.read(&mut byte).unwrap(), 1);
         assert_eq!(b.read(&mut byte).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_moved_listener_is_found_by_every_loop_even_one_started_later() {
+        let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &Config::default()).unwrap();
+        assert!(current.moved_listener().is_none());
+        // A move before any loop has made its wake-up socket: the loops
+        // that start later still find it, each a descriptor of its own.
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = first.local_addr().unwrap();
+        let mut with = replacement(&["127.0.0.1:9001"], Vec::new());
+        with.listener = Some(first);
+        current.replace(with).unwrap();
+        assert_eq!(current.moves(), 1);
+        for _ in 0..3 {
+            let (number, copy) = current.moved_listener().unwrap();
+            assert_eq!((number, copy.unwrap().local_addr().unwrap()), (1, at));
+        }
+        // A second move is numbered after it.
+        let mut with = replacement(&["127.0.0.1:9001"], Vec::new());
+        with.listener = Some(TcpListener::bind("127.0.0.1:0").unwrap());
+        current.replace(with).unwrap();
+        assert_eq!(current.moved_listener().unwrap().0, 2);
+    }
+
+    #[test]
+    fn a_reload_waits_until_every_loop_serves_it_or_stopped() {
+        let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &Config::default()).unwrap();
+        // No loop counted (a program that runs the loop itself): nothing to wait for.
+        assert!(current.wait_served(2, Duration::ZERO));
+        current.expect_loops(2);
+        // Neither loop started yet.
+        assert!(!current.wait_served(1, Duration::ZERO));
+        current.serving(0, 1);
+        current.serving(1, 1);
+        assert!(current.wait_served(1, Duration::ZERO));
+        let generation = swap(&current, &[("127.0.0.1:9002", 1)]).unwrap();
+        current.adopted(0, generation, Instant::now());
+        assert!(!current.wait_served(generation, Duration::ZERO), "loop 1 still serves the old set");
+        assert_eq!(current.swap_latency.count(), 1);
+        // Loop 1 adopts from another thread while the reload waits.
+        let current = Arc::new(current);
+        let loop1 = Arc::clone(&current);
+        let adopts = std::thread::spawn(move || loop1.adopted(1, generation, Instant::now()));
+        assert!(current.wait_served(generation, Duration::from_secs(10)));
+        adopts.join().unwrap();
+        // A stopped loop is waited for no more.
+        let newer = swap(&current, &[("127.0.0.1:9003", 1)]).unwrap();
+        current.adopted(0, newer, Instant::now());
+        current.serving(1, u64::MAX);
+        assert!(current.wait_served(newer, Duration::ZERO));
     }
 }

@@ -280,6 +280,9 @@ pub(crate) struct Reactor<'a> {
     accepted: u64,
     /// Connections this loop accepted and handed to another.
     handed: u64,
+    /// Which of the reloads' listener moves this loop listens after (0:
+    /// it listens where the program started).
+    listening_on: u64,
 }
 
 // ANCHOR: worker
@@ -389,6 +392,14 @@ pub fn prepare(listener: TcpListener, lb: &Lb, worker: Worker) -> io::Result<Pre
 
 /// Runs a prepared loop until `shutdown` fires and it has drained.
 pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
+    let slot = prepared.worker.index;
+    let result = serve_prepared(prepared, lb, shutdown, hooks);
+    // Serves no set any more: a reload need not wait for this loop.
+    lb.current.serving(slot, u64::MAX);
+    result
+}
+
+fn serve_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hooks<'_>) -> io::Result<()> {
     let Prepared { listener, poller, waker, inbox, worker } = prepared;
     let Hooks { reuse, admission, observe } = hooks;
     // Shutdown wakes the loop through its own waker, not with a connection
@@ -422,11 +433,15 @@ pub fn run_prepared(prepared: Prepared, lb: &Lb, shutdown: Shutdown, hooks: Hook
         worker,
         accepted: 0,
         handed: 0,
+        listening_on: 0,
     };
     if worker.probes() && r.cur.config.health.probe != Probe::Off {
         r.timers.insert(Instant::now(), Due::HealthRound);
         r.probing_rounds = true;
     }
+    // A reload may have come while the loop was being made.
+    r.follow_listener();
+    lb.current.serving(worker.index, r.cur.generation);
     let mut events = Vec::with_capacity(1024);
     let mut drain_until = None;
     loop {
@@ -539,18 +554,36 @@ impl Reactor<'_> {
             }
             self.forget_streams(closed);
         }
-        if let Some(listener) = self.lb.current.take_listener() {
-            self.rebind(listener);
-        }
+        self.follow_listener();
         // A reload may have turned probes on.
         if self.worker.probes() && !self.probing_rounds && self.cur.config.health.probe != Probe::Off {
             self.timers.insert(Instant::now(), Due::HealthRound);
             self.probing_rounds = true;
         }
-        self.lb.current.adopted(Instant::now());
+        self.lb.current.adopted(self.worker.index, self.cur.generation, Instant::now());
         tracing::info!(generation = self.cur.generation, backends = self.cur.keys().len(), "serving a new backend set");
     }
     // ANCHOR_END: adopt
+
+    /// Listens where the newest reload moved the listening socket, unless
+    /// this loop does already. Also at the loop's start: a reload may have
+    /// moved it while the loop was being made.
+    fn follow_listener(&mut self) {
+        if self.lb.current.moves() == self.listening_on {
+            return;
+        }
+        match self.lb.current.moved_listener() {
+            Some((number, Ok(listener))) => {
+                self.listening_on = number;
+                self.rebind(listener);
+            }
+            Some((number, Err(e))) => {
+                self.listening_on = number;
+                tracing::error!(error = %e, "cannot duplicate the new listening socket; listening where we were");
+            }
+            None => {}
+        }
+    }
 
     /// Listens on `listener` instead of the old socket. Connections
     /// already waiting in the old one's backlog are accepted first:
@@ -829,6 +862,7 @@ mod tests {
             worker: Worker::ONLY,
             accepted: 0,
             handed: 0,
+            listening_on: 0,
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backends::client::{self, HttpResponse};
 use backends::{BackendConfig, BackendHandle, spawn};
@@ -73,8 +73,21 @@ fn every_algorithm_serves_through_the_balancer() {
     let hs = backends(&["a", "b", "c"]);
     for kind in [Kind::Rr, Kind::Lc, Kind::Iphash, Kind::Random, Kind::Wrandom, Kind::Hash, Kind::Sticky] {
         let g = group("default", &[&hs[0], &hs[1], &hs[2]], &[1, 1, 1], kind, Duration::ZERO);
+        let pool = Arc::clone(&g.pool);
         let (_lb, server) = start(Router::new(g), no_probes());
-        let names: Vec<String> = (0..30).map(|_| who(&get(server.addr, "/"))).collect();
+        let names: Vec<String> = (0..30)
+            .map(|_| {
+                // The client has its answer a moment before the balancer's
+                // thread counts the backend free again; least connections
+                // would (rightly) pass over one still counted busy.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while pool.nodes.iter().any(|n| n.active() > 0) {
+                    assert!(Instant::now() < deadline, "a backend stayed counted busy");
+                    std::thread::yield_now();
+                }
+                who(&get(server.addr, "/"))
+            })
+            .collect();
         assert!(names.iter().all(|n| ["a", "b", "c"].contains(&n.as_str())), "{kind:?}: {names:?}");
         match kind {
             // One client address, no cookie kept by this client: one backend.

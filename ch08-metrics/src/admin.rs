@@ -20,11 +20,15 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ch02_proxy::http::{Framing, Limits, Version, parse_request};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::balancer::Metrics;
 use crate::registry::Format;
@@ -154,18 +158,63 @@ pub fn start(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> 
 }
 
 /// [`start`] on a socket already listening (chapter 10's upgrade hands
-/// the old process's admin socket to the new one).
+/// the old process's admin socket to the new one). The thread takes
+/// connections until [`Metrics::stop_admin`].
 pub fn start_on(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
     let local = listener.local_addr()?;
-    std::thread::Builder::new().name("admin".into()).spawn(move || accept_loop(&listener, &metrics))?;
+    // Non-blocking, so that the thread waits in `poll` for a connection or
+    // the stop, never in `accept`: a socket shared with another process
+    // may see its connection taken by the other between the two.
+    listener.set_nonblocking(true)?;
+    let (stop, stopped) = UnixStream::pair()?;
+    metrics.set_admin_stop(Stop(stop));
+    std::thread::Builder::new().name("admin".into()).spawn(move || accept_loop(&listener, &stopped, &metrics))?;
     Ok(local)
 }
 
-fn accept_loop(listener: &TcpListener, metrics: &Arc<Metrics>) {
+/// The write end of the admin thread's stop socket: a byte there, and the
+/// thread takes no more connections.
+#[derive(Debug)]
+pub struct Stop(UnixStream);
+
+impl Stop {
+    /// Asks the admin thread to stop taking connections; false if it is
+    /// gone already.
+    pub fn stop(&self) -> bool {
+        (&self.0).write_all(&[1]).is_ok()
+    }
+}
+
+/// Waits for either a connection or the stop; true when stopped.
+fn wait_for_client(listener: &TcpListener, stopped: &UnixStream) -> io::Result<bool> {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(stopped.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Any event on the stop socket (a byte, or its other end closed) stops.
+    Ok(fds.get(1).and_then(PollFd::revents).is_some_and(|r| !r.is_empty()))
+}
+
+fn accept_loop(listener: &TcpListener, stopped: &UnixStream, metrics: &Arc<Metrics>) {
     let busy = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let mut stream = match stream {
-            Ok(s) => s,
+    loop {
+        match wait_for_client(listener, stopped) {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin listener: cannot wait for connections");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        }
+        let mut stream = match listener.accept() {
+            Ok((s, _)) => s,
+            // Taken by another process sharing the socket, or gone again.
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
                 // Out of descriptors, say: do not spin.
@@ -173,6 +222,11 @@ fn accept_loop(listener: &TcpListener, metrics: &Arc<Metrics>) {
                 continue;
             }
         };
+        // Served with blocking reads and writes, under timeouts.
+        if let Err(e) = stream.set_nonblocking(false) {
+            tracing::warn!(error = %e, "admin client dropped: cannot make its socket blocking");
+            continue;
+        }
         if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
             busy.fetch_sub(1, Ordering::AcqRel);
             let _ = stream.set_write_timeout(Some(IO_TIMEOUT));

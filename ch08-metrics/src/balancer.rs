@@ -57,6 +57,8 @@ pub struct Metrics {
     running: OnceLock<Running>,
     /// More paths for the admin listener (chapter 10's `/reload`).
     admin_routes: OnceLock<crate::admin::Routes>,
+    /// How to make the admin listener's thread stop taking connections.
+    admin_stop: OnceLock<crate::admin::Stop>,
     pool: OnceLock<Arc<PoolStats>>,
     limiter: OnceLock<Arc<LimiterStats>>,
     started: SystemTime,
@@ -116,6 +118,7 @@ impl Metrics {
             duration,
             running: OnceLock::new(),
             admin_routes: OnceLock::new(),
+            admin_stop: OnceLock::new(),
             pool: OnceLock::new(),
             limiter: OnceLock::new(),
             started,
@@ -141,6 +144,22 @@ impl Metrics {
     /// The paths added to the admin listener, if any.
     pub fn admin_routes(&self) -> Option<&crate::admin::Routes> {
         self.admin_routes.get()
+    }
+
+    /// Makes the admin listener's thread take no more connections (those
+    /// it took are answered). For a process that hands its admin socket
+    /// to another and stops (chapter 10's upgrade): every new admin client
+    /// then reaches the new process. False when there is no admin listener.
+    pub fn stop_admin(&self) -> bool {
+        let stopped = self.admin_stop.get().is_some_and(crate::admin::Stop::stop);
+        if stopped {
+            tracing::info!("admin listener: this process takes no more admin connections");
+        }
+        stopped
+    }
+
+    pub(crate) fn set_admin_stop(&self, stop: crate::admin::Stop) {
+        let _ = self.admin_stop.set(stop);
     }
 
     /// The pool's counters, if the balancer has a pool.

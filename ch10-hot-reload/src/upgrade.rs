@@ -22,7 +22,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -170,13 +170,31 @@ pub struct Upgrader {
     argv: Vec<String>,
     sockets: Arc<Sockets>,
     busy: Mutex<()>,
+    /// What to do once the new process serves, before draining.
+    handed_over: OnceLock<HandedOver>,
+}
+
+/// Called once the new process serves: this one shares its admin socket
+/// with it, and stops taking admin connections, so that every new admin
+/// client (a reload, a scrape) reaches the process that stays.
+pub struct HandedOver(pub Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandedOver(..)")
+    }
 }
 
 impl Upgrader {
     /// Upgrades to `argv` (this program's own command line), handing over
     /// `sockets`.
     pub fn new(argv: Vec<String>, sockets: Arc<Sockets>) -> Self {
-        Self { argv, sockets, busy: Mutex::new(()) }
+        Self { argv, sockets, busy: Mutex::new(()), handed_over: OnceLock::new() }
+    }
+
+    /// Sets what to do once a new process serves (set once).
+    pub fn on_handed_over(&self, then: HandedOver) {
+        let _ = self.handed_over.set(then);
     }
 
     /// Starts the new process and hands it the sockets; `Ok` with its
@@ -185,7 +203,12 @@ impl Upgrader {
     pub fn upgrade(&self, by: &str) -> Result<u32, String> {
         let started = self.start(by);
         match &started {
-            Ok(pid) => tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains"),
+            Ok(pid) => {
+                tracing::info!(pid, "upgrade: the new process serves; this one stops accepting and drains");
+                if let Some(then) = self.handed_over.get() {
+                    (then.0)();
+                }
+            }
             Err(why) => tracing::error!(by, error = %why, "upgrade failed; this process serves on"),
         }
         started

@@ -975,3 +975,33 @@ fn post_upgrade_answers_once_the_new_process_serves_and_a_failed_one_changes_not
     assert_eq!(serving_pid(admin), new_pid);
     assert!(get(old.addr, "/").unwrap().text().contains("alpha"));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn once_upgraded_every_new_admin_client_reaches_the_new_process() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let slow = spawn(BackendConfig { latency: Duration::from_secs(3), ..BackendConfig::named("slow") }).unwrap();
+    let path = temp_file("upgrade-admin-stop.yaml", &observed(&[slow.addr()], 0));
+    let (mut old, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    // A request under way keeps the old process draining for a while.
+    let addr = old.addr;
+    let under_way = std::thread::spawn(move || get(addr, "/").unwrap());
+    let deadline = Instant::now() + WAIT;
+    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the backend");
+        std::thread::yield_now();
+    }
+    let done = post(admin, "/upgrade");
+    assert_eq!(done.status, 200, "{}", done.text());
+    let new_pid: u32 = done.text().split_whitespace().nth(2).and_then(|p| p.parse().ok()).expect("the new pid");
+    let _new = Stop(new_pid);
+    old.wait_for_line(WAIT, |l| l.contains("takes no more admin connections"))
+        .expect("the old process stops taking admin clients");
+    assert!(old.is_running(), "the old process still drains the request under way");
+    // Both processes hold the admin socket; only the new one takes clients.
+    for _ in 0..20 {
+        assert_eq!(serving_pid(admin), new_pid);
+    }
+    assert_eq!(under_way.join().unwrap().status, 200, "the request under way is answered");
+    drained(&mut old);
+}

@@ -45,8 +45,8 @@ snip post
 run "curl -s localhost:8081/config | grep '\"pid\"'"
 run "curl -s -w '%{http_code}\n' localhost:8081/upgrade"
 run "curl -s -X POST localhost:8081/upgrade"
-# Until the old process has drained and exited, it still accepts on the
-# admin socket it shares with the new one: the page says so.
+# The old process takes no more admin clients once the new one is ready;
+# wait until it has drained and exited, so that one process is counted.
 wait_gone "$L"
 run "pgrep -fc 'hot_reload_lb -c lb.yaml'"
 run "curl -s localhost:8081/config | grep '\"pid\"'"

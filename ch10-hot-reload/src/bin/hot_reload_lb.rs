@@ -254,6 +254,14 @@ fn reloading(
             on_start.attach(Arc::clone(&running.current), running.config.algorithm.clone(), handles);
             export(&on_start, &running.current, metrics)?;
             let admin = Arc::clone(&on_start);
+            // Once a new process serves, admin clients go to it alone.
+            #[cfg(target_os = "linux")]
+            if let Some(upgrader) = &upgrading {
+                let metrics = Arc::clone(metrics);
+                upgrader.on_handed_over(upgrade::HandedOver(Box::new(move || {
+                    metrics.stop_admin();
+                })));
+            }
             metrics.add_admin_routes(Routes(Arc::new(move |method, target| {
                 admin_route(&admin, &upgrading, method, target)
             })));

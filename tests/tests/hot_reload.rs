@@ -219,11 +219,7 @@ fn a_backend_at_its_max_connections_is_passed_over() {
     let lb = start(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"], LISTENING);
     let addr = lb.addr;
     let first = std::thread::spawn(move || get(addr, "/").unwrap());
-    let deadline = Instant::now() + WAIT;
-    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-        assert!(Instant::now() < deadline, "the first request never reached the backend");
-        std::thread::yield_now();
-    }
+    until_under_way(&slow, "the first request never reached the backend");
     // The one request it may serve is under way: the second is refused at once.
     let second = get(lb.addr, "/").unwrap();
     assert_eq!(second.status, 503, "{}", second.text());
@@ -424,6 +420,16 @@ fn post(addr: SocketAddr, path: &str) -> HttpResponse {
     send(addr, format!("POST {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes()).unwrap()
 }
 
+/// Waits (bounded) until `backend` has a connection open: a request sent
+/// through the balancer has reached it. `what` says which, if it never does.
+fn until_under_way(backend: &backends::BackendHandle, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while backend.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
 /// A configuration of `backends` with the admin listener on a port of the
 /// kernel's choosing.
 fn observed(backends: &[SocketAddr], port: u16) -> String {
@@ -522,11 +528,7 @@ fn a_request_under_way_finishes_on_the_set_it_started_with() {
     let under_way = std::thread::spawn(move || get(addr, "/").unwrap());
     // Wait until the balancer has connected to the slow backend for it:
     // the backend is picked, whatever happens next.
-    let deadline = Instant::now() + WAIT;
-    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-        assert!(Instant::now() < deadline, "the request never reached the backend");
-        std::thread::yield_now();
-    }
+    until_under_way(&slow, "the request never reached the backend");
     std::fs::write(&path, observed(&[b.addr()], 0)).unwrap();
     assert_eq!(post(admin, "/reload").status, 200);
     assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "new requests go to the new set");
@@ -986,11 +988,7 @@ fn once_upgraded_every_new_admin_client_reaches_the_new_process() {
     // A request under way keeps the old process draining for a while.
     let addr = old.addr;
     let under_way = std::thread::spawn(move || get(addr, "/").unwrap());
-    let deadline = Instant::now() + WAIT;
-    while slow.stats().active_connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-        assert!(Instant::now() < deadline, "the request never reached the backend");
-        std::thread::yield_now();
-    }
+    until_under_way(&slow, "the request never reached the backend");
     let done = post(admin, "/upgrade");
     assert_eq!(done.status, 200, "{}", done.text());
     let new_pid: u32 = done.text().split_whitespace().nth(2).and_then(|p| p.parse().ok()).expect("the new pid");

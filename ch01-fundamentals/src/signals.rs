@@ -58,6 +58,32 @@ where
 }
 // ANCHOR_END: signal_thread
 
+/// Starts a thread named `name` that never takes a server signal (SIGINT,
+/// SIGTERM, SIGHUP, SIGUSR1, SIGUSR2): they are blocked in it from its
+/// first instruction, and the calling thread's mask is put back once it
+/// has started. For a thread started before [`spawn`] (which blocks them
+/// in the threads started after it): a signal the kernel gave such a
+/// thread would take its default action and end the process. Blocking
+/// them inside the new thread instead leaves a window before it runs, which
+/// a loaded machine can stretch to milliseconds.
+pub fn spawn_masked<F, T>(name: &str, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+        set.add(s);
+    }
+    let mut before = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut before)).map_err(io::Error::from)?;
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(f);
+    let restored = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None).map_err(io::Error::from);
+    let handle = spawned?;
+    restored?;
+    Ok(handle)
+}
+
 // ANCHOR: on_signals
 /// What a server's log says when SIGINT or SIGTERM stops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,4 +147,29 @@ pub fn for_server<T: Send + Sync + 'static>(
     };
     on_signals(shutdown.clone(), stopping, on_report, on_reload)?;
     Ok(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: [Signal; 5] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2];
+
+    /// The calling thread's signal mask.
+    fn mask() -> SigSet {
+        let mut now = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut now)).unwrap();
+        now
+    }
+
+    #[test]
+    fn a_masked_thread_is_born_with_the_server_signals_blocked_and_the_caller_keeps_its_mask() {
+        let before = mask();
+        let inside = spawn_masked("masked", || SERVER.map(|s| mask().contains(s))).unwrap().join().unwrap();
+        assert_eq!(inside, [true; 5], "blocked in the new thread");
+        let after = mask();
+        for s in SERVER {
+            assert_eq!(after.contains(s), before.contains(s), "{s:?} in the caller's mask, as it was");
+        }
+    }
 }

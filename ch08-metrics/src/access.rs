@@ -86,14 +86,10 @@ impl AccessLog {
         let (to_writer, from_loop) = sync_channel(BACKLOG);
         let dropped = Arc::new(AtomicU64::new(0));
         let path = path.to_path_buf();
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            // This thread may start before the program's signal thread, so
-            // it does not inherit the mask that keeps signals away from
-            // every other thread: it blocks them itself, or a SIGHUP
-            // delivered here would end the process.
-            let _ = nix::sys::signal::SigSet::all().thread_block();
-            write_lines(&path, file, &from_loop);
-        })?;
+        // This thread may start before the program's signal thread, so it
+        // would not inherit the mask that keeps signals away from every
+        // other thread; a SIGHUP delivered here would end the process.
+        ch01_fundamentals::signals::spawn_masked("access-log", move || write_lines(&path, file, &from_loop))?;
         let reopen = Reopen(to_writer.clone());
         let sink = Sink::File { to_writer, dropped: Arc::clone(&dropped) };
         Ok((Self { sink, format, prefix: id_prefix(), next: 0 }, reopen, dropped))

@@ -242,15 +242,10 @@ pub fn on_sigusr2(upgrader: Arc<Upgrader>) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGUSR2);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(std::io::Error::from)?;
-    std::thread::Builder::new().name("upgrade".into()).spawn(move || {
-        // This thread starts before the signal thread blocks the server's
-        // signals; it must not take them either (SIGTERM would then end
-        // the process at once instead of draining it).
-        let mut server = SigSet::empty();
-        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGUSR1] {
-            server.add(s);
-        }
-        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&server), None);
+    // This thread starts before the signal thread blocks the server's
+    // signals; it must not take them either (SIGTERM would then end the
+    // process at once instead of draining it), not even before it runs.
+    ch01_fundamentals::signals::spawn_masked("upgrade", move || {
         loop {
             if set.wait().is_err() {
                 continue; // EINTR: wait again

@@ -196,8 +196,6 @@ pub struct Current {
     /// (from 1): every loop listens on a duplicate of it. Kept here, so a
     /// loop that starts after the move still finds it.
     moved: Mutex<Option<(u64, TcpListener)>>,
-    /// How many moves there were: what a loop compares with its own.
-    moves: AtomicU64,
     /// Where the loop listens, once a reload has moved it.
     listening: Mutex<Option<SocketAddr>>,
     /// One end of each loop's wake-up socket: a byte written there makes
@@ -272,7 +270,6 @@ impl Current {
             generation: AtomicU64::new(1),
             registry: Mutex::new(registry),
             moved: Mutex::new(None),
-            moves: AtomicU64::new(0),
             listening: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
             serving: Mutex::new(Vec::new()),
@@ -309,9 +306,8 @@ impl Current {
         // Published before the set: a loop that sees the set sees the move.
         if let Some(listener) = listener {
             let mut moved = lock(&self.moved);
-            let number = self.moves.load(Ordering::Acquire) + 1;
+            let number = moved.as_ref().map_or(0, |(n, _)| *n) + 1;
             *moved = Some((number, listener));
-            self.moves.store(number, Ordering::Release);
         }
         *lock(&self.asked) = Some(asked);
         *lock(&self.now) = Arc::new(next);
@@ -365,15 +361,15 @@ impl Current {
         *lock(&self.listening) = Some(addr);
     }
 
-    /// How many times a reload moved the listening socket.
-    pub(crate) fn moves(&self) -> u64 {
-        self.moves.load(Ordering::Acquire)
-    }
-
-    /// A duplicate of the listening socket the newest move brought, for a
-    /// loop to listen on, with the move's number; `None` before any move.
-    pub(crate) fn moved_listener(&self) -> Option<(u64, io::Result<TcpListener>)> {
-        lock(&self.moved).as_ref().map(|(number, listener)| (*number, listener.try_clone()))
+    /// A duplicate of the listening socket the newest move brought, with
+    /// the move's number, for a loop that listens after move `have` (0:
+    /// none yet); `None` when there is no newer move. Asked once per set
+    /// adopted, never per request.
+    pub(crate) fn moved_listener(&self, have: u64) -> Option<(u64, io::Result<TcpListener>)> {
+        lock(&self.moved)
+            .as_ref()
+            .filter(|(number, _)| *number != have)
+            .map(|(number, listener)| (*number, listener.try_clone()))
     }
 
     /// The program runs `loops` loops (numbered from 0): a reload waits
@@ -648,7 +644,7 @@ mod tests {
     #[test]
     fn a_moved_listener_is_found_by_every_loop_even_one_started_later() {
         let current = Current::new(vec![Backend::new("127.0.0.1:9001", 1)], Kind::Rr, &Config::default()).unwrap();
-        assert!(current.moved_listener().is_none());
+        assert!(current.moved_listener(0).is_none());
         // A move before any loop has made its wake-up socket: the loops
         // that start later still find it, each a descriptor of its own.
         let first = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -656,16 +652,17 @@ mod tests {
         let mut with = replacement(&["127.0.0.1:9001"], Vec::new());
         with.listener = Some(first);
         current.replace(with).unwrap();
-        assert_eq!(current.moves(), 1);
         for _ in 0..3 {
-            let (number, copy) = current.moved_listener().unwrap();
+            let (number, copy) = current.moved_listener(0).unwrap();
             assert_eq!((number, copy.unwrap().local_addr().unwrap()), (1, at));
         }
+        assert!(current.moved_listener(1).is_none(), "a loop on move 1 has nothing newer");
         // A second move is numbered after it.
         let mut with = replacement(&["127.0.0.1:9001"], Vec::new());
         with.listener = Some(TcpListener::bind("127.0.0.1:0").unwrap());
         current.replace(with).unwrap();
-        assert_eq!(current.moved_listener().unwrap().0, 2);
+        assert_eq!(current.moved_listener(1).unwrap().0, 2);
+        assert!(current.moved_listener(2).is_none());
     }
 
     #[test]

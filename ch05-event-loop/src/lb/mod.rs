@@ -569,10 +569,7 @@ impl Reactor<'_> {
     /// this loop does already. Also at the loop's start: a reload may have
     /// moved it while the loop was being made.
     fn follow_listener(&mut self) {
-        if self.lb.current.moves() == self.listening_on {
-            return;
-        }
-        match self.lb.current.moved_listener() {
+        match self.lb.current.moved_listener(self.listening_on) {
             Some((number, Ok(listener))) => {
                 self.listening_on = number;
                 self.rebind(listener);

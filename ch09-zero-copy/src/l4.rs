@@ -16,53 +16,70 @@
 //! for writing when the downstream direction waits to write to it; the
 //! same for the backend. A direction that is done shuts down its
 //! destination's sending half; when both are, the pair is closed.
+//!
+//! The backends are chapter 5's [`Current`]: one set, with its settings
+//! (connect and idle timeouts, health thresholds, drain time), that a
+//! reload may replace whole (chapter 10's layer 4 mode does). The loop
+//! takes the newest set at the top of each round; a pair keeps the set it
+//! was connected from to its end, so a reload never moves a connection
+//! under way, and a backend that stays in the new set keeps its health
+//! and counters.
 
 use std::collections::HashSet;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::Shutdown;
-use ch04_advanced::algorithm::{Algorithm, Context, pick_untried};
+use ch04_advanced::algorithm::{Context, pick_untried};
 use ch04_advanced::health::{HealthConfig, Probe, record_request};
 use ch04_advanced::node::Pool;
+use ch05_event_loop::lb::backends::{Backends, Current};
 use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
 use socket2::{Domain, Socket, Type};
 
+use ch05_event_loop::lb::Config as LoopConfig;
+
 use crate::relay::{Direction, Kind, Wait};
 
-/// What `l4_proxy` is configured with.
+/// What the loop is configured with, besides the backend set's settings.
 #[derive(Debug, Clone)]
 pub struct L4Config {
     /// How bytes move: splice through a pipe, or copy.
     pub kind: Kind,
-    /// How long a backend may take to accept a connection.
-    pub connect_timeout: Duration,
-    /// How long a pair may move no byte before it is closed.
-    pub idle_timeout: Duration,
     /// Client connections held at once; more are closed on arrival.
     pub max_connections: usize,
     /// Which system call waits.
     pub poller: Mechanism,
-    /// Health settings: a failed connect counts as a failed request
-    /// (passive check, `max_fails`), and the probes a checker thread runs
-    /// on the same pool (TCP by default at layer 4) take backends out of
-    /// rotation before any client meets them.
-    pub health: HealthConfig,
 }
 
 impl Default for L4Config {
     fn default() -> Self {
-        Self {
-            kind: Kind::Auto(256 * 1024),
-            connect_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(300),
-            max_connections: 10_000,
-            poller: Mechanism::best(),
-            health: HealthConfig { probe: Probe::Tcp, ..HealthConfig::default() },
-        }
+        Self { kind: Kind::Auto(256 * 1024), max_connections: 10_000, poller: Mechanism::best() }
     }
+}
+
+/// The settings a layer 4 backend set carries (chapter 5's loop settings,
+/// of which layer 4 uses four): `connect` is how long a backend may take
+/// to accept a connection, `idle` how long a pair may move no byte before
+/// it is closed, `health` the thresholds (a failed connect counts as a
+/// failed request, and probes, TCP by default here, take backends out
+/// before a client meets them), `drain` how long pairs under way may go
+/// on after a stop (zero: closed at once).
+pub fn settings(connect: Duration, idle: Duration, health: HealthConfig, drain: Duration) -> LoopConfig {
+    let mut config = LoopConfig { health, drain_timeout: drain, ..LoopConfig::default() };
+    config.timeouts.connect = connect;
+    config.timeouts.idle = idle;
+    config
+}
+
+/// [`settings`] with `l4_proxy`'s defaults: 2 s to connect, 5 minutes
+/// idle, chapter 4's thresholds with a TCP probe, no drain.
+pub fn default_settings() -> LoopConfig {
+    let health = HealthConfig { probe: Probe::Tcp, ..HealthConfig::default() };
+    settings(Duration::from_secs(2), Duration::from_secs(300), health, Duration::ZERO)
 }
 
 /// Counters, readable from any thread while the loop runs.
@@ -97,6 +114,8 @@ enum Phase {
 struct Pair {
     client: TcpStream,
     backend: TcpStream,
+    /// The set the backend was picked from, and its index there.
+    set: Arc<Backends>,
     node: usize,
     peer: SocketAddr,
     phase: Phase,
@@ -108,9 +127,8 @@ struct Pair {
 /// What the loop needs besides the pairs.
 struct L4<'a> {
     config: &'a L4Config,
-    pool: &'a Pool,
-    algorithm: &'a dyn Algorithm,
-    addrs: &'a [SocketAddr],
+    /// The newest set, which new clients are paired from.
+    set: Arc<Backends>,
     stats: &'a L4Stats,
     poller: Poller,
     pairs: Vec<Option<Pair>>,
@@ -118,41 +136,89 @@ struct L4<'a> {
 }
 
 const LISTENER: usize = usize::MAX;
+const WAKER: usize = usize::MAX - 1;
 
 // ANCHOR: run
 /// Runs the proxy on `listener` until `shutdown` fires: each client is
-/// paired with a backend of `pool` (whose addresses, resolved, are
-/// `addrs`) picked by `algorithm`. When it stops, open pairs are closed.
+/// paired with a backend of `current`'s newest set, picked by the set's
+/// algorithm (key: the client's address). A new set published by a
+/// reload wakes the loop, which takes it, and the listening socket it
+/// moved to if it did, before its next client. Once `shutdown` fires the
+/// loop stops accepting and gives the pairs under way the set's drain
+/// time to finish; those left then are closed.
 pub fn run(
     listener: TcpListener,
-    pool: &Pool,
-    addrs: &[SocketAddr],
-    algorithm: &dyn Algorithm,
+    current: &Current,
     config: &L4Config,
     stats: &L4Stats,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    shutdown.wake_listener(listener.local_addr()?);
     let mut poller = Poller::new(config.poller)?;
     poller.register(&listener, LISTENER, Interest::READABLE, Trigger::Level)?;
-    let mut l4 = L4 { config, pool, algorithm, addrs, stats, poller, pairs: Vec::new(), free: Vec::new() };
+    let mut listener = Some(listener);
+    // A byte on the wake-up socket: a new set (Current::replace) or a stop.
+    let (wake, waker) = current.waker()?;
+    poller.register(&wake, WAKER, Interest::READABLE, Trigger::Level)?;
+    shutdown.on_trigger(move || {
+        let _ = (&waker).write(&[1]);
+    });
+    let set = current.load();
+    current.serving(0, set.generation);
+    let mut l4 = L4 { config, set, stats, poller, pairs: Vec::new(), free: Vec::new() };
     let mut events = Vec::with_capacity(1024);
     // Pairs that used their budget and go on without waiting.
     let mut busy: HashSet<usize> = HashSet::new();
     let mut last_sweep = Instant::now();
-    while !shutdown.is_triggered() {
-        let timeout = if busy.is_empty() { Duration::from_millis(250) } else { Duration::ZERO };
-        l4.poller.wait(&mut events, Some(timeout))?;
-        if shutdown.is_triggered() {
-            // The trigger's own connection woke us: not a client.
+    // The listener move this loop listens after (0: none), and once
+    // stopping, the end of the drain.
+    let (mut moved, mut draining) = (0, None);
+    loop {
+        if shutdown.is_triggered() && draining.is_none() {
+            if let Some(l) = listener.take() {
+                let _ = l4.poller.deregister(&l);
+            }
+            let drain = l4.set.config.drain_timeout;
+            let open = l4.open();
+            if open > 0 && !drain.is_zero() {
+                tracing::info!(
+                    open,
+                    drain_ms = drain.as_millis() as u64,
+                    "stopped accepting; draining connections under way"
+                );
+            }
+            draining = Some(Instant::now() + drain);
+        }
+        if draining.is_some_and(|end| l4.open() == 0 || Instant::now() >= end) {
             break;
         }
+        let timeout = if busy.is_empty() { Duration::from_millis(250) } else { Duration::ZERO };
+        l4.poller.wait(&mut events, Some(timeout))?;
+        if current.generation() != l4.set.generation {
+            l4.set = current.load();
+            if let Some((number, socket)) = current.moved_listener(moved) {
+                moved = number;
+                l4.follow(socket, &mut listener, current, draining.is_some());
+            }
+            current.adopted(0, l4.set.generation, Instant::now());
+            tracing::info!(
+                generation = l4.set.generation,
+                backends = l4.set.pool.nodes.len(),
+                "serving with a new backend set"
+            );
+        }
         for e in events.iter().copied() {
-            if e.token == LISTENER {
-                l4.accept_all(&listener);
-            } else {
-                l4.drive(e.token / 2, Some(e), &mut busy);
+            match e.token {
+                LISTENER => {
+                    if let Some(l) = &listener {
+                        l4.accept_all(l);
+                    }
+                }
+                WAKER => {
+                    let mut bytes = [0u8; 64];
+                    while (&wake).read(&mut bytes).is_ok_and(|n| n > 0) {}
+                }
+                token => l4.drive(token / 2, Some(e), &mut busy),
             }
         }
         for slot in std::mem::take(&mut busy) {
@@ -163,11 +229,51 @@ pub fn run(
             last_sweep = Instant::now();
         }
     }
+    l4.close_all();
+    current.serving(0, u64::MAX);
     Ok(())
 }
 // ANCHOR_END: run
 
 impl L4<'_> {
+    /// Pairs open now.
+    fn open(&self) -> usize {
+        self.pairs.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// Listens on the socket a reload moved the balancer to, instead of
+    /// `listener` (unless stopping: then on none).
+    fn follow(
+        &mut self,
+        socket: io::Result<TcpListener>,
+        listener: &mut Option<TcpListener>,
+        current: &Current,
+        stopping: bool,
+    ) {
+        let new = socket.and_then(|l| {
+            l.set_nonblocking(true)?;
+            if !stopping {
+                self.poller.register(&l, LISTENER, Interest::READABLE, Trigger::Level)?;
+            }
+            Ok(l)
+        });
+        match new {
+            Ok(new) => {
+                if let Some(old) = listener.take() {
+                    let _ = self.poller.deregister(&old);
+                }
+                if let Ok(addr) = new.local_addr() {
+                    tracing::info!(%addr, "listening on the new address");
+                    current.moved_to(addr);
+                }
+                if !stopping {
+                    *listener = Some(new);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot listen on the moved socket; staying where we were"),
+        }
+    }
+
     /// Accepts every waiting client and starts connecting it to a backend.
     fn accept_all(&mut self, listener: &TcpListener) {
         while let Some((client, peer)) = crate::accept_next(listener) {
@@ -181,21 +287,22 @@ impl L4<'_> {
                 tracing::warn!(%peer, max = self.config.max_connections, "too many connections; closed");
                 continue;
             }
-            let tried = vec![false; self.pool.nodes.len()];
-            self.connect(client, peer, tried);
+            let set = Arc::clone(&self.set);
+            let tried = vec![false; set.pool.nodes.len()];
+            self.connect(client, peer, set, tried);
         }
     }
 
-    /// Starts a non-blocking connect to the next backend for `client`;
-    /// closes it when none is left.
-    fn connect(&mut self, client: TcpStream, peer: SocketAddr, mut tried: Vec<bool>) {
+    /// Starts a non-blocking connect to the next backend of `set` for
+    /// `client`; closes it when none is left.
+    fn connect(&mut self, client: TcpStream, peer: SocketAddr, set: Arc<Backends>, mut tried: Vec<bool>) {
         let key = peer.ip().to_string();
         let ctx = Context { client_ip: peer.ip(), key: &key, cookie: None, now: Instant::now() };
-        while let Some(node) = pick_untried(self.algorithm, self.pool, &ctx, &tried) {
+        while let Some(node) = pick_untried(set.algorithm.as_ref(), &set.pool, &ctx, &tried) {
             if let Some(seen) = tried.get_mut(node) {
                 *seen = true;
             }
-            let Some(&addr) = self.addrs.get(node) else { continue };
+            let Some(addr) = set.key(node).and_then(|k| set.addr(k)) else { continue };
             match start_connect(addr) {
                 Ok(backend) => {
                     let slot = self.free.pop().unwrap_or_else(|| {
@@ -209,30 +316,22 @@ impl L4<'_> {
                     }
                     let now = Instant::now();
                     let phase = Phase::Connecting { since: now, tried };
-                    if let Some(n) = self.pool.nodes.get(node) {
+                    if let Some(n) = set.pool.nodes.get(node) {
                         n.backend.active.fetch_add(1, Ordering::Relaxed);
                         n.backend.requests.fetch_add(1, Ordering::Relaxed);
                     }
-                    let pair = Pair { client, backend, node, peer, phase, last_progress: now, watching };
+                    let pair = Pair { client, backend, set, node, peer, phase, last_progress: now, watching };
                     if let Some(entry) = self.pairs.get_mut(slot) {
                         *entry = Some(pair);
                     }
                     self.stats.open.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Err(e) => self.backend_failed(node, &e.to_string()),
+                Err(e) => backend_failed(&set, node, &e.to_string()),
             }
         }
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%peer, "no backend could be reached; connection closed");
-    }
-
-    fn backend_failed(&self, node: usize, why: &str) {
-        if let Some(n) = self.pool.nodes.get(node) {
-            n.backend.failures.fetch_add(1, Ordering::Relaxed);
-            record_request(n, false, &self.config.health, Instant::now());
-            tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
-        }
     }
 
     // ANCHOR: drive
@@ -247,8 +346,8 @@ impl L4<'_> {
             }
             match pair.backend.take_error() {
                 Ok(None) if pair.backend.peer_addr().is_ok() => {
-                    if let Some(n) = self.pool.nodes.get(pair.node) {
-                        record_request(n, true, &self.config.health, Instant::now());
+                    if let Some(n) = pair.set.pool.nodes.get(pair.node) {
+                        record_request(n, true, &pair.set.config.health, Instant::now());
                     }
                     let (up, down) = match (Direction::new(self.config.kind), Direction::new(self.config.kind)) {
                         (Ok(up), Ok(down)) => (up, down),
@@ -325,15 +424,15 @@ impl L4<'_> {
         Ok(())
     }
 
-    /// The connect failed: the next backend, or the end.
+    /// The connect failed: the next backend of the pair's set, or the end.
     fn retry(&mut self, slot: usize, pair: Pair) {
-        let Pair { client, backend, node, peer, phase, .. } = pair;
+        let Pair { client, backend, set, node, peer, phase, .. } = pair;
         let _ = self.poller.deregister(&backend);
         drop(backend);
-        self.release(slot, node);
-        self.backend_failed(node, "connect refused or timed out");
+        self.release(slot, &set, node);
+        backend_failed(&set, node, "connect refused or timed out");
         if let Phase::Connecting { tried, .. } = phase {
-            self.connect(client, peer, tried);
+            self.connect(client, peer, set, tried);
         }
     }
 
@@ -350,11 +449,20 @@ impl L4<'_> {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(peer = %pair.peer, error, "connection ended with an error");
         }
-        self.release(slot, pair.node);
+        self.release(slot, &pair.set, pair.node);
     }
 
-    fn release(&mut self, slot: usize, node: usize) {
-        if let Some(n) = self.pool.nodes.get(node) {
+    /// Closes every pair left (the loop is stopping).
+    fn close_all(&mut self) {
+        for slot in 0..self.pairs.len() {
+            if let Some(pair) = self.pairs.get_mut(slot).and_then(Option::take) {
+                self.close(slot, pair, Some("the proxy stopped"));
+            }
+        }
+    }
+
+    fn release(&mut self, slot: usize, set: &Backends, node: usize) {
+        if let Some(n) = set.pool.nodes.get(node) {
             n.backend.active.fetch_sub(1, Ordering::Relaxed);
         }
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
@@ -373,10 +481,10 @@ impl L4<'_> {
         let now = Instant::now();
         for slot in 0..self.pairs.len() {
             let late = match self.pairs.get(slot).and_then(Option::as_ref) {
-                Some(Pair { phase: Phase::Connecting { since, .. }, .. }) => {
-                    now.duration_since(*since) >= self.config.connect_timeout
+                Some(Pair { phase: Phase::Connecting { since, .. }, set, .. }) => {
+                    now.duration_since(*since) >= set.config.timeouts.connect
                 }
-                Some(p) => now.duration_since(p.last_progress) >= self.config.idle_timeout,
+                Some(p) => now.duration_since(p.last_progress) >= p.set.config.timeouts.idle,
                 None => false,
             };
             if !late {
@@ -388,6 +496,15 @@ impl L4<'_> {
                 Phase::Relaying { .. } => self.close(slot, pair, Some("idle timeout")),
             }
         }
+    }
+}
+
+/// Counts a failed connect to node `node` of `set` against it.
+fn backend_failed(set: &Backends, node: usize, why: &str) {
+    if let Some(n) = set.pool.nodes.get(node) {
+        n.backend.failures.fetch_add(1, Ordering::Relaxed);
+        record_request(n, false, &set.config.health, Instant::now());
+        tracing::debug!(backend = %n.addr(), error = why, "connect failed; trying the next backend");
     }
 }
 
@@ -405,11 +522,11 @@ fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 impl L4Stats {
-    /// The statistics report (SIGUSR1 and exit).
-    pub fn report(&self, pool: &Pool) -> String {
+    /// The statistics report (SIGUSR1 and exit), by program `name`.
+    pub fn report(&self, name: &str, pool: &Pool) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = format!(
-            "l4_proxy: {} connections accepted, {} open, {} refused, {} ended with an error; {} bytes up, {} bytes down\n",
+            "{name}: {} connections accepted, {} open, {} refused, {} ended with an error; {} bytes up, {} bytes down\n",
             get(&self.accepted),
             get(&self.open),
             get(&self.refused),

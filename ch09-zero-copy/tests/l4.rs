@@ -16,13 +16,14 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use ch01_fundamentals::server::Shutdown;
-use ch04_advanced::algorithm::{self, Kind as Algorithm};
+use ch04_advanced::algorithm::Kind as Algorithm;
 use ch04_advanced::health::HealthChecker;
 use ch04_advanced::node::{Backend, Pool};
 mod common;
 use common::{Sha256, pattern, sha256};
 
-use ch09_zero_copy::l4::{L4Config, L4Stats, run};
+use ch05_event_loop::lb::backends::Current;
+use ch09_zero_copy::l4::{L4Config, L4Stats, default_settings, run};
 use ch09_zero_copy::relay::Kind;
 
 /// A backend that sends back every byte it gets, then ends its side.
@@ -78,13 +79,13 @@ fn proxy(backends: &[SocketAddr], kind: Kind) -> Proxy {
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(L4Stats::default());
     let shutdown = Shutdown::new();
-    let pool = Arc::new(Pool::new(backends.iter().map(|a| Backend::new(a.to_string(), 1)).collect()));
-    let (backends, s2, st, p2) = (backends.to_vec(), shutdown.clone(), Arc::clone(&stats), Arc::clone(&pool));
+    let backends = backends.iter().map(|a| Backend::new(a.to_string(), 1)).collect();
+    let current = Current::new(backends, Algorithm::Rr, &default_settings()).unwrap();
+    let pool = Arc::clone(&current.load().pool);
+    let (s2, st) = (shutdown.clone(), Arc::clone(&stats));
     let thread = thread::spawn(move || {
-        let pool = &*p2;
-        let alg = algorithm::build(Algorithm::Rr, pool, &algorithm::Options::default());
-        let config = L4Config { kind, connect_timeout: Duration::from_secs(2), ..L4Config::default() };
-        run(listener, pool, &backends, alg.as_ref(), &config, &st, s2).unwrap();
+        let config = L4Config { kind, ..L4Config::default() };
+        run(listener, &current, &config, &st, s2).unwrap();
     });
     Proxy { addr, pool, stats, shutdown, thread: Some(thread) }
 }
@@ -134,7 +135,7 @@ fn a_dead_backend_is_skipped_and_no_backend_at_all_closes_the_client() {
 #[test]
 fn probes_take_a_dead_backend_out_before_a_client_meets_it() {
     let p = proxy(&[dead_address(), echo_backend()], Kind::Splice(65536));
-    let config = L4Config::default().health;
+    let config = default_settings().health;
     let checker = HealthChecker::new(Arc::clone(&p.pool), config.clone());
     for _ in 0..config.fall {
         checker.run_round();
@@ -151,7 +152,7 @@ fn probes_take_a_dead_backend_out_before_a_client_meets_it() {
 #[test]
 fn failed_connects_take_a_backend_down_without_probes() {
     let p = proxy(&[dead_address(), echo_backend()], Kind::Splice(65536));
-    let max_fails = L4Config::default().health.max_fails;
+    let max_fails = default_settings().health.max_fails;
     for _ in 0..8 {
         assert_eq!(round_trip(p.addr, b"hello"), b"hello");
     }

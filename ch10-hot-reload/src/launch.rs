@@ -52,6 +52,9 @@ pub fn flags(config: &Config, backends_given: bool) -> Vec<String> {
     push("--header-timeout-ms", ms(config.timeouts.read));
     // A client that leaves our bytes unread this long is cut off.
     push("--write-timeout-ms", config.timeouts.write.map_or_else(|| "0".to_string(), ms));
+    if let Some(idle) = config.timeouts.idle {
+        push("--idle-timeout-ms", ms(idle));
+    }
     push("--drain-timeout-secs", config.drain_timeout.as_secs().to_string());
     if config.pool.max_size > 0 {
         push("--pool-max-idle", config.pool.max_size.to_string());

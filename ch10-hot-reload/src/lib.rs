@@ -25,12 +25,15 @@
 //! | noticing that the file changed (inotify on the directory) | [`watch`] |
 //! | handing the listening sockets to a new binary (`SCM_RIGHTS`) | `upgrade` (Linux) |
 //! | the backend set as one swappable value (chapter 5's loop) | `ch05_event_loop::lb::backends` |
+//! | layer 4 mode: health checks and admin figures for chapter 9's relay | [`layer4`] |
 #![deny(missing_docs)]
 #![deny(clippy::indexing_slicing)]
 
 pub mod config;
 pub mod labs;
 pub mod launch;
+#[cfg(unix)]
+pub mod layer4;
 pub mod reload;
 #[cfg(target_os = "linux")]
 pub mod upgrade;

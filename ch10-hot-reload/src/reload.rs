@@ -166,7 +166,8 @@ pub fn compare(old: &Config, new: &Config) -> Vec<&'static str> {
     } else if old.backends.iter().zip(&new.backends).any(|(a, b)| a.weight != b.weight) {
         changed.push("weights");
     }
-    let checks: [(&'static str, bool); 10] = [
+    let checks: [(&'static str, bool); 11] = [
+        ("mode", old.mode != new.mode),
         ("listen", old.listen != new.listen),
         ("algorithm", old.algorithm != new.algorithm),
         ("cookie_name", old.cookie_name != new.cookie_name),

@@ -89,7 +89,7 @@ routes:
         problems(yaml, Format::Yaml),
         [
             "lb.yaml:2:9: listen.port must be from 0 to 65535, not 70000",
-            "lb.yaml:3:1: unknown field `algoritm` in the configuration; expected one of: listen, listen_port, algorithm, strategy, cookie_name, backends, health_check, timeouts, pool, rate_limit, limits, routes, drain_timeout, metrics",
+            "lb.yaml:3:1: unknown field `algoritm` in the configuration; expected one of: mode, listen, listen_port, algorithm, strategy, cookie_name, backends, health_check, timeouts, pool, rate_limit, limits, routes, drain_timeout, metrics",
             "lb.yaml:7:5: backend `a:9001` is listed twice (first at 5:5)",
             "lb.yaml:9:5: backends[2] has no `host`",
             "lb.yaml:12:13: backends[3].weight must be from 1 to 1000, not 0",
@@ -161,4 +161,47 @@ fn a_configuration_becomes_the_flags_it_stands_for() {
         assert!(f.contains(part), "{part} in {f}");
     }
     assert!(!flags(&c, true).iter().any(|a| a == "--backend"), "--backend on the command line replaces the file's");
+}
+
+#[test]
+fn layer4_mode_loads_with_a_tcp_probe_and_an_idle_timeout() {
+    let l4 = config::load(&configs().join("l4.yaml")).unwrap();
+    assert_eq!(l4.mode, config::Mode::Tcp);
+    assert_eq!(l4.algorithm, Kind::Lc);
+    assert_eq!(l4.health_check.path, None, "no path in the file: a TCP connect, not GET /health");
+    assert_eq!(l4.timeouts.idle, Some(Duration::from_secs(300)));
+    let flags = flags(&l4, false);
+    let after = |flag: &str| flags.iter().position(|f| f == flag).map(|i| flags[i + 1].clone());
+    assert_eq!(after("--health-check").as_deref(), Some("tcp"));
+    assert_eq!(after("--idle-timeout-ms").as_deref(), Some("300000"));
+    // A path the file does name is kept: an HTTP backend behind a relay.
+    let probed = "mode: tcp\nbackends: [\"127.0.0.1:9001\"]\nhealth_check: {path: /ready}\n";
+    let probed = parse(probed, Format::Yaml, Path::new("l4.yaml")).unwrap();
+    assert_eq!(probed.health_check.path.as_deref(), Some("/ready"));
+    // HTTP stays the default, with its probe.
+    assert_eq!(config::load(&configs().join("lb.yaml")).unwrap().mode, config::Mode::Http);
+}
+
+#[test]
+fn layer4_mode_refuses_what_only_a_request_could_use_each_placed() {
+    let text = "mode: tcp\nalgorithm: random\ncookie_name: s\nbackends:\n  - {host: a, port: 1, max_connections: 5}\n\
+                timeouts: {connect: 1s, read: 2s}\npool: {max_size: 4}\nrate_limit: {per_ip: 5}\nroutes: []\n";
+    let found = problems(text, Format::Yaml);
+    let expected = [
+        "lb.yaml:2:12: algorithm `random` needs a request to look at; mode: tcp takes rr, wrr, lc or iphash",
+        "lb.yaml:3:1: `cookie_name` applies to mode: http only (a cookie is in a request); remove it for mode: tcp",
+        "lb.yaml:5:24: max_connections applies to mode: http only (it limits requests at once)",
+        "lb.yaml:6:25: timeouts.read applies to mode: http only; mode: tcp has connect and idle",
+        "lb.yaml:7:1: `pool` applies to mode: http only (a connection is relayed whole, never handed back for reuse); remove it for mode: tcp",
+        "lb.yaml:8:1: `rate_limit` applies to mode: http only (the limits count requests); remove it for mode: tcp",
+        "lb.yaml:9:1: `routes` applies to mode: http only (a route matches a request's path); remove it for mode: tcp",
+    ];
+    for e in expected {
+        assert!(found.iter().any(|f| f == e), "missing {e:?} in {found:#?}");
+    }
+    let unknown = problems("mode: udp\nbackends: [\"a:1\"]\n", Format::Yaml);
+    assert_eq!(
+        unknown,
+        ["lb.yaml:1:7: unknown mode `udp`; expected http (requests, layer 7) or tcp (connections, layer 4)"]
+    );
 }

@@ -10,7 +10,9 @@
 //! a request under way finishing on the set it started with; the
 //! `X-LB-Config-Gen` header never going backwards on a connection; and a
 //! short torture run: reloads every 100 ms, valid and not, under load,
-//! with no request failing.
+//! with no request failing. Layer 4 mode (`mode: tcp`) relays
+//! connections whole, reloads its backend set for new connections only,
+//! and upgrades, the old process draining the connections it relays.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is the test failing")]
 
 use std::io::{BufReader, Read, Write};
@@ -47,7 +49,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 #[test]
 fn check_accepts_the_shipped_configurations_and_places_every_mistake() {
     let bin = binary("ch10-hot-reload", "hot_reload_lb");
-    for file in ["lb.json", "lb.yaml", "routes.yaml"] {
+    for file in ["lb.json", "lb.yaml", "routes.yaml", "l4.yaml"] {
         let path = configs().join(file);
         let out = run(&bin, &["--check", "-c", path.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1001,5 +1003,94 @@ fn once_upgraded_every_new_admin_client_reaches_the_new_process() {
         assert_eq!(serving_pid(admin), new_pid);
     }
     assert_eq!(under_way.join().unwrap().status, 200, "the request under way is answered");
+    drained(&mut old);
+}
+
+/// A layer 4 configuration of `backends`, with the admin listener on a
+/// port of the kernel's choosing and no probes.
+fn layer4(backends: &[SocketAddr]) -> String {
+    observed(backends, 0).replacen("listen:", "mode: tcp\nlisten:", 1)
+}
+
+/// Sends a request on a kept connection and reads the answer's body.
+fn ask(conn: &mut BufReader<TcpStream>) -> String {
+    conn.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_response(conn, false).unwrap().text()
+}
+
+#[cfg(unix)]
+#[test]
+fn layer4_mode_relays_connections_and_a_reload_moves_only_new_ones() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let path = temp_file("layer4.yaml", &layer4(&[a.addr()]));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    // A connection relayed whole: its requests are never read, only its bytes.
+    let mut kept = BufReader::new(connect(lb.addr).unwrap());
+    assert!(ask(&mut kept).contains("alpha"));
+
+    std::fs::write(&path, layer4(&[b.addr()])).unwrap();
+    hup(&lb);
+    let line = lb.wait_for_line(WAIT, |l| l.contains("configuration reloaded")).expect("reloaded");
+    assert!(line.contains("backends") && line.contains("\"generation\":2"), "{line}");
+    for _ in 0..3 {
+        assert!(get(lb.addr, "/").unwrap().text().contains("beta"), "a new connection goes to the new set");
+    }
+    assert!(ask(&mut kept).contains("alpha"), "a connection under way keeps its backend");
+
+    // A broken file and a change of mode: refused, nothing changes.
+    std::fs::write(&path, layer4(&[b.addr()]) + "routes: []\n").unwrap();
+    let refused = post(admin, "/reload");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(refused.text().contains("`routes` applies to mode: http only"), "{}", refused.text());
+    std::fs::write(&path, observed(&[b.addr()], 0)).unwrap();
+    let restart = post(admin, "/reload");
+    assert_eq!(restart.status, 409, "{}", restart.text());
+    assert!(restart.text().contains("mode"), "{}", restart.text());
+    assert!(get(lb.addr, "/").unwrap().text().contains("beta"));
+
+    // What the admin listener shows of a relay.
+    let lb_stats = || -> serde_json::Value { serde_json::from_slice(&get(admin, "/lb-stats").unwrap().body).unwrap() };
+    let stats = lb_stats();
+    assert_eq!(stats["mode"], "tcp");
+    assert_eq!(stats["generation"], 2);
+    assert_eq!(stats["backends"][0]["addr"], b.addr().to_string());
+    // The closed connections end once the relay has seen both sides go:
+    // then only the kept one is open.
+    let deadline = Instant::now() + WAIT;
+    while lb_stats()["open"] != 1 {
+        assert!(Instant::now() < deadline, "still open: {}", lb_stats()["open"]);
+        std::thread::yield_now();
+    }
+    assert_eq!(get(admin, "/readyz").unwrap().status, 200);
+    let metrics = get(admin, "/metrics").unwrap().text();
+    assert!(metrics.contains("lb_l4_connections_total{outcome=\"accepted\"} 5"), "{metrics}");
+    assert!(metrics.contains(&format!("lb_l4_backend_connections_total{{backend=\"{}\"}} 4", b.addr())), "{metrics}");
+    assert!(metrics.contains("lb_config_reloads_total{result=\"applied\"} 1"), "{metrics}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn layer4_mode_upgrades_and_the_old_process_drains_the_connection_it_relays() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let a = spawn(BackendConfig::named("alpha")).unwrap();
+    let path = temp_file("layer4-upgrade.yaml", &layer4(&[a.addr()]));
+    let (mut old, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json"]);
+    let mut kept = BufReader::new(connect(old.addr).unwrap());
+    assert!(ask(&mut kept).contains("alpha"));
+
+    let upgraded = post(admin, "/upgrade");
+    assert_eq!(upgraded.status, 200, "{}", upgraded.text());
+    let line = old.wait_for_line(WAIT, |l| l.contains("upgrade: the new process serves")).expect("upgraded");
+    let new_pid = pid_in(&line);
+    let _new = Stop(new_pid);
+    assert_eq!(serving_pid(admin), new_pid, "new admin clients reach the new process");
+    // New connections go to the new process; the old one still relays
+    // the connection it had, draining, and exits once it ends.
+    assert!(get(old.addr, "/").unwrap().text().contains("alpha"));
+    assert!(old.wait_for_line(WAIT, |l| l.contains("draining connections under way")).is_some());
+    assert!(old.is_running(), "the old process waits for its connection");
+    assert!(ask(&mut kept).contains("alpha"), "relayed by the draining process");
+    drop(kept);
     drained(&mut old);
 }

@@ -335,7 +335,7 @@ impl Current {
 
     /// A loop's wake-up socket: the loop watches the first end returned;
     /// a byte written to the second (or by a reload) wakes it.
-    pub(crate) fn waker(&self) -> io::Result<(UnixStream, UnixStream)> {
+    pub fn waker(&self) -> io::Result<(UnixStream, UnixStream)> {
         let (ours, theirs) = UnixStream::pair()?;
         ours.set_nonblocking(true)?;
         theirs.set_nonblocking(true)?;
@@ -344,7 +344,8 @@ impl Current {
         Ok((theirs, writer))
     }
 
-    pub(crate) fn wake(&self) {
+    /// Wakes every loop (a byte on each wake-up socket).
+    pub fn wake(&self) {
         for w in lock(&self.wakers).iter_mut() {
             // A full socket already holds a wake-up: nothing lost.
             let _ = w.write(&[1]);
@@ -357,7 +358,8 @@ impl Current {
         *lock(&self.listening)
     }
 
-    pub(crate) fn moved_to(&self, addr: SocketAddr) {
+    /// Records that the loop now listens at `addr` (after a move).
+    pub fn moved_to(&self, addr: SocketAddr) {
         *lock(&self.listening) = Some(addr);
     }
 
@@ -365,7 +367,7 @@ impl Current {
     /// the move's number, for a loop that listens after move `have` (0:
     /// none yet); `None` when there is no newer move. Asked once per set
     /// adopted, never per request.
-    pub(crate) fn moved_listener(&self, have: u64) -> Option<(u64, io::Result<TcpListener>)> {
+    pub fn moved_listener(&self, have: u64) -> Option<(u64, io::Result<TcpListener>)> {
         lock(&self.moved)
             .as_ref()
             .filter(|(number, _)| *number != have)
@@ -381,7 +383,7 @@ impl Current {
 
     /// Loop `slot` serves set `generation` from now (`u64::MAX`: it has
     /// stopped and serves nothing more).
-    pub(crate) fn serving(&self, slot: usize, generation: u64) {
+    pub fn serving(&self, slot: usize, generation: u64) {
         if let Some(serves) = lock(&self.serving).get_mut(slot) {
             *serves = generation;
         }
@@ -390,7 +392,7 @@ impl Current {
 
     /// Loop `slot` serves with the newest set from now: how long that
     /// took since it was asked for is recorded.
-    pub(crate) fn adopted(&self, slot: usize, generation: u64, at: Instant) {
+    pub fn adopted(&self, slot: usize, generation: u64, at: Instant) {
         if let Some(asked) = *lock(&self.asked) {
             self.swap_latency.record(at.saturating_duration_since(asked));
         }

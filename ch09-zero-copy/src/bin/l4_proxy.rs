@@ -1,7 +1,7 @@
 //! `l4_proxy`: a layer 4 (TCP) load balancer, bytes relayed by splice.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ch01_fundamentals::cli::{ListenArgs, LogArgs};
@@ -9,12 +9,13 @@ use ch01_fundamentals::logging;
 use ch01_fundamentals::net::{listen, raise_fd_limit};
 use ch01_fundamentals::server::Shutdown;
 use ch03_load_balancer::cli::BackendArgs;
-use ch04_advanced::algorithm::{self, Kind as Algorithm};
+use ch04_advanced::algorithm::Kind as Algorithm;
 use ch04_advanced::cli::HealthArgs;
 use ch04_advanced::health::{HealthChecker, Probe};
 use ch04_advanced::node::{Backend, Pool};
+use ch05_event_loop::lb::backends::Current;
 use ch05_event_loop::poller::Mechanism;
-use ch09_zero_copy::l4::{L4Config, L4Stats, run};
+use ch09_zero_copy::l4::{L4Config, L4Stats, run, settings};
 use ch09_zero_copy::relay::Kind;
 use clap::Parser;
 
@@ -83,45 +84,39 @@ fn main() -> anyhow::Result<()> {
     let slot = {
         use ch03_load_balancer::signals::{Stopping, for_server};
         let stats = Arc::clone(&stats);
-        for_server(&shutdown, Stopping::Now, move |pool: &Arc<Pool>| stats.report(pool), |_| {})?
+        for_server(&shutdown, Stopping::Now, move |pool: &Arc<Pool>| stats.report("l4_proxy", pool), |_| {})?
     };
     let chosen = args.backends.choose(&[3, 2, 1])?;
     let backends = chosen.specs.iter().map(|s| Backend::parse(s.trim())).collect::<Result<Vec<_>, _>>()?;
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    for b in &backends {
-        let addr = b.addr.to_socket_addrs()?.next().with_context(|| format!("backend {} has no address", b.addr))?;
-        addrs.push(addr);
-    }
-    let pool = Arc::new(Pool::new(backends));
+    let connect = Duration::from_millis(args.connect_timeout_ms.max(1));
+    let idle = Duration::from_millis(args.idle_timeout_ms.max(1));
+    // Stopping closes the connections at once: no drain.
+    let loop_settings = settings(connect, idle, args.health.config(), Duration::ZERO);
+    let health = loop_settings.health.clone();
+    // One set that nothing replaces (chapter 10's layer 4 mode reloads it).
+    let current = Current::new(backends, args.algorithm, &loop_settings)?;
+    let pool = Arc::clone(&current.load().pool);
     #[cfg(unix)]
     let _ = slot.set(Arc::clone(&pool));
-    let algorithm = algorithm::build(args.algorithm, &pool, &algorithm::Options::default());
     let size = args.buffer_kib.max(4) * 1024;
     let kind = match (args.copy, args.splice) {
         (true, _) => Kind::Copy(size),
         (false, true) => Kind::Splice(size),
         (false, false) => Kind::Auto(size),
     };
-    let config = L4Config {
-        kind,
-        connect_timeout: std::time::Duration::from_millis(args.connect_timeout_ms.max(1)),
-        idle_timeout: std::time::Duration::from_millis(args.idle_timeout_ms.max(1)),
-        max_connections: args.max_connections.max(1),
-        poller: args.poller,
-        health: args.health.config(),
-    };
-    if config.health.probe != Probe::Off {
-        HealthChecker::new(Arc::clone(&pool), config.health.clone()).spawn(shutdown.clone())?;
+    let config = L4Config { kind, max_connections: args.max_connections.max(1), poller: args.poller };
+    if health.probe != Probe::Off {
+        HealthChecker::new(Arc::clone(&pool), health).spawn(shutdown.clone())?;
     }
     let fds = raise_fd_limit().context("cannot raise the open-files limit")?;
     let addr = args.listen.addr(ch01_fundamentals::cli::DEFAULT_PORT).map_err(anyhow::Error::msg)?;
     let listener = listen(addr, 4096).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, backends = addrs.len(), algorithm = ?args.algorithm, relay = ?kind,
+    tracing::info!(addr = %local, backends = pool.nodes.len(), algorithm = ?args.algorithm, relay = ?kind,
         poller = %args.poller, fd_limit = fds, "l4 proxy listening");
     chosen.announce(local.port());
-    run(listener, &pool, &addrs, algorithm.as_ref(), &config, &stats, shutdown)?;
-    eprint!("{}", stats.report(&pool));
+    run(listener, &current, &config, &stats, shutdown)?;
+    eprint!("{}", stats.report("l4_proxy", &pool));
     Ok(())
 }
 // ANCHOR_END: main

@@ -11,12 +11,15 @@ use ch01_fundamentals::cli::DEFAULT_PORT;
 use ch01_fundamentals::logging::{self, LogFile};
 use ch04_advanced::node::Backend;
 use ch05_event_loop::lb::backends::Current;
+use ch05_event_loop::lb::mailbox::Mailbox;
 use ch08_metrics::admin::{Answer, Routes, Then};
 use ch08_metrics::balancer::Metrics;
 use ch08_metrics::scraped::Scraped;
-use ch08_metrics::serve::{Extra, MetricsArgs, serve};
-use ch10_hot_reload::config::{self, Config};
+use ch08_metrics::serve::{Extra, Handles, MetricsArgs, serve};
+use ch10_hot_reload::config::{self, Config, Mode};
 use ch10_hot_reload::launch::flags;
+#[cfg(unix)]
+use ch10_hot_reload::layer4;
 use ch10_hot_reload::reload::{Derive, Derived, Outcome, Reloader, Tuning};
 #[cfg(target_os = "linux")]
 use ch10_hot_reload::upgrade;
@@ -143,8 +146,9 @@ fn main() -> anyhow::Result<ExitCode> {
     let backends_given = argv.iter().any(|a| a.starts_with("-b") || a.starts_with("--backend"));
     if args.check {
         println!(
-            "{}: ok ({} backend(s), algorithm {:?}, listening on {}:{})",
+            "{}: ok ({}{} backend(s), algorithm {:?}, listening on {}:{})",
             path.display(),
+            if config.mode == Mode::Tcp { "mode tcp, " } else { "" },
             config.backends.len(),
             config.algorithm,
             config.listen.address,
@@ -161,6 +165,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Err(e) => e.exit(),
     };
     let generation_header = args.generation_header;
+    let tcp = config.mode == Mode::Tcp;
     let derive: Derive = Box::new(move |config| {
         let args = command_line.args(config).map_err(|e| e.to_string())?;
         let reactor = &args.metrics.limited.pooled.reactor;
@@ -185,12 +190,22 @@ fn main() -> anyhow::Result<ExitCode> {
             }
         }
         derived.routes = config.routes.iter().map(|r| (r.prefix.clone(), r.backends.clone())).collect();
+        // A relay has no pool to tune (the schema refuses `pool` there).
+        let tuning = if tcp { Tuning { pool: None, ..tuning } } else { tuning };
         Ok((derived, tuning))
     });
     let listen = derived(&args).map_err(anyhow::Error::msg)?.listen;
     let reloader = Arc::new(Reloader::new(&path, config, hash, derive).map_err(anyhow::Error::msg)?);
     let watch = args.watch.then(|| Duration::from_millis(args.interval.max(10)));
     let log = log_to_file(&args)?;
+    if tcp {
+        #[cfg(target_os = "linux")]
+        let upgrade = Some((handover, sockets));
+        #[cfg(not(target_os = "linux"))]
+        let upgrade = None;
+        let tcp = Tcp { args: &args, reloader, path, watch, log, upgrading, upgrade };
+        return serve_tcp(tcp).map(|()| ExitCode::SUCCESS);
+    }
     #[allow(unused_mut)]
     let mut extra = reloading(&reloader, path, watch, args.generation_header, log, upgrading);
     extra.workers = workers(&args);
@@ -424,6 +439,151 @@ fn take_over(
         Ok(())
     }));
 }
+
+// ANCHOR: serve_tcp
+/// What layer 4 mode starts from.
+struct Tcp<'a> {
+    args: &'a Args,
+    reloader: Arc<Reloader>,
+    path: PathBuf,
+    watch: Option<Duration>,
+    log: Option<LogFile>,
+    upgrading: Upgrading,
+    /// The sockets handed over by an old process, and where this one's
+    /// go for the next upgrade (Linux).
+    #[cfg(target_os = "linux")]
+    upgrade: Option<(Option<upgrade::Handover>, Arc<upgrade::Sockets>)>,
+    #[cfg(not(target_os = "linux"))]
+    upgrade: Option<std::convert::Infallible>,
+}
+
+/// `mode: tcp`: chapter 9's relay over the file's backends, with the same
+/// reloads (SIGHUP, `POST /reload`, `--watch`), the same admin listener
+/// and the same upgrade as the HTTP balancer. One loop: a relay spends
+/// its time in the kernel, and `--workers` is for the HTTP loops.
+fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
+    let Tcp { args, reloader, path, watch, log, upgrading, upgrade } = tcp;
+    let reactor = &args.metrics.limited.pooled.reactor;
+    // The HTTP balancer installs the log as it starts; `--log-file` did already.
+    if log.is_none() {
+        logging::init(reactor.lb.log.log_format);
+    }
+    if args.workers.is_some_and(|w| w > 1) {
+        tracing::warn!("--workers: mode tcp runs one loop; the setting is for mode http");
+    }
+    let setup = reactor.lb.setup()?;
+    let settings = ch05_event_loop::app::config_of(reactor, &setup, false);
+    let d = derived(args).map_err(anyhow::Error::msg)?;
+    let backends = d.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
+    let current = Arc::new(Current::new(backends, d.kind, &settings)?);
+    current.expect_loops(1);
+    let shutdown = ch01_fundamentals::server::Shutdown::new();
+    let stats = Arc::new(ch09_zero_copy::l4::L4Stats::default());
+    // The signal thread first, so that every later thread is born with
+    // the signals blocked: SIGHUP reloads, SIGUSR1 reports, SIGINT and
+    // SIGTERM stop accepting and drain.
+    let (report_current, report_stats, on_hup) = (Arc::clone(&current), Arc::clone(&stats), Arc::clone(&reloader));
+    ch01_fundamentals::signals::on_signals(
+        shutdown.clone(),
+        ch01_fundamentals::signals::Stopping::Draining,
+        move || eprint!("{}", report_stats.report("hot_reload_lb", &report_current.load().pool)),
+        move || {
+            if let Some(log) = &log {
+                reopen(log);
+            }
+            on_hup.reload(Instant::now());
+        },
+    )?;
+    // The listening socket: the old process's, after an upgrade.
+    #[allow(unused_mut)]
+    let (mut inherited, mut inherited_admin, mut ready) = (None, None, None);
+    #[cfg(target_os = "linux")]
+    let sockets = upgrade.map(|(handover, sockets)| {
+        if let Some(h) = handover {
+            if h.listener.local_addr().is_ok_and(|a| d.listen.port() == 0 || a == d.listen) {
+                inherited = Some(h.listener);
+            } else {
+                tracing::warn!(listen = %d.listen, "the file names another address than the socket handed over; listening anew");
+            }
+            inherited_admin = h.admin;
+            ready = Some(h.ready);
+        }
+        sockets
+    });
+    #[cfg(not(target_os = "linux"))]
+    let _ = upgrade;
+    let listener = match inherited {
+        Some(l) => l,
+        None => {
+            ch01_fundamentals::net::listen(d.listen, 4096).with_context(|| format!("cannot listen on {}", d.listen))?
+        }
+    };
+    let local = listener.local_addr()?;
+    // The admin listener, with the reload's and the relay's paths. Its
+    // port follows the port asked for, not the one bound: with port 0,
+    // any free port too, not the bound port plus one (which may be taken).
+    let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
+    let admin_socket = match (args.metrics.admin.addr(d.listen.port()), inherited_admin) {
+        (None, _) => None,
+        (Some(_), Some(inherited)) => Some(inherited),
+        (Some(addr), None) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?,
+        ),
+    };
+    let admin_copy = admin_socket.as_ref().map(std::net::TcpListener::try_clone).transpose()?.map(Arc::new);
+    let handles = Handles { limits: Mailbox::shared(), pool: None, admin: admin_copy.clone() };
+    reloader.attach(Arc::clone(&current), settings.algorithm.clone(), handles);
+    export(&reloader, &current, &metrics)?;
+    layer4::export(&current, &stats, &metrics).map_err(anyhow::Error::msg)?;
+    // Once a new process serves, admin clients go to it alone.
+    #[cfg(target_os = "linux")]
+    if let Some(upgrader) = &upgrading {
+        let metrics = Arc::clone(&metrics);
+        upgrader.on_handed_over(upgrade::HandedOver(Box::new(move || {
+            metrics.stop_admin();
+        })));
+    }
+    let (admin, admin_current, admin_stats) = (Arc::clone(&reloader), Arc::clone(&current), Arc::clone(&stats));
+    metrics.add_admin_routes(Routes(Arc::new(move |method, target| match (method, target) {
+        ("GET" | "HEAD", "/readyz") => Some(layer4::readiness(&admin_current)),
+        ("GET" | "HEAD", "/lb-stats") => Some(layer4::stats(&admin_current, &admin_stats)),
+        _ => admin_route(&admin, &upgrading, method, target),
+    })));
+    #[cfg(target_os = "linux")]
+    if let Some(sockets) = sockets {
+        sockets.set(Arc::new(listener.try_clone()?), admin_copy);
+        let moved = Arc::clone(&sockets);
+        reloader.on_new_listener(Box::new(move |listener| moved.moved(listener)));
+    }
+    layer4::probe_current(Arc::clone(&current), shutdown.clone())?;
+    if let Some(every) = watch {
+        let reloader = Arc::clone(&reloader);
+        std::thread::Builder::new().name("watch".into()).spawn(move || {
+            watching(&path, every, &|| {
+                reloader.reload(Instant::now());
+            });
+        })?;
+    }
+    tracing::info!(addr = %local, mode = "tcp", backends = d.backends.len(), algorithm = ?d.kind,
+        "hot reload load balancer listening");
+    if let Some(socket) = admin_socket {
+        admin_listening(ch08_metrics::admin::start_on(socket, Arc::clone(&metrics))?);
+    }
+    if let Some(ready) = ready.take() {
+        ready.send().context("cannot tell the old process that this one serves")?;
+        tracing::info!("upgrade: serving on the sockets handed over; the old process drains");
+    }
+    let config = ch09_zero_copy::l4::L4Config {
+        max_connections: settings.max_connections,
+        poller: settings.poller,
+        ..Default::default()
+    };
+    ch09_zero_copy::l4::run(listener, &current, &config, &stats, shutdown)?;
+    eprint!("{}", stats.report("hot_reload_lb", &current.load().pool));
+    Ok(())
+}
+// ANCHOR_END: serve_tcp
 
 /// With `--log-file`, sends the log there; the file, to reopen on SIGHUP.
 fn log_to_file(args: &Args) -> anyhow::Result<Option<LogFile>> {

@@ -31,6 +31,8 @@ pub use node::Pos;
 /// A configuration that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Whether requests are read (HTTP) or connections relayed whole (TCP).
+    pub mode: Mode,
     /// Where clients connect.
     pub listen: Listen,
     /// How a backend is chosen.
@@ -54,6 +56,20 @@ pub struct Config {
     /// The admin listener.
     pub metrics: Metrics,
 }
+
+// ANCHOR: mode
+/// What the balancer reads of a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Layer 7: each HTTP request goes to a backend (chapters 5 to 8's
+    /// balancer, with routes, limits, a pool and per-request metrics).
+    #[default]
+    Http,
+    /// Layer 4: each TCP connection goes to a backend and its bytes are
+    /// relayed both ways, never parsed (chapter 9's relay): any protocol.
+    Tcp,
+}
+// ANCHOR_END: mode
 
 /// The listening address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +127,9 @@ pub struct Timeouts {
     /// For a write to either side, when the file sets one (chapter 8's
     /// balancer has no such limit yet: [`crate::launch::flags`] refuses it).
     pub write: Option<Duration>,
+    /// How long a connection may move no byte, during a body or (in
+    /// `mode: tcp`) at any time, when the file sets it (else 60 s).
+    pub idle: Option<Duration>,
 }
 
 /// The backend connection pool.
@@ -152,6 +171,7 @@ pub struct Metrics {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            mode: Mode::Http,
             listen: Listen { address: IpAddr::from([127, 0, 0, 1]), port: 8080 },
             algorithm: Kind::Rr,
             cookie_name: "lbs_backend".into(),
@@ -164,7 +184,12 @@ impl Default for Config {
                 healthy_threshold: 2,
                 unhealthy_threshold: 3,
             },
-            timeouts: Timeouts { connect: Duration::from_secs(5), read: Duration::from_secs(30), write: None },
+            timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                read: Duration::from_secs(30),
+                write: None,
+                idle: None,
+            },
             pool: PoolConfig { max_size: 64, ttl: Duration::from_secs(60) },
             rate_limit: None,
             routes: Vec::new(),

@@ -15,7 +15,7 @@ use ch04_advanced::algorithm::Kind;
 use clap::ValueEnum;
 
 use super::node::{Key, Node, Pos, Value};
-use super::{BackendConfig, Config, Problem, RateLimit, Route};
+use super::{BackendConfig, Config, Mode, Problem, RateLimit, Route};
 
 /// Checks `tree` and builds the configuration, or returns every problem
 /// found, in file order.
@@ -31,6 +31,7 @@ pub fn check(tree: &Node) -> Result<Config, Vec<Problem>> {
 }
 
 const TOP: &[&str] = &[
+    "mode",
     "listen",
     "listen_port",
     "algorithm",
@@ -153,6 +154,17 @@ impl Checker {
                 self.problem(second.pos, format!("`{a}` and `{b}` say the same thing: keep one"));
             }
         }
+        if let Some((_, v)) = field("mode") {
+            match self.text(v, "mode").as_deref() {
+                Some("http") => config.mode = Mode::Http,
+                Some("tcp") => config.mode = Mode::Tcp,
+                Some(other) => self.problem(
+                    v.pos,
+                    format!("unknown mode `{other}`; expected http (requests, layer 7) or tcp (connections, layer 4)"),
+                ),
+                None => {}
+            }
+        }
         if let Some((_, v)) = field("listen_port") {
             config.listen.port = self.port(v, "listen_port", 0).unwrap_or(config.listen.port);
         }
@@ -186,7 +198,7 @@ impl Checker {
             self.health(v, &mut config);
         }
         if let Some((_, v)) = field("timeouts") {
-            for (k, v) in self.mapping(v, "timeouts", &["connect", "read", "write"]) {
+            for (k, v) in self.mapping(v, "timeouts", &["connect", "read", "write", "idle"]) {
                 let what = format!("timeouts.{}", k.name);
                 let Some(d) = self.duration(v, &what).filter(|d| !d.is_zero()) else {
                     if matches!(v.value, Value::Int(0))
@@ -199,6 +211,7 @@ impl Checker {
                 match k.name.as_str() {
                     "connect" => config.timeouts.connect = d,
                     "read" => config.timeouts.read = d,
+                    "idle" => config.timeouts.idle = Some(d),
                     _ => config.timeouts.write = Some(d),
                 }
             }
@@ -232,9 +245,67 @@ impl Checker {
         if let Some((_, v)) = field("routes") {
             config.routes = self.routes(v, &config.backends);
         }
+        if config.mode == Mode::Tcp {
+            self.layer4(&entries, &mut config);
+        }
         config
     }
     // ANCHOR_END: config
+
+    // ANCHOR: layer4
+    /// `mode: tcp` never reads a request: what only a request could use is
+    /// a mistake here, not something to ignore. And a backend that speaks
+    /// some other protocol than HTTP has no `/health` to ask: the probe is
+    /// a TCP connect unless the file names a path.
+    fn layer4(&mut self, entries: &[&(Key, Node)], config: &mut Config) {
+        let http_only = [
+            ("cookie_name", "a cookie is in a request"),
+            ("pool", "a connection is relayed whole, never handed back for reuse"),
+            ("rate_limit", "the limits count requests"),
+            ("limits", "the limits count requests"),
+            ("routes", "a route matches a request's path"),
+        ];
+        for (k, _) in entries {
+            if let Some((name, why)) = http_only.iter().find(|(name, _)| k.name == *name) {
+                self.problem(k.pos, format!("`{name}` applies to mode: http only ({why}); remove it for mode: tcp"));
+            }
+        }
+        let field = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        if let Some(v) = field("algorithm").or(field("strategy")) {
+            if !matches!(config.algorithm, Kind::Rr | Kind::Wrr | Kind::Lc | Kind::Iphash) {
+                let name = config.algorithm.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default();
+                self.problem(
+                    v.pos,
+                    format!("algorithm `{name}` needs a request to look at; mode: tcp takes rr, wrr, lc or iphash"),
+                );
+            }
+        }
+        if let Some(Value::Map(timeouts)) = field("timeouts").map(|v| &v.value) {
+            for (k, _) in timeouts.iter().filter(|(k, _)| k.name == "read" || k.name == "write") {
+                self.problem(
+                    k.pos,
+                    format!("timeouts.{} applies to mode: http only; mode: tcp has connect and idle", k.name),
+                );
+            }
+        }
+        if let Some(Value::Seq(items)) = field("backends").map(|v| &v.value) {
+            for item in items {
+                if let Value::Map(keys) = &item.value {
+                    if let Some((k, _)) = keys.iter().find(|(k, _)| k.name == "max_connections") {
+                        self.problem(k.pos, "max_connections applies to mode: http only (it limits requests at once)");
+                    }
+                }
+            }
+        }
+        let path_given = match field("health_check").map(|v| &v.value) {
+            Some(Value::Map(keys)) => keys.iter().any(|(k, _)| k.name == "path"),
+            _ => false,
+        };
+        if !path_given {
+            config.health_check.path = None;
+        }
+    }
+    // ANCHOR_END: layer4
 
     fn algorithm(&mut self, v: &Node) -> Option<Kind> {
         let name = self.text(v, "algorithm")?;

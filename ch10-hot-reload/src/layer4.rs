@@ -1,0 +1,158 @@
+//! Layer 4 mode (`mode: tcp`): chapter 9's relay, started from the same
+//! file as the HTTP balancer and reloaded the same way.
+//!
+//! The loop is chapter 9's `l4::run` over chapter 5's [`Current`], the
+//! backend set the HTTP loops use too. So the reload is the same in both
+//! modes: the file is read and checked, a new set is published, and the
+//! loop takes it before its next client; a connection under way keeps
+//! the backend it has, and a backend that stays keeps its health and
+//! counters. What this module adds: the health checks, which follow the
+//! set in use; and what the admin listener shows of a relay (readiness,
+//! `/lb-stats` and the metrics), since a relay has no requests to count.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ch01_fundamentals::server::Shutdown;
+use ch04_advanced::health::{HealthChecker, Probe};
+use ch05_event_loop::lb::backends::Current;
+use ch08_metrics::admin::Answer;
+use ch08_metrics::balancer::Metrics;
+use ch08_metrics::scraped::Scraped;
+use ch09_zero_copy::l4::L4Stats;
+use serde_json::json;
+
+// ANCHOR: probes
+/// Probes the backends of the set in use, one round every interval, on a
+/// thread of its own until `shutdown`. Each round takes the newest set and
+/// its health settings, so a reload that adds a backend or changes the
+/// interval is followed from the next round; nodes that stay keep their
+/// streaks, since they are the same nodes.
+pub fn probe_current(current: Arc<Current>, shutdown: Shutdown) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("health".into()).spawn(move || {
+        loop {
+            let set = current.load();
+            let config = set.config.health.clone();
+            let interval = config.interval.max(Duration::from_millis(10));
+            if config.probe != Probe::Off {
+                HealthChecker::new(Arc::clone(&set.pool), config).run_round();
+            }
+            drop(set);
+            if shutdown.wait_timeout(interval) {
+                return;
+            }
+        }
+    })
+}
+// ANCHOR_END: probes
+
+/// `GET /readyz`: ready when a backend of the set in use is healthy.
+pub fn readiness(current: &Current) -> Answer {
+    let set = current.load();
+    let total = set.pool.nodes.len();
+    let healthy = set.pool.nodes.iter().filter(|n| n.is_healthy()).count();
+    if healthy > 0 {
+        Answer::text(200, format!("ready: {healthy} of {total} backends healthy\n"))
+    } else {
+        Answer::text(503, format!("not ready: none of {total} backends is healthy\n"))
+    }
+}
+
+/// `GET /lb-stats`: the relay's counters and each backend of the set in
+/// use, as JSON.
+pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let set = current.load();
+    let backends: Vec<_> = set
+        .pool
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "addr": n.addr(),
+                "healthy": n.is_healthy(),
+                "weight": n.weight(),
+                "connections": get(&n.backend.requests),
+                "open": n.active(),
+                "failed_connects": get(&n.backend.failures),
+            })
+        })
+        .collect();
+    let body = json!({
+        "mode": "tcp",
+        "generation": set.generation,
+        "algorithm": set.algorithm.name(),
+        "accepted": get(&stats.accepted),
+        "open": get(&stats.open),
+        "refused": get(&stats.refused),
+        "failed": get(&stats.failed),
+        "bytes_up": get(&stats.bytes_up),
+        "bytes_down": get(&stats.bytes_down),
+        "backends": backends,
+    });
+    let body = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
+    Answer { status: 200, content_type: "application/json", body, allow: None, then: None }
+}
+
+// ANCHOR: export
+/// The relay's counters as metrics, read when scraped: connections by
+/// how they ended, those open now, bytes each way, and per backend of
+/// the set in use its connections, those open and whether it is up.
+pub fn export(current: &Arc<Current>, stats: &Arc<L4Stats>, metrics: &Metrics) -> Result<(), String> {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let s = Arc::clone(stats);
+    let connections = Scraped::counter(
+        "lb_l4_connections_total",
+        "Client connections, by what became of them: accepted, refused (over the limit, or no backend could be reached), failed (ended by an error or the idle timeout).",
+        &["outcome"],
+        move |out| {
+            for (label, c) in [("accepted", &s.accepted), ("refused", &s.refused), ("failed", &s.failed)] {
+                out.push((vec![label.to_string()], get(c)));
+            }
+        },
+    );
+    let s = Arc::clone(stats);
+    let open = Scraped::gauge("lb_l4_open_connections", "Client connections relayed now.", &[], move |out| {
+        out.push((vec![], get(&s.open)));
+    });
+    let s = Arc::clone(stats);
+    let bytes = Scraped::counter(
+        "lb_l4_bytes_total",
+        "Bytes relayed: up (client to backend) and down (backend to client).",
+        &["direction"],
+        move |out| {
+            out.push((vec!["up".to_string()], get(&s.bytes_up)));
+            out.push((vec!["down".to_string()], get(&s.bytes_down)));
+        },
+    );
+    let c = Arc::clone(current);
+    let per_backend = Scraped::counter(
+        "lb_l4_backend_connections_total",
+        "Connections sent to each backend of the set in use.",
+        &["backend"],
+        move |out| {
+            for n in &c.load().pool.nodes {
+                out.push((vec![n.addr().to_string()], get(&n.backend.requests)));
+            }
+        },
+    );
+    let c = Arc::clone(current);
+    let up = Scraped::gauge(
+        "lb_backend_up",
+        "1 when the backend is in rotation, 0 when health checks or failed connects took it out.",
+        &["backend"],
+        move |out| {
+            for n in &c.load().pool.nodes {
+                out.push((vec![n.addr().to_string()], if n.is_healthy() { 1.0 } else { 0.0 }));
+            }
+        },
+    );
+    for family in [connections, open, bytes, per_backend, up] {
+        metrics.registry.add(Arc::new(family.map_err(|e| e.to_string())?));
+    }
+    Ok(())
+}
+// ANCHOR_END: export

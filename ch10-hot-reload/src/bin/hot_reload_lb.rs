@@ -46,7 +46,10 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// once the new one serves; if the new one fails to start, the old one
 /// serves on and says why. `GET /config` on the admin port shows the
 /// generation in use, the file's hash and how the last reload went.
-/// `--workers` loops (one per core by default) share the work.
+/// `--workers` loops (one per core by default) share the work. With
+/// `mode: tcp` in the file, each TCP connection is relayed whole to a
+/// backend instead (layer 4, chapter 9's relay, one loop), with the same
+/// reloads, admin listener and upgrade.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
 /// then `cargo run -p ch10-hot-reload -- -c ch10-hot-reload/configs/lb.yaml`

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ch02_proxy::http::{Framing, Limits, Version, parse_request};
+use ch05_event_loop::lb::backends::Current;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -140,7 +141,14 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// Ready when at least one backend is healthy.
 fn readiness(metrics: &Metrics) -> Answer {
     let Some(running) = metrics.running() else { return Answer::text(503, "not ready: still starting\n") };
-    let backends = running.current.load();
+    readiness_of(&running.current)
+}
+
+/// `GET /readyz` for the set in use in `current`: 200 when at least one of
+/// its backends is healthy, 503 when none is (chapter 10's layer 4 mode
+/// answers with it too).
+pub fn readiness_of(current: &Current) -> Answer {
+    let backends = current.load();
     let total = backends.pool.nodes.len();
     let healthy = backends.pool.nodes.iter().filter(|n| n.is_healthy()).count();
     if healthy > 0 {

@@ -7,8 +7,8 @@
 //! loop takes it before its next client; a connection under way keeps
 //! the backend it has, and a backend that stays keeps its health and
 //! counters. What this module adds: the health checks, which follow the
-//! set in use; and what the admin listener shows of a relay (readiness,
-//! `/lb-stats` and the metrics), since a relay has no requests to count.
+//! set in use; and what the admin listener shows of a relay (`/lb-stats`
+//! and the metrics), since a relay has no requests to count.
 
 use std::io;
 use std::sync::Arc;
@@ -48,18 +48,6 @@ pub fn probe_current(current: Arc<Current>, shutdown: Shutdown) -> io::Result<Jo
     })
 }
 // ANCHOR_END: probes
-
-/// `GET /readyz`: ready when a backend of the set in use is healthy.
-pub fn readiness(current: &Current) -> Answer {
-    let set = current.load();
-    let total = set.pool.nodes.len();
-    let healthy = set.pool.nodes.iter().filter(|n| n.is_healthy()).count();
-    if healthy > 0 {
-        Answer::text(200, format!("ready: {healthy} of {total} backends healthy\n"))
-    } else {
-        Answer::text(503, format!("not ready: none of {total} backends is healthy\n"))
-    }
-}
 
 /// `GET /lb-stats`: the relay's counters and each backend of the set in
 /// use, as JSON.

@@ -549,7 +549,7 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     }
     let (admin, admin_current, admin_stats) = (Arc::clone(&reloader), Arc::clone(&current), Arc::clone(&stats));
     metrics.add_admin_routes(Routes(Arc::new(move |method, target| match (method, target) {
-        ("GET" | "HEAD", "/readyz") => Some(layer4::readiness(&admin_current)),
+        ("GET" | "HEAD", "/readyz") => Some(ch08_metrics::admin::readiness_of(&admin_current)),
         ("GET" | "HEAD", "/lb-stats") => Some(layer4::stats(&admin_current, &admin_stats)),
         _ => admin_route(&admin, &upgrading, method, target),
     })));

@@ -127,6 +127,12 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// When the program started.
     pub started: Instant,
+    /// Fires when the program stops (SIGINT, SIGTERM): what a program
+    /// holds that keeps the listening socket open (chapter 10's copy of it
+    /// for an upgrade) must be let go then (`Shutdown::on_trigger`), or the
+    /// kernel goes on queueing clients that no loop will accept, and the
+    /// drain ends by resetting them.
+    pub shutdown: Shutdown,
     /// A second descriptor for the listening socket, for chapter 10 to
     /// hand to a new process on upgrade. Whoever keeps a copy of this
     /// value keeps the socket open, even after a reload moves the loop to
@@ -271,6 +277,7 @@ pub fn serve(args: &ReactorArgs, program: Program<'_>) -> anyhow::Result<()> {
             config: lb.config.clone(),
             stats: Arc::clone(&lb.stats),
             started,
+            shutdown: shutdown.clone(),
             listener: Some(Arc::new(listener.try_clone().context("cannot duplicate the listening socket")?)),
         };
         on_start(&running)?;

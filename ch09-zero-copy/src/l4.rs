@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ch01_fundamentals::server::Shutdown;
-use ch04_advanced::algorithm::{Context, pick_untried};
+use ch04_advanced::algorithm::{Context, Kind as AlgorithmKind, pick_untried};
 use ch04_advanced::health::{HealthConfig, Probe, record_request};
 use ch04_advanced::node::Pool;
 use ch05_event_loop::lb::backends::{Backends, Current};
@@ -43,6 +43,19 @@ use socket2::{Domain, Socket, Type};
 use ch05_event_loop::lb::Config as LoopConfig;
 
 use crate::relay::{Direction, Kind, Wait};
+
+// ANCHOR: at_layer4
+/// Whether algorithm `kind` can pick a backend for a connection, where
+/// there is no request: all of chapter 4's but sticky sessions (a cookie)
+/// and the fastest backend (response times). The hashes key on the
+/// client's address.
+pub fn at_layer4(kind: AlgorithmKind) -> bool {
+    !matches!(kind, AlgorithmKind::Sticky | AlgorithmKind::Fastest)
+}
+
+/// The names [`at_layer4`] accepts, for messages.
+pub const LAYER4_ALGORITHMS: &str = "rr, wrr, lc, iphash, random, wrandom or hash";
+// ANCHOR_END: at_layer4
 
 /// What the loop is configured with, besides the backend set's settings.
 #[derive(Debug, Clone)]

@@ -94,7 +94,7 @@ pub fn export(current: &Arc<Current>, stats: &Arc<L4Stats>, metrics: &Metrics) -
     let s = Arc::clone(stats);
     let connections = Scraped::counter(
         "lb_l4_connections_total",
-        "Client connections, by what became of them: accepted, refused (over the limit, or no backend could be reached), failed (ended by an error or the idle timeout).",
+        "Client connections: accepted counts every one; refused, those closed at once (over the limit, or no backend could be reached); failed, those ended by an error or the idle timeout.",
         &["outcome"],
         move |out| {
             for (label, c) in [("accepted", &s.accepted), ("refused", &s.refused), ("failed", &s.failed)] {

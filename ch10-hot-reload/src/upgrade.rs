@@ -157,6 +157,14 @@ impl Sockets {
         }
     }
 
+    /// Lets go of the sockets: the process is stopping, and a socket kept
+    /// open here would go on taking clients that nobody serves (they would
+    /// wait for the drain, then be reset). An upgrade after this has
+    /// nothing to hand over.
+    pub fn clear(&self) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     fn get(&self) -> Option<Pair> {
         self.now.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }

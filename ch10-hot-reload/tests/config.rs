@@ -184,11 +184,11 @@ fn layer4_mode_loads_with_a_tcp_probe_and_an_idle_timeout() {
 
 #[test]
 fn layer4_mode_refuses_what_only_a_request_could_use_each_placed() {
-    let text = "mode: tcp\nalgorithm: random\ncookie_name: s\nbackends:\n  - {host: a, port: 1, max_connections: 5}\n\
+    let text = "mode: tcp\nalgorithm: sticky\ncookie_name: s\nbackends:\n  - {host: a, port: 1, max_connections: 5}\n\
                 timeouts: {connect: 1s, read: 2s}\npool: {max_size: 4}\nrate_limit: {per_ip: 5}\nroutes: []\n";
     let found = problems(text, Format::Yaml);
     let expected = [
-        "lb.yaml:2:12: algorithm `random` needs a request to look at; mode: tcp takes rr, wrr, lc or iphash",
+        "lb.yaml:2:12: algorithm `sticky` needs a request to look at; mode: tcp takes rr, wrr, lc, iphash, random, wrandom or hash",
         "lb.yaml:3:1: `cookie_name` applies to mode: http only (a cookie is in a request); remove it for mode: tcp",
         "lb.yaml:5:24: max_connections applies to mode: http only (it limits requests at once)",
         "lb.yaml:6:25: timeouts.read applies to mode: http only; mode: tcp has connect and idle",

@@ -1094,3 +1094,38 @@ fn layer4_mode_upgrades_and_the_old_process_drains_the_connection_it_relays() {
     drop(kept);
     drained(&mut old);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stopping_balancer_refuses_new_clients_at_once_and_finishes_the_one_under_way() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    for mode in ["http", "tcp"] {
+        let slow =
+            spawn(BackendConfig { latency: Duration::from_millis(1500), ..BackendConfig::named("slow") }).unwrap();
+        let text = format!("mode: {mode}\n") + &observed(&[slow.addr()], 0);
+        let path = temp_file(&format!("stopping-{mode}.yaml"), &text);
+        let (mut lb, _admin) =
+            with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json", "--workers", "1"]);
+        let addr = lb.addr;
+        let under_way = std::thread::spawn(move || get(addr, "/"));
+        until_under_way(&slow, "the request reaches the slow backend");
+        signal(lb.pid(), nix::sys::signal::Signal::SIGTERM);
+        assert!(lb.wait_for_line(WAIT, |l| l.contains("stopping: no new connections")).is_some());
+        // Refused, not queued until the drain ends and then reset: nothing
+        // (the upgrade's copy of the socket included) keeps it listening.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match TcpStream::connect(addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    assert!(!under_way.is_finished(), "{mode}: new clients were taken until the drain ended");
+                    break;
+                }
+                _ => assert!(Instant::now() < deadline, "{mode}: still taking new clients while stopping"),
+            }
+            std::thread::yield_now();
+        }
+        let answer = under_way.join().unwrap().expect("the request under way is answered");
+        assert_eq!(answer.status, 200, "{mode}");
+        assert!(lb.wait_exit(WAIT).is_some_and(|s| s.success()), "{mode}");
+    }
+}

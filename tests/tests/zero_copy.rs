@@ -104,5 +104,7 @@ fn l4_proxy_with_no_arguments_relays_to_its_demo_backends_and_refuses_what_it_ca
     // An algorithm that needs a request is refused with the reason.
     let out = tests::run(&binary("ch09-zero-copy", "l4_proxy"), &["-p", "0", "--algorithm", "sticky"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("at layer 4 use rr, wrr, lc or iphash"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at layer 4 use rr, wrr, lc, iphash, random, wrandom or hash")
+    );
 }

@@ -15,7 +15,7 @@ use ch04_advanced::health::{HealthChecker, Probe};
 use ch04_advanced::node::{Backend, Pool};
 use ch05_event_loop::lb::backends::Current;
 use ch05_event_loop::poller::Mechanism;
-use ch09_zero_copy::l4::{L4Config, L4Stats, run, settings};
+use ch09_zero_copy::l4::{L4Config, L4Stats, LAYER4_ALGORITHMS, at_layer4, run, settings};
 use ch09_zero_copy::relay::Kind;
 use clap::Parser;
 
@@ -39,8 +39,9 @@ struct Args {
     listen: ListenArgs,
     #[command(flatten)]
     backends: BackendArgs,
-    /// How a backend is chosen for a connection: rr, wrr, lc or iphash
-    /// (chapter 4's names and aliases; the others need a request).
+    /// How a backend is chosen for a connection: rr, wrr, lc, iphash,
+    /// random, wrandom or hash (chapter 4's names and aliases; the hashes
+    /// key on the client's address; sticky and fastest need a request).
     #[arg(short, long, visible_alias = "strategy", short_alias = 's', value_enum, default_value_t = Algorithm::Rr)]
     algorithm: Algorithm,
     /// Relay with read and write through a buffer, never splice (to compare).
@@ -75,8 +76,8 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     logging::init(args.log.log_format);
-    if !matches!(args.algorithm, Algorithm::Rr | Algorithm::Wrr | Algorithm::Lc | Algorithm::Iphash) {
-        bail!("--algorithm {:?} needs a request to look at; at layer 4 use rr, wrr, lc or iphash", args.algorithm);
+    if !at_layer4(args.algorithm) {
+        bail!("--algorithm {:?} needs a request to look at; at layer 4 use {LAYER4_ALGORITHMS}", args.algorithm);
     }
     let shutdown = Shutdown::new();
     let stats = Arc::new(L4Stats::default());

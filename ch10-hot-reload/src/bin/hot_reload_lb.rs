@@ -434,6 +434,8 @@ fn take_over(
         if let Some(listener) = &running.listener {
             sockets.set(Arc::clone(listener), handles.admin.clone());
         }
+        let held = Arc::clone(&sockets);
+        running.shutdown.on_trigger(move || held.clear());
         then(running, metrics, handles)?;
         if let Some(ready) = ready {
             ready.send().context("cannot tell the old process that this one serves")?;
@@ -476,6 +478,9 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     }
     let setup = reactor.lb.setup()?;
     let settings = ch05_event_loop::app::config_of(reactor, &setup, false);
+    // Two descriptors a connection: the default soft limit (1,024) would
+    // stop the relay near 500 connections.
+    let fds = ch01_fundamentals::net::raise_fd_limit().context("cannot raise the open-files limit")?;
     let d = derived(args).map_err(anyhow::Error::msg)?;
     let backends = d.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
     let current = Arc::new(Current::new(backends, d.kind, &settings)?);
@@ -556,6 +561,9 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     if let Some(sockets) = sockets {
         sockets.set(Arc::new(listener.try_clone()?), admin_copy);
+        // Stopping: new clients are refused at once, not queued until the drain ends.
+        let held = Arc::clone(&sockets);
+        shutdown.on_trigger(move || held.clear());
         let moved = Arc::clone(&sockets);
         reloader.on_new_listener(Box::new(move |listener| moved.moved(listener)));
     }
@@ -568,7 +576,7 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
             });
         })?;
     }
-    tracing::info!(addr = %local, mode = "tcp", backends = d.backends.len(), algorithm = ?d.kind,
+    tracing::info!(addr = %local, mode = "tcp", backends = d.backends.len(), algorithm = ?d.kind, fd_limit = fds,
         "hot reload load balancer listening");
     if let Some(socket) = admin_socket {
         admin_listening(ch08_metrics::admin::start_on(socket, Arc::clone(&metrics))?);

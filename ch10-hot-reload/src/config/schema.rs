@@ -272,12 +272,10 @@ impl Checker {
         }
         let field = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
         if let Some(v) = field("algorithm").or(field("strategy")) {
-            if !matches!(config.algorithm, Kind::Rr | Kind::Wrr | Kind::Lc | Kind::Iphash) {
+            if !ch09_zero_copy::l4::at_layer4(config.algorithm) {
                 let name = config.algorithm.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default();
-                self.problem(
-                    v.pos,
-                    format!("algorithm `{name}` needs a request to look at; mode: tcp takes rr, wrr, lc or iphash"),
-                );
+                let takes = ch09_zero_copy::l4::LAYER4_ALGORITHMS;
+                self.problem(v.pos, format!("algorithm `{name}` needs a request to look at; mode: tcp takes {takes}"));
             }
         }
         if let Some(Value::Map(timeouts)) = field("timeouts").map(|v| &v.value) {

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::algorithm::{Context, Kind as AlgorithmKind, pick_untried};
 use ch04_advanced::health::{HealthConfig, Probe, record_request};
-use ch04_advanced::node::Pool;
+use ch04_advanced::node::Node;
 use ch05_event_loop::lb::backends::{Backends, Current};
 use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
 use socket2::{Domain, Socket, Type};
@@ -535,8 +535,9 @@ fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 impl L4Stats {
-    /// The statistics report (SIGUSR1 and exit), by program `name`.
-    pub fn report(&self, name: &str, pool: &Pool) -> String {
+    /// The statistics report (SIGUSR1 and exit), by program `name`, with
+    /// a line for each of `nodes`.
+    pub fn report<'a>(&self, name: &str, nodes: impl IntoIterator<Item = &'a Arc<Node>>) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = format!(
             "{name}: {} connections accepted, {} open, {} refused, {} ended with an error; {} bytes up, {} bytes down\n",
@@ -547,7 +548,7 @@ impl L4Stats {
             get(&self.bytes_up),
             get(&self.bytes_down)
         );
-        for n in &pool.nodes {
+        for n in nodes {
             out.push_str(&format!(
                 "  {}: {} connections, {} open, {} failed connects\n",
                 n.addr(),

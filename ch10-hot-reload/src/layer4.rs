@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::health::{HealthChecker, Probe};
-use ch05_event_loop::lb::backends::Current;
+use ch04_advanced::node::Node;
+use ch05_event_loop::lb::backends::{Backends, Current};
 use ch08_metrics::admin::Answer;
 use ch08_metrics::balancer::Metrics;
 use ch08_metrics::scraped::Scraped;
@@ -49,18 +50,32 @@ pub fn probe_current(current: Arc<Current>, shutdown: Shutdown) -> io::Result<Jo
 }
 // ANCHOR_END: probes
 
-/// `GET /lb-stats`: the relay's counters and each backend of the set in
-/// use, as JSON.
+// ANCHOR: shown
+/// The backends a relay's figures show: those of `set`, and after them
+/// any that a reload removed but that still relay connections (which go
+/// on until their client or backend closes them). Without the second
+/// kind an operator who removed a backend could not see when its last
+/// connection ended, which is when it may be stopped. With whether each
+/// is in the set.
+pub fn shown(set: &Backends) -> Vec<(&Arc<Node>, bool)> {
+    let mut out: Vec<(&Arc<Node>, bool)> = set.pool.nodes.iter().map(|n| (n, true)).collect();
+    let removed = set.registry.nodes.iter().enumerate().filter(|(key, n)| !set.contains(*key) && n.active() > 0);
+    out.extend(removed.map(|(_, n)| (n, false)));
+    out
+}
+// ANCHOR_END: shown
+
+/// `GET /lb-stats`: the relay's counters and each backend shown (see
+/// [`shown`]), as JSON.
 pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let set = current.load();
-    let backends: Vec<_> = set
-        .pool
-        .nodes
-        .iter()
-        .map(|n| {
+    let backends: Vec<_> = shown(&set)
+        .into_iter()
+        .map(|(n, in_set)| {
             json!({
                 "addr": n.addr(),
+                "in_set": in_set,
                 "healthy": n.is_healthy(),
                 "weight": n.weight(),
                 "connections": get(&n.backend.requests),
@@ -87,8 +102,9 @@ pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
 
 // ANCHOR: export
 /// The relay's counters as metrics, read when scraped: connections by
-/// how they ended, those open now, bytes each way, and per backend of
-/// the set in use its connections, those open and whether it is up.
+/// how they ended, those open now, bytes each way, and per backend shown
+/// (see [`shown`]) its connections and those open; whether it is up, for
+/// the backends of the set in use.
 pub fn export(current: &Arc<Current>, stats: &Arc<L4Stats>, metrics: &Metrics) -> Result<(), String> {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
     let s = Arc::clone(stats);
@@ -119,11 +135,22 @@ pub fn export(current: &Arc<Current>, stats: &Arc<L4Stats>, metrics: &Metrics) -
     let c = Arc::clone(current);
     let per_backend = Scraped::counter(
         "lb_l4_backend_connections_total",
-        "Connections sent to each backend of the set in use.",
+        "Connections sent to each backend of the set in use, and to each removed one that still relays some.",
         &["backend"],
         move |out| {
-            for n in &c.load().pool.nodes {
+            for (n, _) in shown(&c.load()) {
                 out.push((vec![n.addr().to_string()], get(&n.backend.requests)));
+            }
+        },
+    );
+    let c = Arc::clone(current);
+    let per_backend_open = Scraped::gauge(
+        "lb_l4_backend_open_connections",
+        "Connections each backend relays now: those of the set in use, and each removed backend's until its last one ends.",
+        &["backend"],
+        move |out| {
+            for (n, _) in shown(&c.load()) {
+                out.push((vec![n.addr().to_string()], n.active() as f64));
             }
         },
     );
@@ -138,7 +165,7 @@ pub fn export(current: &Arc<Current>, stats: &Arc<L4Stats>, metrics: &Metrics) -
             }
         },
     );
-    for family in [connections, open, bytes, per_backend, up] {
+    for family in [connections, open, bytes, per_backend, per_backend_open, up] {
         metrics.registry.add(Arc::new(family.map_err(|e| e.to_string())?));
     }
     Ok(())

@@ -1055,6 +1055,7 @@ fn layer4_mode_relays_connections_and_a_reload_moves_only_new_ones() {
     assert_eq!(stats["mode"], "tcp");
     assert_eq!(stats["generation"], 2);
     assert_eq!(stats["backends"][0]["addr"], b.addr().to_string());
+    assert_eq!(stats["backends"][0]["in_set"], true);
     // The closed connections end once the relay has seen both sides go:
     // then only the kept one is open.
     let deadline = Instant::now() + WAIT;
@@ -1067,6 +1068,21 @@ fn layer4_mode_relays_connections_and_a_reload_moves_only_new_ones() {
     assert!(metrics.contains("lb_l4_connections_total{outcome=\"accepted\"} 5"), "{metrics}");
     assert!(metrics.contains(&format!("lb_l4_backend_connections_total{{backend=\"{}\"}} 4", b.addr())), "{metrics}");
     assert!(metrics.contains("lb_config_reloads_total{result=\"applied\"} 1"), "{metrics}");
+    // The removed backend is shown while it still relays the kept
+    // connection (the operator's cue to wait), and no longer once it ends.
+    let removed = &lb_stats()["backends"][1];
+    assert_eq!(
+        (removed["addr"].as_str(), removed["in_set"].as_bool()),
+        (Some(a.addr().to_string().as_str()), Some(false))
+    );
+    assert_eq!(removed["open"], 1);
+    assert!(metrics.contains(&format!("lb_l4_backend_open_connections{{backend=\"{}\"}} 1", a.addr())), "{metrics}");
+    drop(kept);
+    let deadline = Instant::now() + WAIT;
+    while lb_stats()["backends"].as_array().map(Vec::len) != Some(1) {
+        assert!(Instant::now() < deadline, "the removed backend is still shown: {}", lb_stats());
+        std::thread::yield_now();
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     let slot = {
         use ch03_load_balancer::signals::{Stopping, for_server};
         let stats = Arc::clone(&stats);
-        for_server(&shutdown, Stopping::Now, move |pool: &Arc<Pool>| stats.report("l4_proxy", pool), |_| {})?
+        for_server(&shutdown, Stopping::Now, move |pool: &Arc<Pool>| stats.report("l4_proxy", &pool.nodes), |_| {})?
     };
     let chosen = args.backends.choose(&[3, 2, 1])?;
     let backends = chosen.specs.iter().map(|s| Backend::parse(s.trim())).collect::<Result<Vec<_>, _>>()?;
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         poller = %args.poller, fd_limit = fds, "l4 proxy listening");
     chosen.announce(local.port());
     run(listener, &current, &config, &stats, shutdown)?;
-    eprint!("{}", stats.report("l4_proxy", &pool));
+    eprint!("{}", stats.report("l4_proxy", &pool.nodes));
     Ok(())
 }
 // ANCHOR_END: main

@@ -494,7 +494,7 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     ch01_fundamentals::signals::on_signals(
         shutdown.clone(),
         ch01_fundamentals::signals::Stopping::Draining,
-        move || eprint!("{}", report_stats.report("hot_reload_lb", &report_current.load().pool)),
+        move || eprint!("{}", report_stats.report("hot_reload_lb", shown_nodes(&report_current.load()))),
         move || {
             if let Some(log) = &log {
                 reopen(log);
@@ -591,10 +591,16 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
         ..Default::default()
     };
     ch09_zero_copy::l4::run(listener, &current, &config, &stats, shutdown)?;
-    eprint!("{}", stats.report("hot_reload_lb", &current.load().pool));
+    eprint!("{}", stats.report("hot_reload_lb", shown_nodes(&current.load())));
     Ok(())
 }
 // ANCHOR_END: serve_tcp
+
+/// The nodes layer 4's report has a line for (see `layer4::shown`).
+#[cfg(unix)]
+fn shown_nodes(set: &ch05_event_loop::lb::backends::Backends) -> Vec<&Arc<ch04_advanced::node::Node>> {
+    layer4::shown(set).into_iter().map(|(n, _)| n).collect()
+}
 
 /// With `--log-file`, sends the log there; the file, to reopen on SIGHUP.
 fn log_to_file(args: &Args) -> anyhow::Result<Option<LogFile>> {

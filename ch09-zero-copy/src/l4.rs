@@ -37,6 +37,7 @@ use ch04_advanced::algorithm::{Context, Kind as AlgorithmKind, pick_untried};
 use ch04_advanced::health::{HealthConfig, Probe, record_request};
 use ch04_advanced::node::Node;
 use ch05_event_loop::lb::backends::{Backends, Current};
+use ch05_event_loop::lb::handoff::{Handoff, Inbox};
 use ch05_event_loop::poller::{Event, Interest, Mechanism, Poller, Trigger};
 use socket2::{Domain, Socket, Type};
 
@@ -137,9 +138,24 @@ struct Pair {
     watching: (Interest, Interest),
 }
 
+/// Loop `index` of several that share one listening socket, spreading
+/// new clients over themselves through `handoff` (chapter 5's, as its
+/// HTTP loops do): chapter 10's `--workers` in layer 4 mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Worker<'a> {
+    /// This loop's number, from 0.
+    pub index: usize,
+    /// How many loops there are: none accepts before all have joined.
+    pub count: usize,
+    /// Every loop's inbox.
+    pub handoff: &'a Handoff,
+}
+
 /// What the loop needs besides the pairs.
 struct L4<'a> {
     config: &'a L4Config,
+    /// The loops' hand-off and this loop's inbox, when there are several.
+    handoff: Option<(&'a Handoff, Arc<Inbox>)>,
     /// The newest set, which new clients are paired from.
     set: Arc<Backends>,
     stats: &'a L4Stats,
@@ -151,14 +167,7 @@ struct L4<'a> {
 const LISTENER: usize = usize::MAX;
 const WAKER: usize = usize::MAX - 1;
 
-// ANCHOR: run
-/// Runs the proxy on `listener` until `shutdown` fires: each client is
-/// paired with a backend of `current`'s newest set, picked by the set's
-/// algorithm (key: the client's address). A new set published by a
-/// reload wakes the loop, which takes it, and the listening socket it
-/// moved to if it did, before its next client. Once `shutdown` fires the
-/// loop stops accepting and gives the pairs under way the set's drain
-/// time to finish; those left then are closed.
+/// Runs the proxy on `listener`, one loop alone: see [`run_worker`].
 pub fn run(
     listener: TcpListener,
     current: &Current,
@@ -166,19 +175,51 @@ pub fn run(
     stats: &L4Stats,
     shutdown: Shutdown,
 ) -> io::Result<()> {
+    run_worker(listener, current, config, stats, shutdown, None)
+}
+
+// ANCHOR: run
+/// Runs the proxy on `listener` until `shutdown` fires: each client is
+/// paired with a backend of `current`'s newest set, picked by the set's
+/// algorithm (key: the client's address). A new set published by a
+/// reload wakes the loop, which takes it, and the listening socket it
+/// moved to if it did, before its next client. Once `shutdown` fires the
+/// loop stops accepting and gives the pairs under way the set's drain
+/// time to finish; those left then are closed. As one of several loops
+/// (`worker`), it watches the shared socket exclusively (one loop woken
+/// per connection) and a client it accepts goes to the loop with the
+/// fewest, woken through its wake-up socket.
+pub fn run_worker(
+    listener: TcpListener,
+    current: &Current,
+    config: &L4Config,
+    stats: &L4Stats,
+    shutdown: Shutdown,
+    worker: Option<Worker<'_>>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut poller = Poller::new(config.poller)?;
-    poller.register(&listener, LISTENER, Interest::READABLE, Trigger::Level)?;
+    let trigger = if worker.is_some() { Trigger::Exclusive } else { Trigger::Level };
+    poller.register(&listener, LISTENER, Interest::READABLE, trigger)?;
     let mut listener = Some(listener);
-    // A byte on the wake-up socket: a new set (Current::replace) or a stop.
+    // A byte on the wake-up socket: a new set (Current::replace), a stop,
+    // or a client another loop handed over.
     let (wake, waker) = current.waker()?;
     poller.register(&wake, WAKER, Interest::READABLE, Trigger::Level)?;
+    let handoff = match worker {
+        Some(w) => Some((w.handoff, w.handoff.join(waker.try_clone()?))),
+        None => None,
+    };
     shutdown.on_trigger(move || {
         let _ = (&waker).write(&[1]);
     });
+    if let Some(w) = worker {
+        w.handoff.wait_joined(w.count, || shutdown.is_triggered());
+    }
+    let index = worker.map_or(0, |w| w.index);
     let set = current.load();
-    current.serving(0, set.generation);
-    let mut l4 = L4 { config, set, stats, poller, pairs: Vec::new(), free: Vec::new() };
+    current.serving(index, set.generation);
+    let mut l4 = L4 { config, handoff, set, stats, poller, pairs: Vec::new(), free: Vec::new() };
     let mut events = Vec::with_capacity(1024);
     // Pairs that used their budget and go on without waiting.
     let mut busy: HashSet<usize> = HashSet::new();
@@ -190,6 +231,11 @@ pub fn run(
         if shutdown.is_triggered() && draining.is_none() {
             if let Some(l) = listener.take() {
                 let _ = l4.poller.deregister(&l);
+            }
+            // Clients handed over and not taken yet are served with the rest.
+            let waiting = l4.handoff.as_ref().map(|(_, inbox)| inbox.close(true)).unwrap_or_default();
+            for (client, peer) in waiting {
+                l4.start(client, peer);
             }
             let drain = l4.set.config.drain_timeout;
             let open = l4.open();
@@ -211,9 +257,9 @@ pub fn run(
             l4.set = current.load();
             if let Some((number, socket)) = current.moved_listener(moved) {
                 moved = number;
-                l4.follow(socket, &mut listener, current, draining.is_some());
+                l4.follow(socket, &mut listener, current, draining.is_some(), trigger);
             }
-            current.adopted(0, l4.set.generation, Instant::now());
+            current.adopted(index, l4.set.generation, Instant::now());
             tracing::info!(
                 generation = l4.set.generation,
                 backends = l4.set.pool.nodes.len(),
@@ -230,6 +276,10 @@ pub fn run(
                 WAKER => {
                     let mut bytes = [0u8; 64];
                     while (&wake).read(&mut bytes).is_ok_and(|n| n > 0) {}
+                    let handed = l4.handoff.as_ref().map(|(_, inbox)| inbox.take()).unwrap_or_default();
+                    for (client, peer) in handed {
+                        l4.start(client, peer);
+                    }
                 }
                 token => l4.drive(token / 2, Some(e), &mut busy),
             }
@@ -243,7 +293,7 @@ pub fn run(
         }
     }
     l4.close_all();
-    current.serving(0, u64::MAX);
+    current.serving(index, u64::MAX);
     Ok(())
 }
 // ANCHOR_END: run
@@ -262,11 +312,12 @@ impl L4<'_> {
         listener: &mut Option<TcpListener>,
         current: &Current,
         stopping: bool,
+        trigger: Trigger,
     ) {
         let new = socket.and_then(|l| {
             l.set_nonblocking(true)?;
             if !stopping {
-                self.poller.register(&l, LISTENER, Interest::READABLE, Trigger::Level)?;
+                self.poller.register(&l, LISTENER, Interest::READABLE, trigger)?;
             }
             Ok(l)
         });
@@ -287,22 +338,50 @@ impl L4<'_> {
         }
     }
 
-    /// Accepts every waiting client and starts connecting it to a backend.
+    /// Accepts every waiting client and starts connecting it to a backend;
+    /// with several loops, hands it to the one with the fewest instead,
+    /// when that is another.
     fn accept_all(&mut self, listener: &TcpListener) {
         while let Some((client, peer)) = crate::accept_next(listener) {
             self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            if client.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let _ = client.set_nodelay(true);
-            if self.stats.open.load(Ordering::Relaxed) as usize >= self.config.max_connections {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%peer, max = self.config.max_connections, "too many connections; closed");
-                continue;
-            }
-            let set = Arc::clone(&self.set);
-            let tried = vec![false; set.pool.nodes.len()];
-            self.connect(client, peer, set, tried);
+            let (client, peer) = match self.handoff.as_ref().and_then(|(handoff, own)| handoff.place(own)) {
+                Some(other) => match other.hand(client, peer) {
+                    Ok(()) => continue,
+                    // That loop has stopped: this one serves it.
+                    Err(back) => {
+                        if let Some((_, own)) = &self.handoff {
+                            own.arrived();
+                        }
+                        back
+                    }
+                },
+                None => (client, peer),
+            };
+            self.start(client, peer);
+        }
+    }
+
+    /// Starts serving an accepted client: paired with a backend of the
+    /// newest set, or closed when over `max_connections`.
+    fn start(&mut self, client: TcpStream, peer: SocketAddr) {
+        if client.set_nonblocking(true).is_err() {
+            return self.client_left();
+        }
+        let _ = client.set_nodelay(true);
+        if self.stats.open.load(Ordering::Relaxed) as usize >= self.config.max_connections {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, max = self.config.max_connections, "too many connections; closed");
+            return self.client_left();
+        }
+        let set = Arc::clone(&self.set);
+        let tried = vec![false; set.pool.nodes.len()];
+        self.connect(client, peer, set, tried);
+    }
+
+    /// One client fewer on this loop, for the hand-off's count.
+    fn client_left(&self) {
+        if let Some((_, own)) = &self.handoff {
+            own.left();
         }
     }
 
@@ -344,6 +423,7 @@ impl L4<'_> {
             }
         }
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        self.client_left();
         tracing::warn!(%peer, "no backend could be reached; connection closed");
     }
 
@@ -463,6 +543,7 @@ impl L4<'_> {
             tracing::debug!(peer = %pair.peer, error, "connection ended with an error");
         }
         self.release(slot, &pair.set, pair.node);
+        self.client_left();
     }
 
     /// Closes every pair left (the loop is stopping).

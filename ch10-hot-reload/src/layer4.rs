@@ -20,6 +20,7 @@ use ch01_fundamentals::server::Shutdown;
 use ch04_advanced::health::{HealthChecker, Probe};
 use ch04_advanced::node::Node;
 use ch05_event_loop::lb::backends::{Backends, Current};
+use ch05_event_loop::lb::handoff::Handoff;
 use ch08_metrics::admin::Answer;
 use ch08_metrics::balancer::Metrics;
 use ch08_metrics::scraped::Scraped;
@@ -65,9 +66,9 @@ pub fn shown(set: &Backends) -> Vec<(&Arc<Node>, bool)> {
 }
 // ANCHOR_END: shown
 
-/// `GET /lb-stats`: the relay's counters and each backend shown (see
-/// [`shown`]), as JSON.
-pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
+/// `GET /lb-stats`: the relay's counters, each backend shown (see
+/// [`shown`]) and, with several loops, each loop's connections, as JSON.
+pub fn stats(current: &Current, stats: &L4Stats, handoff: &Handoff) -> Answer {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let set = current.load();
     let backends: Vec<_> = shown(&set)
@@ -84,6 +85,11 @@ pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
             })
         })
         .collect();
+    // One loop has no hand-off: its count is everything open.
+    let loops = match handoff.loads() {
+        loads if loads.is_empty() => vec![get(&stats.open) as usize],
+        loads => loads,
+    };
     let body = json!({
         "mode": "tcp",
         "generation": set.generation,
@@ -95,6 +101,7 @@ pub fn stats(current: &Current, stats: &L4Stats) -> Answer {
         "bytes_up": get(&stats.bytes_up),
         "bytes_down": get(&stats.bytes_down),
         "backends": backends,
+        "loops": loops,
     });
     let body = serde_json::to_string_pretty(&body).unwrap_or_default() + "\n";
     Answer { status: 200, content_type: "application/json", body, allow: None, then: None }

@@ -1145,3 +1145,32 @@ fn a_stopping_balancer_refuses_new_clients_at_once_and_finishes_the_one_under_wa
         assert!(lb.wait_exit(WAIT).is_some_and(|s| s.success()), "{mode}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn layer4_mode_with_two_loops_spreads_connections_and_a_reload_reaches_both() {
+    let bin = binary("ch10-hot-reload", "hot_reload_lb");
+    let (a, b) = (spawn(BackendConfig::named("alpha")).unwrap(), spawn(BackendConfig::named("beta")).unwrap());
+    let path = temp_file("layer4-loops.yaml", &layer4(&[a.addr()]));
+    let (lb, admin) = with_admin(&bin, &["-c", path.to_str().unwrap(), "--log-format", "json", "--workers", "2"]);
+    // A burst of kept connections, as one client opens them: whichever
+    // loop the kernel wakes, each loop ends up with half.
+    let mut kept: Vec<_> = (0..10).map(|_| BufReader::new(connect(lb.addr).unwrap())).collect();
+    for conn in &mut kept {
+        assert!(ask(conn).contains("alpha"));
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&get(admin, "/lb-stats").unwrap().body).unwrap();
+    assert_eq!(stats["loops"], serde_json::json!([5, 5]), "{stats}");
+
+    // "applied" comes once both loops serve the new set: every new
+    // connection after it, whichever loop takes it, goes to beta.
+    std::fs::write(&path, layer4(&[b.addr()])).unwrap();
+    let applied = post(admin, "/reload");
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    for _ in 0..10 {
+        assert!(get(lb.addr, "/").unwrap().text().contains("beta"));
+    }
+    for conn in &mut kept {
+        assert!(ask(conn).contains("alpha"), "kept connections keep their backend on either loop");
+    }
+}

@@ -24,7 +24,8 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use super::backends::lock;
 
@@ -46,17 +47,35 @@ pub struct Inbox {
 #[derive(Debug, Default)]
 pub struct Handoff {
     loops: Mutex<Vec<Arc<Inbox>>>,
+    /// Signalled at each join.
+    joined: Condvar,
 }
 // ANCHOR_END: inbox
 
 impl Handoff {
     /// Files a loop's inbox; `wake` is the writing end of its wake-up
     /// socket.
-    pub(crate) fn join(&self, wake: UnixStream) -> Arc<Inbox> {
+    pub fn join(&self, wake: UnixStream) -> Arc<Inbox> {
         let inbox =
             Arc::new(Inbox { load: AtomicUsize::new(0), handed: Mutex::new(Some(Vec::new())), wake: Mutex::new(wake) });
         lock(&self.loops).push(Arc::clone(&inbox));
+        self.joined.notify_all();
         inbox
+    }
+
+    /// Waits until `count` loops have joined, or `give_up()` says to stop
+    /// waiting (asked every 50 ms): a loop that accepted before the others
+    /// joined would keep every client of a first burst. For loops that
+    /// join here themselves (chapter 10's layer 4 `--workers`; chapter 5's
+    /// loops have their own gate).
+    pub fn wait_joined(&self, count: usize, give_up: impl Fn() -> bool) {
+        let mut loops = lock(&self.loops);
+        while loops.len() < count && !give_up() {
+            loops = self
+                .joined
+                .wait_timeout(loops, Duration::from_millis(50))
+                .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
+        }
     }
 
     // ANCHOR: place
@@ -65,7 +84,7 @@ impl Handoff {
     /// that is fewer than `own` has. Either way the connection is counted
     /// to the loop that gets it, at once, so that the next connection of a
     /// burst sees it.
-    pub(crate) fn place(&self, own: &Arc<Inbox>) -> Option<Arc<Inbox>> {
+    pub fn place(&self, own: &Arc<Inbox>) -> Option<Arc<Inbox>> {
         let loops = lock(&self.loops);
         let fewest = loops.iter().min_by_key(|inbox| inbox.load())?;
         if Arc::ptr_eq(fewest, own) || fewest.load() >= own.load() {
@@ -76,6 +95,12 @@ impl Handoff {
         Some(Arc::clone(fewest))
     }
     // ANCHOR_END: place
+
+    /// Each loop's count of connections, by loop index (in the order the
+    /// loops joined).
+    pub fn loads(&self) -> Vec<usize> {
+        lock(&self.loops).iter().map(|inbox| inbox.load()).collect()
+    }
 }
 
 impl Inbox {
@@ -86,7 +111,7 @@ impl Inbox {
 
     /// Hands a connection to this loop, and wakes it; gives it back if
     /// the loop has stopped (and no longer counts it).
-    pub(crate) fn hand(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), (TcpStream, SocketAddr)> {
+    pub fn hand(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), (TcpStream, SocketAddr)> {
         match lock(&self.handed).as_mut() {
             Some(handed) => handed.push((stream, peer)),
             None => {
@@ -100,7 +125,7 @@ impl Inbox {
     }
 
     /// The connections handed to this loop since it last looked.
-    pub(crate) fn take(&self) -> Vec<(TcpStream, SocketAddr)> {
+    pub fn take(&self) -> Vec<(TcpStream, SocketAddr)> {
         lock(&self.handed).as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -109,7 +134,7 @@ impl Inbox {
     /// or, when connections wait in it, leaves it open and returns them,
     /// to be served first. With `force`, closes it anyway and returns what
     /// waited.
-    pub(crate) fn close(&self, force: bool) -> Vec<(TcpStream, SocketAddr)> {
+    pub fn close(&self, force: bool) -> Vec<(TcpStream, SocketAddr)> {
         let mut handed = lock(&self.handed);
         let waiting = handed.as_mut().map(std::mem::take).unwrap_or_default();
         if waiting.is_empty() || force {
@@ -119,12 +144,12 @@ impl Inbox {
     }
 
     /// One connection more, placed here by its own loop.
-    pub(crate) fn arrived(&self) {
+    pub fn arrived(&self) {
         self.load.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One connection fewer: closed, or refused when it arrived.
-    pub(crate) fn left(&self) {
+    pub fn left(&self) {
         // Never below zero, whatever the order of the calls.
         let _ = self.load.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
@@ -165,6 +190,20 @@ mod tests {
         let next = handoff.place(first).unwrap();
         assert!(Arc::ptr_eq(&next, &loops[1].0));
         assert_eq!(loops[1].0.load(), 9);
+    }
+
+    #[test]
+    fn waiting_for_the_loops_ends_when_all_joined_or_on_giving_up() {
+        let handoff = Arc::new(Handoff::default());
+        let (_first, _w1) = inbox(&handoff);
+        let other = Arc::clone(&handoff);
+        let joining = std::thread::spawn(move || inbox(&other));
+        handoff.wait_joined(2, || false);
+        assert_eq!(handoff.loads().len(), 2);
+        let _second = joining.join().unwrap();
+        // A third never comes: giving up ends the wait.
+        handoff.wait_joined(3, || true);
+        assert_eq!(handoff.loads(), [0, 0]);
     }
 
     #[test]

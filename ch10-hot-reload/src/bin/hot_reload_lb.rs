@@ -473,9 +473,6 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     if log.is_none() {
         logging::init(reactor.lb.log.log_format);
     }
-    if args.workers.is_some_and(|w| w > 1) {
-        tracing::warn!("--workers: mode tcp runs one loop; the setting is for mode http");
-    }
     let setup = reactor.lb.setup()?;
     let settings = ch05_event_loop::app::config_of(reactor, &setup, false);
     // Two descriptors a connection: the default soft limit (1,024) would
@@ -484,7 +481,9 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     let d = derived(args).map_err(anyhow::Error::msg)?;
     let backends = d.backends.iter().map(|(addr, weight)| Backend::new(addr.clone(), *weight)).collect();
     let current = Arc::new(Current::new(backends, d.kind, &settings)?);
-    current.expect_loops(1);
+    let loops = workers(args);
+    current.expect_loops(loops);
+    let handoff = Arc::new(ch05_event_loop::lb::handoff::Handoff::default());
     let shutdown = ch01_fundamentals::server::Shutdown::new();
     let stats = Arc::new(ch09_zero_copy::l4::L4Stats::default());
     // The signal thread first, so that every later thread is born with
@@ -553,9 +552,10 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
         })));
     }
     let (admin, admin_current, admin_stats) = (Arc::clone(&reloader), Arc::clone(&current), Arc::clone(&stats));
+    let admin_handoff = Arc::clone(&handoff);
     metrics.add_admin_routes(Routes(Arc::new(move |method, target| match (method, target) {
         ("GET" | "HEAD", "/readyz") => Some(ch08_metrics::admin::readiness_of(&admin_current)),
-        ("GET" | "HEAD", "/lb-stats") => Some(layer4::stats(&admin_current, &admin_stats)),
+        ("GET" | "HEAD", "/lb-stats") => Some(layer4::stats(&admin_current, &admin_stats, &admin_handoff)),
         _ => admin_route(&admin, &upgrading, method, target),
     })));
     #[cfg(target_os = "linux")]
@@ -576,7 +576,7 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
             });
         })?;
     }
-    tracing::info!(addr = %local, mode = "tcp", backends = d.backends.len(), algorithm = ?d.kind, fd_limit = fds,
+    tracing::info!(addr = %local, mode = "tcp", backends = d.backends.len(), algorithm = ?d.kind, loops, fd_limit = fds,
         "hot reload load balancer listening");
     if let Some(socket) = admin_socket {
         admin_listening(ch08_metrics::admin::start_on(socket, Arc::clone(&metrics))?);
@@ -590,7 +590,32 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
         poller: settings.poller,
         ..Default::default()
     };
-    ch09_zero_copy::l4::run(listener, &current, &config, &stats, shutdown)?;
+    // Loops 1 to N-1 on threads of their own, loop 0 on this one; one
+    // that cannot start stops them all.
+    let mut others = Vec::new();
+    for index in 1..loops {
+        let (listener, current, stats) = (listener.try_clone()?, Arc::clone(&current), Arc::clone(&stats));
+        let (shutdown, handoff, config) = (shutdown.clone(), Arc::clone(&handoff), config.clone());
+        let relay = move || {
+            let worker = ch09_zero_copy::l4::Worker { index, count: loops, handoff: &handoff };
+            let ran =
+                ch09_zero_copy::l4::run_worker(listener, &current, &config, &stats, shutdown.clone(), Some(worker));
+            if let Err(e) = &ran {
+                tracing::error!(index, error = %e, "relay loop failed; stopping");
+                shutdown.trigger();
+            }
+        };
+        others.push(std::thread::Builder::new().name(format!("relay-{index}")).spawn(relay)?);
+    }
+    let worker = (loops > 1).then_some(ch09_zero_copy::l4::Worker { index: 0, count: loops, handoff: &handoff });
+    let ran = ch09_zero_copy::l4::run_worker(listener, &current, &config, &stats, shutdown.clone(), worker);
+    if ran.is_err() {
+        shutdown.trigger();
+    }
+    for other in others {
+        let _ = other.join();
+    }
+    ran?;
     eprint!("{}", stats.report("hot_reload_lb", shown_nodes(&current.load())));
     Ok(())
 }

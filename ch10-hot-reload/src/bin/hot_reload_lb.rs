@@ -48,7 +48,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 /// generation in use, the file's hash and how the last reload went.
 /// `--workers` loops (one per core by default) share the work. With
 /// `mode: tcp` in the file, each TCP connection is relayed whole to a
-/// backend instead (layer 4, chapter 9's relay, one loop), with the same
+/// backend instead (layer 4, chapter 9's relay), with the same loops,
 /// reloads, admin listener and upgrade.
 ///
 /// Try it: `cargo run -p ch10-hot-reload -- --check -c ch10-hot-reload/configs/lb.yaml`,
@@ -464,8 +464,9 @@ struct Tcp<'a> {
 
 /// `mode: tcp`: chapter 9's relay over the file's backends, with the same
 /// reloads (SIGHUP, `POST /reload`, `--watch`), the same admin listener
-/// and the same upgrade as the HTTP balancer. One loop: a relay spends
-/// its time in the kernel, and `--workers` is for the HTTP loops.
+/// and the same upgrade as the HTTP balancer, on `--workers` loops that
+/// share the listening socket and spread new clients with chapter 5's
+/// hand-off.
 fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     let Tcp { args, reloader, path, watch, log, upgrading, upgrade } = tcp;
     let reactor = &args.metrics.limited.pooled.reactor;

@@ -6,9 +6,12 @@
 # a scratch folder (the page edits it): connections spread by least
 # connections, one connection kept open across a reload that changes the
 # backend set, two reloads refused, what the admin listener shows, and
-# SIGINT, which drains the kept connection. Every snippet goes to
-# $OUT/NAME.txt, the balancer's log to $OUT/serve.log; page.md.tmpl says
-# where each goes. Needs ports 8080, 8081 and 9001-9003 free.
+# SIGINT, which drains the kept connection. The balancer runs two loops
+# (--workers 2) whatever the machine's cores, so that its log has the same
+# lines everywhere (one "serving with a new backend set" a loop). Every
+# snippet goes to $OUT/NAME.txt, the balancer's log to $OUT/serve.log;
+# page.md.tmpl says where each goes. Needs ports 8080, 8081 and 9001-9003
+# free.
 OUT=${1:?usage: record.sh OUT_DIR}
 source "$(dirname "$0")/../lib.sh"
 need_ports 8080 8081 9001 9002 9003
@@ -27,7 +30,7 @@ wait_port 9003
 cp ch10-hot-reload/configs/l4.yaml "$WORK/"
 # Run from the folder of the copy, as the page shows it.
 cd "$WORK"
-"$ROOT/target/debug/hot_reload_lb" -c l4.yaml > "$OUT/serve.log" 2>&1 & L=$!; started $L
+"$ROOT/target/debug/hot_reload_lb" -c l4.yaml --workers 2 > "$OUT/serve.log" 2>&1 & L=$!; started $L
 wait_log "$OUT/serve.log" "admin listening" 1
 snip serve
 for i in 1 2 3 4 5 6; do run "curl -s localhost:8080/"; done
@@ -62,8 +65,9 @@ run "sed -i 's/^mode: http/mode: tcp/' l4.yaml"
 
 # --- the admin listener -------------------------------------------------------------------
 # Each curl's pair closes just after the curl exits: wait until only the
-# kept connection is open, so the figures are the same on every run.
-for _ in $(seq 100); do curl -s localhost:8081/lb-stats | grep -q '^  "open": 1,' && break; sleep 0.05; done
+# kept connection is open, on one loop, so the figures are the same on
+# every run (but for which loop holds it).
+for _ in $(seq 100); do curl -s localhost:8081/lb-stats | tr -d ' \n' | grep -qE '"loops":\[(0,1|1,0)\].*"open":1,' && break; sleep 0.05; done
 snip stats
 run "curl -s localhost:8081/lb-stats"
 run "curl -s localhost:8081/readyz"

@@ -86,6 +86,19 @@ pub struct MetricsArgs {
     pub admin: AdminArgs,
 }
 
+/// The admin listener's socket: none without an address (`--no-admin`),
+/// else the one a previous process handed over (chapter 10's upgrade), or
+/// one bound at `addr`.
+pub fn admin_socket(addr: Option<SocketAddr>, inherited: Option<TcpListener>) -> anyhow::Result<Option<TcpListener>> {
+    match (addr, inherited) {
+        (None, _) => Ok(None),
+        (Some(_), Some(inherited)) => Ok(Some(inherited)),
+        (Some(addr), None) => TcpListener::bind(addr)
+            .map(Some)
+            .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)")),
+    }
+}
+
 // ANCHOR: serve
 /// Runs the balancer `args` describe until SIGINT or SIGTERM: rate
 /// limited, pooled, every request counted and timed, an admin listener
@@ -129,14 +142,7 @@ pub fn serve(
     // Once the balancer listens: watch it, then open the admin port.
     let on_start = move |running: &Running| -> anyhow::Result<()> {
         watched.watch_balancer(running, &algorithm)?;
-        let admin_socket = match (admin_addr, inherited_admin) {
-            (None, _) => None,
-            (Some(_), Some(inherited)) => Some(inherited),
-            (Some(addr), None) => Some(
-                TcpListener::bind(addr)
-                    .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?,
-            ),
-        };
+        let admin_socket = admin_socket(admin_addr, inherited_admin)?;
         let admin_copy = match &admin_socket {
             Some(socket) => Some(Arc::new(socket.try_clone().context("cannot duplicate the admin socket")?)),
             None => None,

@@ -48,6 +48,20 @@ pub struct Handover {
     pub admin: Option<TcpListener>,
 }
 
+impl Handover {
+    /// The sockets to serve on, for a balancer told to listen at `listen`:
+    /// the handed-over listener when it is there (any, for port 0), else
+    /// `None` and a warning (the file moved it since the old process
+    /// started: listen anew); then the admin socket, and `ready`.
+    pub fn take(self, listen: std::net::SocketAddr) -> (Option<TcpListener>, Option<TcpListener>, Ready) {
+        let same = self.listener.local_addr().is_ok_and(|a| listen.port() == 0 || a == listen);
+        if !same {
+            tracing::warn!(%listen, "the file names another address than the socket handed over; listening anew");
+        }
+        (same.then_some(self.listener), self.admin, self.ready)
+    }
+}
+
 /// The new process's end of the socket pair.
 #[derive(Debug)]
 pub struct Ready(UnixStream);

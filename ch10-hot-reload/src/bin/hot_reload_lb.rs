@@ -419,15 +419,8 @@ fn take_over(
 ) {
     let mut ready = None;
     if let Some(h) = handover {
-        let same = h.listener.local_addr().is_ok_and(|a| listen.port() == 0 || a == listen);
-        if same {
-            extra.listener = Some(h.listener);
-        } else {
-            // The file moved the listener since the old process started.
-            tracing::warn!(%listen, "the file names another address than the socket handed over; listening anew");
-        }
-        extra.admin_listener = h.admin;
-        ready = Some(h.ready);
+        let (listener, admin, told) = h.take(listen);
+        (extra.listener, extra.admin_listener, ready) = (listener, admin, Some(told));
     }
     let Some(then) = extra.on_start.take() else { return };
     extra.on_start = Some(Box::new(move |running, metrics, handles| {
@@ -508,13 +501,8 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     #[cfg(target_os = "linux")]
     let sockets = upgrade.map(|(handover, sockets)| {
         if let Some(h) = handover {
-            if h.listener.local_addr().is_ok_and(|a| d.listen.port() == 0 || a == d.listen) {
-                inherited = Some(h.listener);
-            } else {
-                tracing::warn!(listen = %d.listen, "the file names another address than the socket handed over; listening anew");
-            }
-            inherited_admin = h.admin;
-            ready = Some(h.ready);
+            let (listener, admin, told) = h.take(d.listen);
+            (inherited, inherited_admin, ready) = (listener, admin, Some(told));
         }
         sockets
     });
@@ -531,14 +519,7 @@ fn serve_tcp(tcp: Tcp<'_>) -> anyhow::Result<()> {
     // port follows the port asked for, not the one bound: with port 0,
     // any free port too, not the bound port plus one (which may be taken).
     let metrics = Metrics::new(env!("CARGO_PKG_VERSION"))?;
-    let admin_socket = match (args.metrics.admin.addr(d.listen.port()), inherited_admin) {
-        (None, _) => None,
-        (Some(_), Some(inherited)) => Some(inherited),
-        (Some(addr), None) => Some(
-            std::net::TcpListener::bind(addr)
-                .with_context(|| format!("cannot listen for admin requests on {addr} (see --admin-port)"))?,
-        ),
-    };
+    let admin_socket = ch08_metrics::serve::admin_socket(args.metrics.admin.addr(d.listen.port()), inherited_admin)?;
     let admin_copy = admin_socket.as_ref().map(std::net::TcpListener::try_clone).transpose()?.map(Arc::new);
     let handles = Handles { limits: Mailbox::shared(), pool: None, admin: admin_copy.clone() };
     reloader.attach(Arc::clone(&current), settings.algorithm.clone(), handles);
